@@ -1,0 +1,237 @@
+#include "agent/config.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "platform/files.h"
+
+namespace edgesync::agent {
+namespace {
+
+using nlohmann::json;
+
+// Reads the known keys of one JSON object and reports the unknown ones when done.
+class Fields {
+ public:
+  Fields(const json* obj, std::string path, std::vector<std::string>* errors)
+      : obj_(obj), path_(std::move(path)), errors_(errors) {}
+
+  ~Fields() {
+    if (!obj_) return;
+    for (const auto& [key, value] : obj_->items()) {
+      if (!known_.count(key)) errors_->push_back(name(key) + ": unknown key");
+    }
+  }
+
+  void text(const char* key, std::string* out, bool required = false) {
+    const json* v = get(key, required);
+    if (!v) return;
+    if (!v->is_string()) {
+      errors_->push_back(name(key) + ": must be a string");
+    } else if (v->get_ref<const std::string&>().empty() && required) {
+      errors_->push_back(name(key) + ": must not be empty");
+    } else {
+      *out = v->get<std::string>();
+    }
+  }
+
+  void integer(const char* key, int64_t* out, int64_t min, int64_t max) {
+    const json* v = get(key, false);
+    if (!v) return;
+    if (!v->is_number_integer()) {
+      errors_->push_back(name(key) + ": must be an integer");
+      return;
+    }
+    int64_t n = v->get<int64_t>();
+    if (n < min || n > max) {
+      errors_->push_back(name(key) + ": must be between " + std::to_string(min) + " and " +
+                         std::to_string(max) + ", got " + std::to_string(n));
+      return;
+    }
+    *out = n;
+  }
+
+  void boolean(const char* key, bool* out) {
+    const json* v = get(key, false);
+    if (!v) return;
+    if (!v->is_boolean()) {
+      errors_->push_back(name(key) + ": must be true or false");
+      return;
+    }
+    *out = v->get<bool>();
+  }
+
+  // A nested object; null if absent (reported when required) or not an object.
+  const json* object(const char* key, bool required) {
+    const json* v = get(key, required);
+    if (v && !v->is_object()) {
+      errors_->push_back(name(key) + ": must be an object");
+      return nullptr;
+    }
+    return v;
+  }
+
+  std::string name(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
+
+ private:
+  const json* get(const char* key, bool required) {
+    known_.insert(key);
+    if (!obj_) return nullptr;
+    auto it = obj_->find(key);
+    if (it == obj_->end()) {
+      if (required) errors_->push_back(name(key) + ": required");
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  const json* obj_;
+  std::string path_;
+  std::vector<std::string>* errors_;
+  std::set<std::string> known_;
+};
+
+bool is_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void check_readable(const std::string& key, const std::string& file,
+                    std::vector<std::string>* errors) {
+  if (!file.empty() && ::access(file.c_str(), R_OK) != 0) {
+    errors->push_back(key + ": cannot read " + file);
+  }
+}
+
+// Rules that span several keys, checked after every key was read.
+void validate(const Config& c, std::vector<std::string>* errors) {
+  if (!c.device.id.empty() && !is_name(c.device.id)) {
+    errors->push_back("device.id: use 1-64 of A-Z a-z 0-9 . _ - (it is part of MQTT topics)");
+  }
+  if (!c.device.store_id.empty() && !is_name(c.device.store_id)) {
+    errors->push_back(
+        "device.store_id: use 1-64 of A-Z a-z 0-9 . _ - (it is part of MQTT topics)");
+  }
+  if (c.storage.path.empty()) errors->push_back("storage.path: must not be empty");
+  if (c.ingest.socket.empty()) errors->push_back("ingest.socket: must not be empty");
+  // sun_path holds 108 bytes including the terminating NUL.
+  if (c.ingest.socket.size() > 107) {
+    errors->push_back("ingest.socket: path longer than 107 bytes cannot be a Unix socket");
+  }
+  const std::string& uri = c.hub.uri;
+  if (!uri.empty()) {
+    bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
+    bool plain = uri.rfind("tcp://", 0) == 0 || uri.rfind("mqtt://", 0) == 0;
+    if (!tls && !plain) {
+      errors->push_back("hub.uri: must start with ssl:// (or tcp:// with hub.allow_insecure)");
+    } else if (plain && !c.hub.allow_insecure) {
+      errors->push_back(
+          "hub.uri: tcp:// sends events unencrypted; use ssl:// or set hub.allow_insecure: true");
+    } else if (uri.find(':', uri.find("//") + 2) == std::string::npos) {
+      errors->push_back("hub.uri: must name a port, e.g. ssl://hub.example.net:8883");
+    }
+    if (tls && c.hub.ca_file.empty()) {
+      errors->push_back("hub.ca_file: required for ssl:// (the CA that signed the hub)");
+    }
+  }
+  if (c.hub.cert_file.empty() != c.hub.key_file.empty()) {
+    errors->push_back(c.hub.cert_file.empty() ? "hub.cert_file: required with hub.key_file"
+                                              : "hub.key_file: required with hub.cert_file");
+  }
+  check_readable("hub.ca_file", c.hub.ca_file, errors);
+  check_readable("hub.cert_file", c.hub.cert_file, errors);
+  check_readable("hub.key_file", c.hub.key_file, errors);
+  if (c.hub.topic_prefix.empty() ||
+      c.hub.topic_prefix.find_first_of("#+") != std::string::npos ||
+      c.hub.topic_prefix.front() == '/' || c.hub.topic_prefix.back() == '/') {
+    errors->push_back("hub.topic_prefix: must be non-empty, without + or #, not start or end with /");
+  }
+  if (c.retry.initial_ms > c.retry.max_ms) {
+    errors->push_back("retry.initial_ms: must not exceed retry.max_ms");
+  }
+}
+
+}  // namespace
+
+std::string Config::topic_base() const {
+  return hub.topic_prefix + "/" + device.store_id + "/" + device.id;
+}
+
+std::string Config::state_file() const {
+  return platform::dirname_of(storage.path) + "/agent-state.json";
+}
+
+std::vector<std::string> parse_config(const std::string& text, Config* out) {
+  std::vector<std::string> errors;
+  json root;
+  try {
+    root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    errors.push_back(std::string("config is not valid JSON: ") + e.what());
+    return errors;
+  }
+  if (!root.is_object()) {
+    errors.push_back("config: must be a JSON object");
+    return errors;
+  }
+  Config c;
+  {
+    Fields top(&root, "", &errors);
+    Fields device(top.object("device", true), "device", &errors);
+    device.text("id", &c.device.id, true);
+    device.text("store_id", &c.device.store_id, true);
+
+    Fields storage(top.object("storage", false), "storage", &errors);
+    storage.text("path", &c.storage.path);
+    storage.integer("max_bytes", &c.storage.max_bytes, 1 << 20, int64_t{1} << 50);
+    storage.integer("keep_delivered", &c.storage.keep_delivered, 0, 100000000);
+
+    Fields ingest(top.object("ingest", false), "ingest", &errors);
+    ingest.text("socket", &c.ingest.socket);
+    ingest.integer("max_line_bytes", &c.ingest.max_line_bytes, 1024, 64 << 20);
+    ingest.integer("max_connections", &c.ingest.max_connections, 1, 65536);
+
+    Fields hub(top.object("hub", true), "hub", &errors);
+    hub.text("uri", &c.hub.uri, true);
+    hub.text("topic_prefix", &c.hub.topic_prefix);
+    hub.text("client_id", &c.hub.client_id);
+    hub.text("ca_file", &c.hub.ca_file);
+    hub.text("cert_file", &c.hub.cert_file);
+    hub.text("key_file", &c.hub.key_file);
+    hub.text("username", &c.hub.username);
+    hub.text("password", &c.hub.password);
+    hub.integer("keepalive_s", &c.hub.keepalive_s, 5, 3600);
+    hub.integer("max_inflight", &c.hub.max_inflight, 1, 65535);
+    hub.boolean("allow_insecure", &c.hub.allow_insecure);
+
+    Fields retry(top.object("retry", false), "retry", &errors);
+    retry.integer("initial_ms", &c.retry.initial_ms, 10, 3600000);
+    retry.integer("max_ms", &c.retry.max_ms, 10, 86400000);
+  }
+  validate(c, &errors);
+  if (c.hub.client_id.empty()) c.hub.client_id = "edgesync-" + c.device.store_id + "-" + c.device.id;
+  if (errors.empty()) *out = std::move(c);
+  return errors;
+}
+
+Result<Config> load_config(const std::string& path) {
+  auto text = platform::read_file(path);
+  if (!text) return Status::invalid_argument("cannot read config file " + path);
+  Config c;
+  auto errors = parse_config(*text, &c);
+  if (errors.empty()) return c;
+  std::string msg = path + ":";
+  for (const auto& e : errors) msg += "\n  " + e;
+  return Status::invalid_argument(msg);
+}
+
+}  // namespace edgesync::agent

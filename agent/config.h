@@ -1,0 +1,61 @@
+// The agent's configuration: one struct filled from the JSON file, then checked as a whole.
+//
+// Every problem is reported with its key path ("hub.uri: required"), all of them at once, and
+// unknown keys are errors so that a typo cannot silently fall back to a default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "platform/status.h"
+
+namespace edgesync::agent {
+
+struct Config {
+  struct Device {
+    std::string id;
+    std::string store_id;
+  } device;
+  struct Storage {
+    std::string path = "/var/lib/edgesync/outbox.db";
+    int64_t max_bytes = int64_t{1} << 30;
+    int64_t keep_delivered = 10000;
+  } storage;
+  struct Ingest {
+    std::string socket = "/run/edgesync/ingest.sock";
+    int64_t max_line_bytes = 256 * 1024;
+    int64_t max_connections = 256;
+  } ingest;
+  struct Hub {
+    std::string uri;
+    std::string topic_prefix = "edgesync/v1";
+    std::string client_id;  // default: edgesync-<store_id>-<device_id>
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    std::string username;
+    std::string password;
+    int64_t keepalive_s = 30;
+    int64_t max_inflight = 64;
+    bool allow_insecure = false;
+  } hub;
+  struct Retry {
+    int64_t initial_ms = 500;
+    int64_t max_ms = 60000;
+  } retry;
+
+  // <topic_prefix>/<store_id>/<device_id>
+  std::string topic_base() const;
+  // Directory of storage.path: the agent's state file lives beside the database.
+  std::string state_file() const;
+};
+
+// Parses JSON text (// and /* */ comments allowed) into `out`; returns every problem found,
+// each as "key.path: what is wrong". Empty means the config is usable.
+std::vector<std::string> parse_config(const std::string& text, Config* out);
+
+// Reads and parses a file. The Status message lists every problem, one per line.
+Result<Config> load_config(const std::string& path);
+
+}  // namespace edgesync::agent

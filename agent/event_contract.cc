@@ -1,0 +1,173 @@
+#include "agent/event_contract.h"
+
+#include <nlohmann/json.hpp>
+
+#include "platform/clock.h"
+
+namespace edgesync::agent {
+
+using ordered_json = nlohmann::ordered_json;
+
+const char* error_code_name(IngestError e) {
+  switch (e) {
+    case IngestError::kBadJson: return "bad_json";
+    case IngestError::kInvalidEvent: return "invalid_event";
+    case IngestError::kTooLarge: return "too_large";
+    case IngestError::kOutboxFull: return "outbox_full";
+    case IngestError::kStorageError: return "storage_error";
+  }
+  return "storage_error";
+}
+
+IdGenerator::IdGenerator() : rng_(std::random_device{}()) {}
+
+std::string IdGenerator::next() {
+  uint64_t hi = rng_(), lo = rng_();
+  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                     // version 4
+  lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);  // RFC 4122 variant
+  static const char kHex[] = "0123456789abcdef";
+  std::string s(36, '-');
+  int pos = 0;
+  auto put = [&](uint64_t v, int nibbles) {
+    for (int i = nibbles - 1; i >= 0; --i) {
+      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
+      s[pos++] = kHex[(v >> (i * 4)) & 0xF];
+    }
+  };
+  put(hi, 16);
+  put(lo, 16);
+  return s;
+}
+
+bool is_valid_type(std::string_view t) {
+  // Segments of [a-z][a-z0-9_]* joined by '.', at least two; it becomes an MQTT topic level.
+  if (t.empty() || t.size() > 128) return false;
+  int segments = 0;
+  bool at_start = true;
+  for (char c : t) {
+    if (at_start) {
+      if (c < 'a' || c > 'z') return false;
+      at_start = false;
+      ++segments;
+    } else if (c == '.') {
+      at_start = true;
+    } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return false;
+    }
+  }
+  return !at_start && segments >= 2;
+}
+
+bool is_valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
+                 storage::AppendRequest* out, ParseFailure* failure) {
+  auto fail = [failure](IngestError e, std::string msg) {
+    failure->error = e;
+    failure->message = std::move(msg);
+    return false;
+  };
+  ordered_json doc = ordered_json::parse(line.begin(), line.end(), nullptr, false);
+  if (doc.is_discarded()) {
+    return fail(IngestError::kBadJson,
+                "the line is not valid JSON; send one JSON object per line, UTF-8, "
+                "terminated by \\n");
+  }
+  if (!doc.is_object()) return fail(IngestError::kInvalidEvent, "the event must be a JSON object");
+
+  const ordered_json* type = nullptr;
+  const ordered_json* id = nullptr;
+  const ordered_json* occurred_at = nullptr;
+  const ordered_json* data = nullptr;
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "type") {
+      type = &value;
+    } else if (key == "id") {
+      id = &value;
+    } else if (key == "occurred_at") {
+      occurred_at = &value;
+    } else if (key == "data") {
+      data = &value;
+    } else {
+      return fail(IngestError::kInvalidEvent,
+                  "unknown key \"" + key + "\"; allowed keys are id, type, occurred_at, data");
+    }
+  }
+  if (!type) return fail(IngestError::kInvalidEvent, "\"type\" is required");
+  if (!type->is_string() || !is_valid_type(type->get_ref<const std::string&>())) {
+    return fail(IngestError::kInvalidEvent,
+                "\"type\" must be a lowercase dotted name such as \"inventory.adjusted\" "
+                "(segments of a-z, 0-9, _ starting with a letter; at most 128 chars)");
+  }
+  if (id && (!id->is_string() || !is_valid_id(id->get_ref<const std::string&>()))) {
+    return fail(IngestError::kInvalidEvent,
+                "\"id\" must be a string of 1-128 printable ASCII characters");
+  }
+  if (occurred_at && !occurred_at->is_null() &&
+      (!occurred_at->is_string() ||
+       !platform::is_rfc3339(occurred_at->get_ref<const std::string&>()))) {
+    return fail(IngestError::kInvalidEvent,
+                "\"occurred_at\" must be an RFC 3339 timestamp such as "
+                "\"2026-11-23T08:15:02.123Z\"");
+  }
+  if (!data) return fail(IngestError::kInvalidEvent, "\"data\" is required (a JSON object)");
+  if (!data->is_object()) return fail(IngestError::kInvalidEvent, "\"data\" must be a JSON object");
+
+  out->id = id ? id->get<std::string>() : ids.next();
+  out->type = type->get<std::string>();
+  if (occurred_at && occurred_at->is_string()) {
+    out->occurred_at = occurred_at->get<std::string>();
+  } else {
+    out->occurred_at.clear();
+  }
+  out->received_ms = received_ms;
+  out->data = data->dump();
+  return true;
+}
+
+void append_json_string(std::string* out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xF]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool duplicate) {
+  out->append("{\"ok\":true,\"id\":");
+  append_json_string(out, id);
+  out->append(",\"seq\":");
+  out->append(std::to_string(seq));
+  out->append(duplicate ? ",\"duplicate\":true}\n" : ",\"duplicate\":false}\n");
+}
+
+void append_error_reply(std::string* out, IngestError error, std::string_view message) {
+  out->append("{\"ok\":false,\"error\":\"");
+  out->append(error_code_name(error));
+  out->append("\",\"message\":");
+  append_json_string(out, message);
+  out->append("}\n");
+}
+
+}  // namespace edgesync::agent

@@ -1,0 +1,286 @@
+#include "agent/ingest_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <deque>
+#include <iostream>
+
+#include "platform/clock.h"
+#include "platform/files.h"
+
+namespace edgesync::agent {
+
+using asio::local::stream_protocol;
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+// Replies a producer may have outstanding before we stop reading its socket.
+constexpr size_t kMaxOutstanding = 8192;
+}  // namespace
+
+class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
+ public:
+  IngestConnection(IngestServer& server, stream_protocol::socket socket)
+      : server_(server), socket_(std::move(socket)), chunk_(kReadChunk) {}
+
+  void start() { read(); }
+
+  void stop_reading() {
+    stop_reading_ = true;
+    asio::error_code ec;
+    socket_.shutdown(stream_protocol::socket::shutdown_receive, ec);
+    maybe_close();
+  }
+
+ private:
+  struct Reply {
+    bool ready = false;
+    std::string text;
+  };
+
+  void read() {
+    if (reading_ || stop_reading_ || eof_) return;
+    if (outstanding_ >= kMaxOutstanding) return;  // resumed by complete()
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(chunk_),
+                            [self = shared_from_this()](asio::error_code ec, size_t n) {
+                              self->reading_ = false;
+                              self->on_read(ec, n);
+                            });
+  }
+
+  void on_read(asio::error_code ec, size_t n) {
+    if (ec) {
+      // EOF or error: a partial last line is dropped (it was never a request). Replies for the
+      // complete lines are still written if the producer keeps its read side open.
+      eof_ = true;
+      maybe_close();
+      return;
+    }
+    consume(chunk_.data(), n);
+    flush();
+    read();
+  }
+
+  void consume(const char* p, size_t n) {
+    const size_t max_line = static_cast<size_t>(server_.config_.ingest.max_line_bytes);
+    const char* end = p + n;
+    while (p < end) {
+      const char* nl = static_cast<const char*>(memchr(p, '\n', end - p));
+      if (discarding_) {
+        if (!nl) return;
+        discarding_ = false;
+        p = nl + 1;
+        continue;
+      }
+      size_t take = (nl ? nl : end) - p;
+      if (line_.size() + take > max_line) {
+        line_.clear();
+        add_error(IngestError::kTooLarge,
+                  "line longer than ingest.max_line_bytes (" + std::to_string(max_line) +
+                      " bytes); the event was discarded");
+        if (!nl) {
+          discarding_ = true;
+          return;
+        }
+        p = nl + 1;
+        continue;
+      }
+      line_.append(p, take);
+      if (!nl) return;
+      p = nl + 1;
+      handle_line();
+      line_.clear();
+    }
+  }
+
+  void handle_line() {
+    std::string_view text(line_);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == std::string_view::npos) return;  // blank: no request
+    storage::AppendRequest req;
+    ParseFailure failure;
+    if (!parse_event(text, platform::unix_ms(), server_.ids_, &req, &failure)) {
+      add_error(failure.error, failure.message);
+      return;
+    }
+    uint64_t index = first_index_ + replies_.size();
+    // Until the reply is ready its text slot holds the event id the reply will name.
+    replies_.emplace_back().text = req.id;
+    ++outstanding_;
+    // [this, index] fits std::function's inline storage: no allocation per event. The
+    // connection outlives every outstanding append (see maybe_close).
+    server_.outbox_.append(std::move(req), [this, index](const storage::AppendResult& r) {
+      complete(index, r);
+    });
+  }
+
+  void add_error(IngestError e, const std::string& message) {
+    Reply& r = replies_.emplace_back();
+    r.ready = true;
+    append_error_reply(&r.text, e, message);
+  }
+
+  void complete(uint64_t index, const storage::AppendResult& result) {
+    Reply& r = replies_[index - first_index_];
+    r.ready = true;
+    std::string id = std::move(r.text);
+    r.text.clear();
+    using Outcome = storage::AppendResult::Outcome;
+    switch (result.outcome) {
+      case Outcome::kStored: append_ok_reply(&r.text, id, result.seq, false); break;
+      case Outcome::kDuplicate: append_ok_reply(&r.text, id, result.seq, true); break;
+      case Outcome::kOutboxFull:
+        append_error_reply(&r.text, IngestError::kOutboxFull, result.message);
+        break;
+      case Outcome::kStorageError:
+        append_error_reply(&r.text, IngestError::kStorageError, result.message);
+        break;
+    }
+    --outstanding_;
+    flush();
+    read();
+    maybe_close();
+  }
+
+  void flush() {
+    if (writing_) return;
+    out_.clear();
+    while (!replies_.empty() && replies_.front().ready) {
+      out_.append(replies_.front().text);
+      replies_.pop_front();
+      ++first_index_;
+    }
+    if (out_.empty() || write_failed_) return;
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](asio::error_code ec, size_t) {
+                        self->writing_ = false;
+                        if (ec) self->write_failed_ = true;
+                        self->flush();
+                        self->maybe_close();
+                      });
+  }
+
+  // Closes once nothing more can come in and nothing is left to write or wait for.
+  void maybe_close() {
+    if (closed_) return;
+    bool input_done = eof_ || stop_reading_ || write_failed_;
+    bool output_done = !writing_ && (replies_.empty() || write_failed_);
+    if (!input_done || !output_done || outstanding_ > 0 || reading_) return;
+    closed_ = true;
+    asio::error_code ec;
+    socket_.close(ec);
+    server_.connection_closed(this);
+  }
+
+  IngestServer& server_;
+  stream_protocol::socket socket_;
+  std::vector<char> chunk_;
+  std::string line_;
+  bool discarding_ = false;
+  std::deque<Reply> replies_;
+  uint64_t first_index_ = 0;
+  size_t outstanding_ = 0;
+  std::string out_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool eof_ = false;
+  bool stop_reading_ = false;
+  bool write_failed_ = false;
+  bool closed_ = false;
+};
+
+IngestServer::IngestServer(asio::io_context& io, const Config& config, storage::Outbox& outbox)
+    : io_(io), config_(config), outbox_(outbox), acceptor_(io) {}
+
+IngestServer::~IngestServer() = default;
+
+Status IngestServer::start() {
+  const std::string& path = config_.ingest.socket;
+  Status s = platform::ensure_parent_dir(path, 0755);
+  if (!s) return s;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return Status::invalid_argument("ingest.socket: " + path +
+                                      " exists and is not a socket; remove it or pick another path");
+    }
+    stream_protocol::socket probe(io_);
+    asio::error_code ec;
+    probe.connect(stream_protocol::endpoint(path), ec);
+    if (!ec) {
+      return Status::unavailable("another edgesync agent is already listening on " + path);
+    }
+    ::unlink(path.c_str());  // stale socket from a crashed agent
+  }
+  asio::error_code ec;
+  acceptor_.open(stream_protocol(), ec);
+  if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::io_error("cannot listen on " + path + ": " + ec.message());
+  // Producers get in through group membership (edgesync-producers), never world access.
+  ::chmod(path.c_str(), 0660);
+  accept();
+  return Status::ok();
+}
+
+void IngestServer::accept() {
+  if (stopping_) return;
+  if (connections_.size() >= static_cast<size_t>(config_.ingest.max_connections)) {
+    accepting_paused_ = true;  // resumed when a connection closes
+    return;
+  }
+  acceptor_.async_accept([this](asio::error_code ec, stream_protocol::socket socket) {
+    if (stopping_) return;
+    if (!ec) {
+      auto c = std::make_shared<IngestConnection>(*this, std::move(socket));
+      connections_.insert(c);
+      c->start();
+    } else if (ec == asio::error::operation_aborted) {
+      return;
+    } else {
+      std::cerr << "edgesync: accept failed: " << ec.message() << "\n";
+    }
+    accept();
+  });
+}
+
+void IngestServer::connection_closed(IngestConnection* c) {
+  // Destroy later: we are inside one of the connection's own handlers.
+  for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+    if (it->get() == c) {
+      auto keep = *it;
+      connections_.erase(it);
+      asio::post(io_, [keep] {});
+      break;
+    }
+  }
+  if (accepting_paused_ && !stopping_) {
+    accepting_paused_ = false;
+    accept();
+  }
+  maybe_finish_stop();
+}
+
+void IngestServer::stop(std::function<void()> done) {
+  stopping_ = true;
+  stopped_ = std::move(done);
+  asio::error_code ec;
+  acceptor_.close(ec);
+  ::unlink(config_.ingest.socket.c_str());
+  auto conns = connections_;
+  for (const auto& c : conns) c->stop_reading();
+  maybe_finish_stop();
+}
+
+void IngestServer::maybe_finish_stop() {
+  if (stopping_ && connections_.empty() && stopped_) {
+    auto done = std::move(stopped_);
+    stopped_ = nullptr;
+    done();
+  }
+}
+
+}  // namespace edgesync::agent

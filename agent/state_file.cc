@@ -1,0 +1,41 @@
+#include "agent/state_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include "platform/files.h"
+
+namespace edgesync::agent {
+
+Status write_agent_state(const std::string& path, const AgentState& s) {
+  nlohmann::json j = {
+      {"pid", s.pid},
+      {"running", s.running},
+      {"started_ms", s.started_ms},
+      {"hub", {{"state", s.hub_state}, {"since_ms", s.hub_since_ms}, {"uri", s.hub_uri},
+               {"last_error", s.last_error}}},
+      {"updated_ms", s.updated_ms},
+  };
+  return platform::write_file_atomic(path, j.dump(2) + "\n");
+}
+
+Result<AgentState> read_agent_state(const std::string& path) {
+  auto text = platform::read_file(path);
+  if (!text) return text.status();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::corruption(path + " is not valid JSON");
+  AgentState s;
+  s.pid = j.value("pid", 0L);
+  s.running = j.value("running", false);
+  s.started_ms = j.value("started_ms", int64_t{0});
+  s.updated_ms = j.value("updated_ms", int64_t{0});
+  if (j.contains("hub") && j["hub"].is_object()) {
+    const auto& h = j["hub"];
+    s.hub_state = h.value("state", std::string("disconnected"));
+    s.hub_since_ms = h.value("since_ms", int64_t{0});
+    s.hub_uri = h.value("uri", std::string());
+    s.last_error = h.value("last_error", std::string());
+  }
+  return s;
+}
+
+}  // namespace edgesync::agent

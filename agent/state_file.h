@@ -1,0 +1,28 @@
+// The agent's small status file beside the database, for `edgesync status`.
+//
+// It holds what the database cannot: whether the agent runs (pid) and the hub connection
+// state. Written atomically at each state change (rare), read by the CLI without locking.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "platform/status.h"
+
+namespace edgesync::agent {
+
+struct AgentState {
+  long pid = 0;
+  bool running = false;
+  int64_t started_ms = 0;
+  std::string hub_state = "disconnected";
+  int64_t hub_since_ms = 0;
+  std::string hub_uri;
+  std::string last_error;
+  int64_t updated_ms = 0;
+};
+
+Status write_agent_state(const std::string& path, const AgentState& state);
+Result<AgentState> read_agent_state(const std::string& path);
+
+}  // namespace edgesync::agent

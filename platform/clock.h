@@ -1,0 +1,20 @@
+// Wall-clock helpers. All times the agent records are UTC.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace edgesync::platform {
+
+// Milliseconds since the Unix epoch (64-bit on every architecture, armhf included).
+int64_t unix_ms();
+
+// "2026-11-23T08:15:02.123Z"
+std::string format_rfc3339_ms(int64_t unix_ms);
+
+// True iff `text` is an RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM),
+// with 't'/'z' accepted and field ranges checked (leap second 60 allowed).
+bool is_rfc3339(std::string_view text);
+
+}  // namespace edgesync::platform

@@ -1,0 +1,85 @@
+// The MQTT v5 connection to the hub: the only code that includes paho.
+//
+// paho runs with no persistence and no offline buffer: the outbox is the one durable queue, and
+// after any reconnect the publisher resends from it. paho's callbacks run on paho's threads; this
+// adapter never calls back into the agent's logic from there. It only queues what happened and
+// calls `notify` (which must just post to the owner's thread); the owner then calls
+// take_events() on its own thread. One notify covers every event queued until the next take.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "platform/status.h"
+
+namespace edgesync::platform {
+
+struct MqttOptions {
+  std::string uri;  // ssl://host:port, or tcp://host:port when insecure is allowed
+  std::string client_id;
+  std::string ca_file;
+  std::string cert_file;  // optional: mutual TLS together with key_file
+  std::string key_file;
+  std::string username;  // optional
+  std::string password;  // optional
+  int keepalive_s = 30;
+  int connect_timeout_s = 10;
+  std::string will_topic;  // retained QoS 1 will, if not empty
+  std::string will_payload;
+};
+
+// What became of one publish.
+enum class PublishOutcome {
+  kDelivered,  // PUBACK with a success reason code
+  kRetry,      // not acknowledged (connection lost, client error, transient reason code)
+  kNever,      // the broker refused it with a reason code that says retrying cannot help
+};
+
+struct MqttEvent {
+  enum class Kind { kConnected, kConnectFailed, kConnectionLost, kPublishDone };
+  Kind kind = Kind::kConnectionLost;
+  uint64_t generation = 0;   // the connect() call this belongs to
+  uint64_t tag = 0;          // kPublishDone: the caller's tag
+  PublishOutcome outcome = PublishOutcome::kRetry;
+  int receive_maximum = 0;   // kConnected: the broker's Receive Maximum (0 if not sent)
+  std::string detail;        // reason for failures
+};
+
+class MqttTransport {
+ public:
+  static Result<std::unique_ptr<MqttTransport>> create(const MqttOptions& options,
+                                                       std::function<void()> notify);
+  ~MqttTransport();
+
+  // Starts one connection attempt with a clean session. Exactly one of kConnected or
+  // kConnectFailed follows for this generation; kConnectionLost may follow a kConnected.
+  // Returns the new generation.
+  uint64_t connect();
+
+  // QoS 1 publish with content type application/json and user properties id and seq.
+  // A kPublishDone with `tag` follows for every call that returned ok.
+  Status publish(const std::string& topic, std::string_view payload, std::string_view id,
+                 int64_t seq, uint64_t tag);
+  // A retained QoS 1 message (the status topic). Its completion is reported with tag 0.
+  Status publish_retained(const std::string& topic, std::string_view payload);
+
+  // Waits up to `timeout` for outstanding publishes, then disconnects.
+  void disconnect(std::chrono::milliseconds timeout);
+  bool is_connected() const;
+
+  // Owner thread: moves every queued event into `out` (cleared first).
+  void take_events(std::vector<MqttEvent>* out);
+
+ private:
+  struct Impl;
+  explicit MqttTransport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgesync::platform

@@ -1,0 +1,558 @@
+#include "storage/outbox.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "storage/schema.h"
+
+namespace edgesync::storage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void read_event(const Statement& st, StoredEvent* e) {
+  e->seq = st.column_int64(0);
+  e->id.assign(st.column_text(1));
+  e->type.assign(st.column_text(2));
+  e->occurred_at.assign(st.column_text(3));
+  e->received_ms = st.column_int64(4);
+  e->data.assign(st.column_blob(5));
+}
+
+Result<std::unique_ptr<Database>> open_read_only(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::not_found("no outbox database at " + path +
+                             " (has the agent run with this config?)");
+  }
+  Database::Options o;
+  o.read_only = true;
+  auto db = Database::open(path, o);
+  if (!db) return db.status();
+  Status s = check_schema_readable(**db);
+  if (!s) return s;
+  return db;
+}
+
+Result<OutboxStats> compute_stats(Database& db) {
+  OutboxStats st;
+  // One read transaction so every figure comes from the same snapshot.
+  Status s = db.exec("BEGIN");
+  if (!s) return s;
+  auto done = [&db](Status status) -> Result<OutboxStats> {
+    db.exec("COMMIT");
+    return status;
+  };
+  auto delivered = db.query_int64("SELECT value FROM state WHERE key = 'delivered_seq'", 0);
+  if (!delivered) return done(delivered.status());
+  auto max_seq = db.query_int64("SELECT max(seq) FROM events", 0);
+  if (!max_seq) return done(max_seq.status());
+  auto stored = db.query_int64("SELECT count(*) FROM events", 0);
+  if (!stored) return done(stored.status());
+  auto dead = db.query_int64("SELECT count(*) FROM dead_letters", 0);
+  if (!dead) return done(dead.status());
+  st.delivered_seq = *delivered;
+  st.next_seq = std::max(*max_seq, *delivered) + 1;
+  st.pending = st.next_seq - 1 - st.delivered_seq;
+  st.stored_events = *stored;
+  st.dead_letters = *dead;
+
+  auto q = db.prepare(
+      "SELECT coalesce(sum(length(data)), 0), min(received_ms) FROM events WHERE seq > ?");
+  if (!q) return done(q.status());
+  (*q)->bind(1, st.delivered_seq);
+  auto row = (*q)->step();
+  if (!row) return done(row.status());
+  if (*row) {
+    st.pending_bytes = (*q)->column_int64(0);
+    if (!(*q)->column_is_null(1)) st.oldest_pending_received_ms = (*q)->column_int64(1);
+  }
+  q->reset();
+  db.exec("COMMIT");
+  return st;
+}
+
+}  // namespace
+
+// Everything here is touched by the writer thread only (and by open() before it starts).
+struct Outbox::Writer {
+  std::unique_ptr<Database> db;
+  std::unique_ptr<Statement> insert, find_id, pending_bytes_between, set_delivered, insert_dead,
+      prune;
+  int64_t next_seq = 1;
+  int64_t delivered = 0;
+  int64_t pending_bytes = 0;
+  int64_t pruned_through = 0;  // every seq at or below is gone from `events`
+  bool failed = false;
+  std::string failure;
+  Clock::time_point failed_at;
+
+  Status open(const Options& o) {
+    close();
+    Database::Options dbo;
+    dbo.vfs = o.vfs;
+    auto opened = Database::open(o.path, dbo);
+    if (!opened) return opened.status();
+    auto& d = **opened;
+    auto mode = d.prepare("PRAGMA journal_mode=WAL");
+    if (!mode) return mode.status();
+    auto row = (*mode)->step();
+    if (!row) return row.status();
+    if (!*row || (*mode)->column_text(0) != "wal") {
+      return Status::io_error("cannot switch " + o.path + " to WAL mode");
+    }
+    mode->reset();
+    // FULL: the WAL is synced at every commit, so a commit that returned survives power loss.
+    for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA journal_size_limit=67108864",
+                               "PRAGMA wal_autocheckpoint=1000"}) {
+      Status s = d.exec(pragma);
+      if (!s) return s;
+    }
+    Status s = migrate_schema(d);
+    if (!s) return s;
+
+#define PREPARE(field, sql)                \
+  {                                        \
+    auto p = d.prepare(sql);               \
+    if (!p) return p.status();             \
+    field = std::move(*p);                 \
+  }
+    PREPARE(insert,
+            "INSERT INTO events(seq, id, type, occurred_at, received_ms, data) "
+            "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING");
+    PREPARE(find_id, "SELECT seq FROM events WHERE id = ?");
+    PREPARE(pending_bytes_between,
+            "SELECT coalesce(sum(length(data)), 0) FROM events WHERE seq > ? AND seq <= ?");
+    PREPARE(set_delivered, "UPDATE state SET value = ? WHERE key = 'delivered_seq'");
+    PREPARE(insert_dead,
+            "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
+            "reason, failed_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+    PREPARE(prune, "DELETE FROM events WHERE seq <= ?");
+#undef PREPARE
+
+    auto delivered_r = d.query_int64("SELECT value FROM state WHERE key = 'delivered_seq'", 0);
+    if (!delivered_r) return delivered_r.status();
+    auto max_seq = d.query_int64("SELECT max(seq) FROM events", 0);
+    if (!max_seq) return max_seq.status();
+    auto min_seq = d.query_int64("SELECT min(seq) FROM events", 0);
+    if (!min_seq) return min_seq.status();
+    delivered = *delivered_r;
+    next_seq = std::max(*max_seq, delivered) + 1;
+    pruned_through = *min_seq > 0 ? *min_seq - 1 : delivered;
+    pending_bytes_between->bind(1, delivered);
+    pending_bytes_between->bind(2, next_seq);
+    auto bytes = pending_bytes_between->step();
+    if (!bytes) return bytes.status();
+    pending_bytes = pending_bytes_between->column_int64(0);
+    pending_bytes_between->reset();
+    db = std::move(*opened);
+    failed = false;
+    return Status::ok();
+  }
+
+  void close() {
+    insert.reset();
+    find_id.reset();
+    pending_bytes_between.reset();
+    set_delivered.reset();
+    insert_dead.reset();
+    prune.reset();
+    db.reset();
+  }
+
+  void fail(const Status& s) {
+    if (db && db->in_transaction()) db->exec("ROLLBACK");
+    // Drop the connection: after a failed sync the page cache cannot be trusted, and a fresh
+    // connection makes SQLite re-read the WAL and discard the uncommitted transaction.
+    close();
+    failed = true;
+    failure = s.to_string();
+    failed_at = Clock::now();
+  }
+
+  Result<int64_t> lookup(const std::string& id) {
+    find_id->bind_text(1, id);
+    auto row = find_id->step();
+    int64_t seq = row && *row ? find_id->column_int64(0) : 0;
+    find_id->reset();
+    if (!row) return row.status();
+    return seq;
+  }
+};
+
+Outbox::Outbox(const Options& options, Dispatcher dispatch)
+    : options_(options), dispatch_(std::move(dispatch)), writer_(std::make_unique<Writer>()) {}
+
+Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher dispatch) {
+  std::unique_ptr<Outbox> box(new Outbox(options, std::move(dispatch)));
+  Status s = box->writer_->open(options);
+  if (!s) return s;
+  Database::Options ro;
+  ro.vfs = options.vfs;
+  ro.create = false;
+  auto reader = Database::open(options.path, ro);
+  if (!reader) return reader.status();
+  auto stmt = (*reader)->prepare(
+      "SELECT seq, id, type, occurred_at, received_ms, data FROM events "
+      "WHERE seq > ? ORDER BY seq LIMIT ?");
+  if (!stmt) return stmt.status();
+  box->reader_ = std::move(*reader);
+  box->read_stmt_ = std::move(*stmt);
+  box->delivered_wanted_ = box->writer_->delivered;
+  box->delivered_persisted_ = box->writer_->delivered;
+  box->next_seq_seen_ = box->writer_->next_seq;
+  box->pending_bytes_seen_ = box->writer_->pending_bytes;
+  box->thread_ = std::thread([b = box.get()] { b->writer_loop(); });
+  return box;
+}
+
+Outbox::~Outbox() { close(); }
+
+void Outbox::append(AppendRequest request, AppendCallback done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!closing_) {
+      bool was_empty = queue_.empty();
+      queue_.push_back({std::move(request), std::move(done)});
+      if (was_empty) wake_.notify_one();
+      return;
+    }
+  }
+  AppendResult r;
+  r.message = "the agent is shutting down; resend the event after it restarts";
+  dispatch_([done = std::move(done), r] { done(r); });
+}
+
+void Outbox::mark_delivered(int64_t seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (seq <= delivered_wanted_) return;
+  bool was_clean = delivered_wanted_ == delivered_persisted_;
+  delivered_wanted_ = seq;
+  if (was_clean) wake_.notify_one();
+}
+
+void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dead_letter_queue_.push_back({event, std::move(reason), now_ms()});
+  wake_.notify_one();
+}
+
+int64_t Outbox::delivered_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return delivered_wanted_;
+}
+
+Status Outbox::read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
+  read_stmt_->bind(1, after_seq);
+  read_stmt_->bind(2, static_cast<int64_t>(limit));
+  // Reuse the strings already in `out` so a steady stream allocates nothing new.
+  size_t n = 0;
+  Status status;
+  while (true) {
+    auto row = read_stmt_->step();
+    if (!row) {
+      status = row.status();
+      n = 0;
+      break;
+    }
+    if (!*row) break;
+    if (n == out->size()) out->emplace_back();
+    read_event(*read_stmt_, &(*out)[n]);
+    ++n;
+  }
+  out->resize(n);
+  read_stmt_->reset();
+  return status;
+}
+
+OutboxStats Outbox::stats() {
+  OutboxStats st;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    st.next_seq = next_seq_seen_;
+    st.delivered_seq = delivered_wanted_;
+    st.pending_bytes = pending_bytes_seen_;
+  }
+  st.pending = st.next_seq - 1 - st.delivered_seq;
+  std::vector<StoredEvent> first;
+  if (st.pending > 0 && read_pending(st.delivered_seq, 1, &first) && !first.empty()) {
+    st.oldest_pending_received_ms = first.front().received_ms;
+  }
+  return st;
+}
+
+void Outbox::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+    wake_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+  read_stmt_.reset();
+  reader_.reset();
+}
+
+// One transaction for the whole round: appends, dead letters, watermark. On failure nothing of
+// it is on disk and the writer's counters are as they were.
+Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLetter>& dead,
+                      int64_t watermark, std::vector<AppendResult>* outcomes) {
+  const int64_t seq_before = w.next_seq;
+  const int64_t bytes_before = w.pending_bytes;
+  Status s = w.db->exec("BEGIN IMMEDIATE");
+  for (size_t i = 0; s && i < batch.size(); ++i) {
+    const AppendRequest& req = batch[i].request;
+    AppendResult& r = outcomes->emplace_back();
+    int64_t size = static_cast<int64_t>(req.data.size());
+    if (w.pending_bytes + size > options_.max_bytes) {
+      auto existing = w.lookup(req.id);
+      if (!existing) {
+        s = existing.status();
+      } else if (*existing > 0) {
+        r.outcome = AppendResult::Outcome::kDuplicate;
+        r.seq = *existing;
+      } else {
+        r.outcome = AppendResult::Outcome::kOutboxFull;
+        r.message = "outbox full: " + std::to_string(w.pending_bytes) +
+                    " bytes wait for the hub (storage.max_bytes " +
+                    std::to_string(options_.max_bytes) +
+                    "); retry later, the agent keeps delivering";
+      }
+      continue;
+    }
+    Statement& ins = *w.insert;
+    ins.bind(1, w.next_seq);
+    ins.bind_text(2, req.id);
+    ins.bind_text(3, req.type);
+    if (req.occurred_at.empty()) {
+      ins.bind_null(4);
+    } else {
+      ins.bind_text(4, req.occurred_at);
+    }
+    ins.bind(5, req.received_ms);
+    ins.bind_blob(6, req.data);
+    s = ins.run();
+    if (!s) break;
+    if (w.db->changes() == 1) {
+      r.outcome = AppendResult::Outcome::kStored;
+      r.seq = w.next_seq++;
+      w.pending_bytes += size;
+    } else {
+      auto existing = w.lookup(req.id);
+      if (!existing) {
+        s = existing.status();
+      } else {
+        r.outcome = AppendResult::Outcome::kDuplicate;
+        r.seq = *existing;
+      }
+    }
+  }
+  for (size_t i = 0; s && i < dead.size(); ++i) {
+    const DeadLetter& d = dead[i];
+    Statement& st = *w.insert_dead;
+    st.bind(1, d.event.seq);
+    st.bind_text(2, d.event.id);
+    st.bind_text(3, d.event.type);
+    if (d.event.occurred_at.empty()) {
+      st.bind_null(4);
+    } else {
+      st.bind_text(4, d.event.occurred_at);
+    }
+    st.bind(5, d.event.received_ms);
+    st.bind_blob(6, d.event.data);
+    st.bind_text(7, d.reason);
+    st.bind(8, d.failed_ms);
+    s = st.run();
+  }
+  int64_t freed = 0;
+  if (s && watermark > w.delivered) {
+    w.pending_bytes_between->bind(1, w.delivered);
+    w.pending_bytes_between->bind(2, watermark);
+    auto row = w.pending_bytes_between->step();
+    if (row && *row) freed = w.pending_bytes_between->column_int64(0);
+    w.pending_bytes_between->reset();
+    if (!row) s = row.status();
+    if (s) {
+      w.set_delivered->bind(1, watermark);
+      s = w.set_delivered->run();
+    }
+  }
+  if (s) s = w.db->exec("COMMIT");
+  if (!s) {
+    w.next_seq = seq_before;
+    w.pending_bytes = bytes_before;
+    outcomes->clear();
+    return s;
+  }
+  if (watermark > w.delivered) {
+    w.delivered = watermark;
+    w.pending_bytes -= freed;
+  }
+  return Status::ok();
+}
+
+// Deletes kept history beyond keep_delivered, a slice at a time so no single transaction holds
+// the writer for long.
+void Outbox::prune(Writer& w) {
+  if (w.delivered - options_.keep_delivered <= w.pruned_through) return;
+  int64_t target = std::min(w.delivered - options_.keep_delivered, w.pruned_through + 2000);
+  w.prune->bind(1, target);
+  Status s = w.prune->run();
+  if (s) {
+    w.pruned_through = target;
+  } else {
+    w.fail(s);
+  }
+}
+
+void Outbox::writer_loop() {
+  Writer& w = *writer_;
+  std::vector<Pending> batch;
+  std::vector<DeadLetter> dead;
+  std::vector<AppendResult> outcomes_scratch;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    auto has_work = [this] { return !queue_.empty() || !dead_letter_queue_.empty() || closing_; };
+    if (!has_work()) {
+      if (delivered_wanted_ > delivered_persisted_) {
+        // Only the watermark moved: let more acks gather before paying for a sync.
+        wake_.wait_for(lock, options_.watermark_flush, has_work);
+      } else {
+        wake_.wait(lock, [&] { return has_work() || delivered_wanted_ > delivered_persisted_; });
+        continue;
+      }
+    }
+    if (queue_.size() <= options_.max_batch) {
+      batch.swap(queue_);
+    } else {
+      auto split = queue_.begin() + options_.max_batch;
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(split));
+      queue_.erase(queue_.begin(), split);
+    }
+    dead.swap(dead_letter_queue_);
+    int64_t watermark = delivered_wanted_;
+    bool closing = closing_;
+    if (closing && batch.empty() && dead.empty() && watermark == delivered_persisted_) break;
+    lock.unlock();
+
+    auto results = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
+    results->reserve(batch.size());
+    std::vector<AppendResult>& outcomes = outcomes_scratch;
+    outcomes.clear();
+
+    bool writable = true;
+    if (w.failed) {
+      if (Clock::now() - w.failed_at < options_.retry_after) {
+        writable = false;
+      } else if (Status s = w.open(options_); !s) {
+        w.fail(s);
+        writable = false;
+      }
+    }
+    bool stored_any = false;
+    if (writable) {
+      Status s = commit(w, batch, dead, watermark, &outcomes);
+      if (s) {
+        for (const auto& r : outcomes) stored_any |= r.outcome == AppendResult::Outcome::kStored;
+        prune(w);
+      } else {
+        w.fail(s);
+        writable = false;
+      }
+    }
+    if (writable) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        results->emplace_back(std::move(batch[i].done), std::move(outcomes[i]));
+      }
+    } else {
+      // Nothing of this round is on disk. Appends fail now (the producer decides whether to
+      // retry); dead letters wait for the next attempt, the watermark stays in memory.
+      lock.lock();
+      for (auto& d : dead) dead_letter_queue_.push_back(std::move(d));
+      lock.unlock();
+      for (auto& p : batch) {
+        AppendResult r;
+        r.outcome = AppendResult::Outcome::kStorageError;
+        r.message = "storage failed, event not stored (" + w.failure +
+                    "); retry later, and check disk space and the agent log";
+        results->emplace_back(std::move(p.done), std::move(r));
+      }
+    }
+
+    lock.lock();
+    next_seq_seen_ = w.next_seq;
+    pending_bytes_seen_ = w.pending_bytes;
+    delivered_persisted_ = w.delivered;
+    lock.unlock();
+    if (!results->empty() || stored_any) {
+      dispatch_([this, results, stored_any] {
+        for (auto& [done, r] : *results) done(r);
+        if (stored_any && on_committed_) on_committed_();
+      });
+    }
+    batch.clear();
+    dead.clear();
+    lock.lock();
+  }
+}
+
+Result<OutboxStats> Outbox::inspect(const std::string& path) {
+  auto db = open_read_only(path);
+  if (!db) return db.status();
+  return compute_stats(**db);
+}
+
+Status Outbox::list(const std::string& path, bool pending_only, size_t limit,
+                    std::vector<StoredEvent>* out, OutboxStats* stats) {
+  auto db = open_read_only(path);
+  if (!db) return db.status();
+  auto st = compute_stats(**db);
+  if (!st) return st.status();
+  if (stats) *stats = *st;
+  auto q = (*db)->prepare(
+      "SELECT seq, id, type, occurred_at, received_ms, data FROM events WHERE seq > ? "
+      "ORDER BY seq LIMIT ?");
+  if (!q) return q.status();
+  (*q)->bind(1, pending_only ? st->delivered_seq : 0);
+  (*q)->bind(2, static_cast<int64_t>(limit));
+  out->clear();
+  while (true) {
+    auto row = (*q)->step();
+    if (!row) return row.status();
+    if (!*row) break;
+    out->emplace_back();
+    read_event(**q, &out->back());
+  }
+  return Status::ok();
+}
+
+Status Outbox::list_dead_letters(const std::string& path, size_t limit,
+                                 std::vector<DeadLetter>* out) {
+  auto db = open_read_only(path);
+  if (!db) return db.status();
+  auto q = (*db)->prepare(
+      "SELECT seq, id, type, occurred_at, received_ms, data, reason, failed_ms "
+      "FROM dead_letters ORDER BY seq LIMIT ?");
+  if (!q) return q.status();
+  (*q)->bind(1, static_cast<int64_t>(limit));
+  out->clear();
+  while (true) {
+    auto row = (*q)->step();
+    if (!row) return row.status();
+    if (!*row) break;
+    out->emplace_back();
+    read_event(**q, &out->back().event);
+    out->back().reason.assign((*q)->column_text(6));
+    out->back().failed_ms = (*q)->column_int64(7);
+  }
+  return Status::ok();
+}
+
+}  // namespace edgesync::storage

@@ -1,0 +1,163 @@
+// The durable outbox: the one queue between producers and the hub.
+//
+// Appends are group-committed by one writer thread: every append waiting when the writer wakes
+// goes into one transaction and one sync (WAL, synchronous=FULL), then every waiting producer is
+// completed. A completion with kStored or kDuplicate means the event is on disk.
+//
+// Sequence numbers are assigned by the writer in commit order, start at 1 and are gap-free: a
+// failed transaction gives its numbers back. Delivery is tracked as a watermark (every seq at or
+// below it is delivered or dead-lettered); delivered events are kept up to `keep_delivered` for
+// de-duplication and inspection, then pruned.
+//
+// After a failed commit or sync the outbox refuses appends with kStorageError and does not write
+// again until `retry_after` has passed, when it reopens the database (SQLite discards whatever
+// the failed transaction left in the WAL) and tries again. What was committed stays intact.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "platform/status.h"
+#include "storage/sqlite.h"
+
+namespace edgesync::storage {
+
+struct AppendRequest {
+  std::string id;           // idempotency key, non-empty
+  std::string type;
+  std::string occurred_at;  // empty: not given by the producer
+  int64_t received_ms = 0;  // Unix time in ms when the agent received the event
+  std::string data;         // opaque bytes
+};
+
+struct AppendResult {
+  enum class Outcome { kStored, kDuplicate, kOutboxFull, kStorageError };
+  Outcome outcome = Outcome::kStorageError;
+  int64_t seq = 0;      // kStored: the new seq; kDuplicate: the seq first given to this id
+  std::string message;  // for the two failures: what failed and what to do
+};
+
+struct StoredEvent {
+  int64_t seq = 0;
+  std::string id;
+  std::string type;
+  std::string occurred_at;
+  int64_t received_ms = 0;
+  std::string data;
+};
+
+struct OutboxStats {
+  int64_t next_seq = 1;
+  int64_t delivered_seq = 0;  // watermark as persisted
+  int64_t pending = 0;        // next_seq - 1 - delivered_seq
+  int64_t pending_bytes = 0;
+  std::optional<int64_t> oldest_pending_received_ms;
+  int64_t stored_events = 0;  // pending plus kept history
+  int64_t dead_letters = 0;
+};
+
+struct DeadLetter {
+  StoredEvent event;
+  std::string reason;
+  int64_t failed_ms = 0;
+};
+
+class Outbox {
+ public:
+  using AppendCallback = std::function<void(const AppendResult&)>;
+  // Runs a completion on the owner's thread (the agent posts it to its io_context).
+  using Dispatcher = std::function<void(std::function<void()>)>;
+
+  struct Options {
+    std::string path;
+    int64_t max_bytes = int64_t{1} << 30;
+    int64_t keep_delivered = 10000;
+    std::chrono::milliseconds retry_after{2000};
+    // How long a delivered watermark may wait in memory before it is written on its own.
+    std::chrono::milliseconds watermark_flush{200};
+    size_t max_batch = 4096;
+    std::string vfs;  // tests only: a fault-injecting SQLite VFS
+  };
+
+  // Opens (creating and migrating as needed) and starts the writer thread.
+  // `dispatch` runs append completions and `on_committed` (if set) on the owner's thread.
+  static Result<std::unique_ptr<Outbox>> open(const Options& options, Dispatcher dispatch);
+  ~Outbox();  // close()
+
+  // Called after each batch that stored at least one new event, on the owner's thread.
+  void set_on_committed(std::function<void()> fn) { on_committed_ = std::move(fn); }
+
+  // Any thread. The callback runs exactly once, through the dispatcher, after the event's
+  // transaction committed (or failed). After close() it completes at once with kStorageError.
+  void append(AppendRequest request, AppendCallback done);
+
+  // Owner thread only: up to `limit` undelivered events with seq > after_seq, in seq order.
+  // `out` is cleared first; its capacity is reused.
+  Status read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out);
+
+  // Any thread. Every event with seq <= `seq` has been delivered (or dead-lettered). Written
+  // with the next commit or within watermark_flush. Lower values than before are ignored.
+  void mark_delivered(int64_t seq);
+
+  // Any thread. Moves the event to the dead-letter table with its reason; persisted in the
+  // same transaction as the watermark that passes it, so it is never lost silently.
+  void dead_letter(const StoredEvent& event, std::string reason);
+
+  // Owner thread. Figures as of now (pending from the in-memory seq counter and watermark).
+  OutboxStats stats();
+  int64_t delivered_seq() const;
+
+  // Waits for queued appends to finish, writes the watermark, stops the writer. Idempotent.
+  void close();
+
+  // For the CLI: read-only figures from a database another process may be writing.
+  static Result<OutboxStats> inspect(const std::string& path);
+  static Status list(const std::string& path, bool pending_only, size_t limit,
+                     std::vector<StoredEvent>* out, OutboxStats* stats);
+  static Status list_dead_letters(const std::string& path, size_t limit,
+                                  std::vector<DeadLetter>* out);
+
+ private:
+  struct Pending {
+    AppendRequest request;
+    AppendCallback done;
+  };
+  struct Writer;  // state owned by the writer thread
+
+  Outbox(const Options& options, Dispatcher dispatch);
+  void writer_loop();
+  Status commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLetter>& dead,
+                int64_t watermark, std::vector<AppendResult>* outcomes);
+  void prune(Writer& w);
+
+  const Options options_;
+  Dispatcher dispatch_;
+  std::function<void()> on_committed_;
+
+  std::unique_ptr<Database> reader_;
+  std::unique_ptr<Statement> read_stmt_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<Pending> queue_;                 // guarded by mu_
+  std::vector<DeadLetter> dead_letter_queue_;  // guarded by mu_
+  int64_t delivered_wanted_ = 0;               // guarded by mu_
+  int64_t next_seq_seen_ = 1;                  // guarded by mu_: for stats()
+  int64_t pending_bytes_seen_ = 0;             // guarded by mu_
+  int64_t delivered_persisted_ = 0;            // guarded by mu_
+  bool closing_ = false;                       // guarded by mu_
+
+  std::unique_ptr<Writer> writer_;
+  std::thread thread_;
+};
+
+}  // namespace edgesync::storage
