@@ -306,7 +306,26 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
                       int64_t watermark, std::vector<AppendResult>* outcomes) {
   const int64_t seq_before = w.next_seq;
   const int64_t bytes_before = w.pending_bytes;
+  const int64_t delivered_before = w.delivered;
   Status s = w.db->exec("BEGIN IMMEDIATE");
+  // The watermark first: room freed by deliveries counts for this round's appends.
+  int64_t freed = 0;
+  if (s && watermark > w.delivered) {
+    w.pending_bytes_between->bind(1, w.delivered);
+    w.pending_bytes_between->bind(2, watermark);
+    auto row = w.pending_bytes_between->step();
+    if (row && *row) freed = w.pending_bytes_between->column_int64(0);
+    w.pending_bytes_between->reset();
+    if (!row) s = row.status();
+    if (s) {
+      w.set_delivered->bind(1, watermark);
+      s = w.set_delivered->run();
+    }
+    if (s) {
+      w.delivered = watermark;
+      w.pending_bytes -= freed;
+    }
+  }
   for (size_t i = 0; s && i < batch.size(); ++i) {
     const AppendRequest& req = batch[i].request;
     AppendResult& r = outcomes->emplace_back();
@@ -371,29 +390,13 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
     st.bind(8, d.failed_ms);
     s = st.run();
   }
-  int64_t freed = 0;
-  if (s && watermark > w.delivered) {
-    w.pending_bytes_between->bind(1, w.delivered);
-    w.pending_bytes_between->bind(2, watermark);
-    auto row = w.pending_bytes_between->step();
-    if (row && *row) freed = w.pending_bytes_between->column_int64(0);
-    w.pending_bytes_between->reset();
-    if (!row) s = row.status();
-    if (s) {
-      w.set_delivered->bind(1, watermark);
-      s = w.set_delivered->run();
-    }
-  }
   if (s) s = w.db->exec("COMMIT");
   if (!s) {
     w.next_seq = seq_before;
     w.pending_bytes = bytes_before;
+    w.delivered = delivered_before;
     outcomes->clear();
     return s;
-  }
-  if (watermark > w.delivered) {
-    w.delivered = watermark;
-    w.pending_bytes -= freed;
   }
   return Status::ok();
 }

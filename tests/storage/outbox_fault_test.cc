@@ -1,0 +1,118 @@
+// Storage failures: a failed sync or a full disk refuses new events with a clear error, leaves
+// what was committed intact, and the outbox recovers once the storage works again.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "storage/outbox.h"
+#include "tests/storage/fault_vfs.h"
+#include "tests/storage/outbox_test_util.h"
+
+namespace edgesync::test {
+namespace {
+
+using Outcome = storage::AppendResult::Outcome;
+
+class OutboxFault : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    switches_ = &register_fault_vfs();
+    switches_->fail_sync = false;
+    switches_->fail_write = false;
+    options_.path = dir_.file("outbox.db");
+    options_.vfs = "edgesync-fault";
+    options_.retry_after = std::chrono::milliseconds(100);
+    auto box = storage::Outbox::open(options_, inline_dispatch());
+    ASSERT_TRUE(box.is_ok()) << box.status().to_string();
+    box_ = std::move(*box);
+  }
+  void TearDown() override {
+    switches_->fail_sync = false;
+    switches_->fail_write = false;
+  }
+
+  TempPath dir_;
+  storage::Outbox::Options options_;
+  FaultSwitches* switches_ = nullptr;
+  std::unique_ptr<storage::Outbox> box_;
+};
+
+TEST_F(OutboxFault, FailedSyncRefusesAppendsUntilStorageWorksAgain) {
+  ASSERT_EQ(append_wait(*box_, event("before")).seq, 1);
+
+  switches_->fail_sync = true;
+  auto failed = append_wait(*box_, event("during-1"));
+  EXPECT_EQ(failed.outcome, Outcome::kStorageError);
+  EXPECT_NE(failed.message.find("storage failed"), std::string::npos) << failed.message;
+  // Still refused while the storage is broken, also after the retry interval.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(append_wait(*box_, event("during-2")).outcome, Outcome::kStorageError);
+
+  // What was committed before is intact and readable by another process.
+  auto stats = storage::Outbox::inspect(options_.path);
+  ASSERT_TRUE(stats.is_ok()) << stats.status().to_string();
+  EXPECT_EQ(stats->next_seq, 2);
+
+  switches_->fail_sync = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto after = append_wait(*box_, event("after"));
+  ASSERT_EQ(after.outcome, Outcome::kStored) << after.message;
+  EXPECT_EQ(after.seq, 2) << "a failed transaction must give its seq back: no gaps";
+
+  std::vector<storage::StoredEvent> got;
+  ASSERT_TRUE(box_->read_pending(0, 10, &got));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, "before");
+  EXPECT_EQ(got[1].id, "after");
+}
+
+TEST_F(OutboxFault, FullDiskRefusesAppendsWithStorageError) {
+  ASSERT_EQ(append_wait(*box_, event("a")).outcome, Outcome::kStored);
+  switches_->fail_write = true;
+  auto r = append_wait(*box_, event("b"));
+  EXPECT_EQ(r.outcome, Outcome::kStorageError);
+  EXPECT_NE(r.message.find("full"), std::string::npos) << r.message;
+  switches_->fail_write = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto ok = append_wait(*box_, event("b"));
+  EXPECT_EQ(ok.outcome, Outcome::kStored) << ok.message;
+  EXPECT_EQ(ok.seq, 2);
+}
+
+TEST_F(OutboxFault, WatermarkWaitsInMemoryWhileStorageIsBroken) {
+  for (int i = 0; i < 3; ++i) append_wait(*box_, event("w" + std::to_string(i)));
+  switches_->fail_sync = true;
+  box_->mark_delivered(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  switches_->fail_sync = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  append_wait(*box_, event("w3"));  // the next commit carries the watermark
+  box_->close();
+  auto stats = storage::Outbox::inspect(options_.path);
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->delivered_seq, 2);
+  EXPECT_EQ(stats->next_seq, 5);
+}
+
+TEST_F(OutboxFault, ConcurrentAppendsShareSyncs) {
+  // Group commit: 32 producers waiting at once must not cost one sync each.
+  constexpr int kProducers = 32, kEach = 20;
+  int syncs_before = switches_->syncs;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kProducers; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = append_wait(*box_, event("g" + std::to_string(t) + "-" + std::to_string(i)));
+        ASSERT_EQ(r.outcome, Outcome::kStored);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int syncs = switches_->syncs - syncs_before;
+  EXPECT_LT(syncs, kProducers * kEach / 4) << syncs << " syncs for " << kProducers * kEach
+                                           << " events";
+  EXPECT_GT(syncs, 0);
+}
+
+}  // namespace
+}  // namespace edgesync::test

@@ -1,0 +1,243 @@
+#include "storage/outbox.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "tests/storage/outbox_test_util.h"
+
+namespace edgesync::test {
+namespace {
+
+using Outcome = storage::AppendResult::Outcome;
+
+std::unique_ptr<storage::Outbox> open_box(const storage::Outbox::Options& o) {
+  auto box = storage::Outbox::open(o, inline_dispatch());
+  EXPECT_TRUE(box.is_ok()) << box.status().to_string();
+  return box ? std::move(*box) : nullptr;
+}
+
+storage::Outbox::Options options(const TempPath& dir) {
+  storage::Outbox::Options o;
+  o.path = dir.file("outbox.db");
+  o.watermark_flush = std::chrono::milliseconds(10);
+  return o;
+}
+
+TEST(Outbox, SeqStartsAtOneAndIsGapFreeUnderConcurrency) {
+  TempPath dir;
+  auto box = open_box(options(dir));
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<int64_t> seqs;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        auto r = append_wait(*box, event("p" + std::to_string(t) + "-" + std::to_string(i)));
+        ASSERT_EQ(r.outcome, Outcome::kStored);
+        std::lock_guard<std::mutex> lock(mu);
+        EXPECT_TRUE(seqs.insert(r.seq).second) << "seq given twice: " << r.seq;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(seqs.size(), 200u);
+  EXPECT_EQ(*seqs.begin(), 1);
+  EXPECT_EQ(*seqs.rbegin(), 200);
+  EXPECT_EQ(box->stats().next_seq, 201);
+  EXPECT_EQ(box->stats().pending, 200);
+}
+
+TEST(Outbox, ResubmittedIdReturnsOriginalSeqAndStoresNothing) {
+  TempPath dir;
+  auto box = open_box(options(dir));
+  auto first = append_wait(*box, event("sale-1"));
+  ASSERT_EQ(first.outcome, Outcome::kStored);
+  append_wait(*box, event("sale-2"));
+  auto again = append_wait(*box, event("sale-1", "{\"different\":true}"));
+  EXPECT_EQ(again.outcome, Outcome::kDuplicate);
+  EXPECT_EQ(again.seq, first.seq);
+  EXPECT_EQ(box->stats().next_seq, 3);
+  std::vector<storage::StoredEvent> events;
+  ASSERT_TRUE(box->read_pending(0, 10, &events));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].data, "{\"n\":1}") << "the first submission's payload is kept";
+}
+
+TEST(Outbox, DuplicateInsideOneGroupCommitIsDetected) {
+  TempPath dir;
+  auto box = open_box(options(dir));
+  std::vector<std::future<storage::AppendResult>> results;
+  for (int i = 0; i < 20; ++i) {
+    auto p = std::make_shared<std::promise<storage::AppendResult>>();
+    results.push_back(p->get_future());
+    box->append(event(i % 2 ? "same" : "u" + std::to_string(i)),
+                [p](const storage::AppendResult& r) { p->set_value(r); });
+  }
+  int stored = 0, dup = 0;
+  int64_t same_seq = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = results[i].get();
+    if (r.outcome == Outcome::kStored) ++stored;
+    if (r.outcome == Outcome::kDuplicate) ++dup;
+    if (i % 2) {
+      if (same_seq == 0) same_seq = r.seq;
+      EXPECT_EQ(r.seq, same_seq);
+    }
+  }
+  EXPECT_EQ(stored, 11);
+  EXPECT_EQ(dup, 9);
+  EXPECT_EQ(box->stats().next_seq, 12);
+}
+
+TEST(Outbox, ReadPendingReturnsEventsInSeqOrderAfterWatermark) {
+  TempPath dir;
+  auto box = open_box(options(dir));
+  for (int i = 0; i < 10; ++i) {
+    auto req = event("e" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}");
+    req.occurred_at = i % 2 ? "2026-11-23T08:00:00Z" : "";
+    append_wait(*box, req);
+  }
+  std::vector<storage::StoredEvent> got;
+  ASSERT_TRUE(box->read_pending(3, 4, &got));
+  ASSERT_EQ(got.size(), 4u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, int64_t(4 + i));
+    EXPECT_EQ(got[i].id, "e" + std::to_string(3 + i));
+    EXPECT_EQ(got[i].data, "{\"i\":" + std::to_string(3 + i) + "}");
+    EXPECT_EQ(got[i].type, "inventory.adjusted");
+  }
+  EXPECT_EQ(got[0].occurred_at, "2026-11-23T08:00:00Z");
+  EXPECT_EQ(got[1].occurred_at, "");
+}
+
+TEST(Outbox, WatermarkAndSeqSurviveReopen) {
+  TempPath dir;
+  auto o = options(dir);
+  {
+    auto box = open_box(o);
+    for (int i = 0; i < 5; ++i) append_wait(*box, event("e" + std::to_string(i)));
+    box->mark_delivered(3);
+    box->close();
+  }
+  auto stats = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(stats.is_ok()) << stats.status().to_string();
+  EXPECT_EQ(stats->delivered_seq, 3);
+  EXPECT_EQ(stats->pending, 2);
+  EXPECT_EQ(stats->next_seq, 6);
+  auto box = open_box(o);
+  EXPECT_EQ(box->delivered_seq(), 3);
+  std::vector<storage::StoredEvent> got;
+  ASSERT_TRUE(box->read_pending(box->delivered_seq(), 100, &got));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].seq, 4);
+  EXPECT_EQ(append_wait(*box, event("new")).seq, 6);
+}
+
+TEST(Outbox, FullOutboxRefusesNewEventsAndKeepsStoredOnes) {
+  TempPath dir;
+  auto o = options(dir);
+  o.max_bytes = 1000;
+  auto box = open_box(o);
+  std::string payload(300, 'x');
+  payload = "\"" + payload + "\"";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(append_wait(*box, event("f" + std::to_string(i), payload)).outcome,
+              Outcome::kStored);
+  }
+  auto full = append_wait(*box, event("f3", payload));
+  EXPECT_EQ(full.outcome, Outcome::kOutboxFull);
+  EXPECT_NE(full.message.find("storage.max_bytes"), std::string::npos) << full.message;
+  // A resubmission of a stored id is still answered as a duplicate when full.
+  EXPECT_EQ(append_wait(*box, event("f1", payload)).outcome, Outcome::kDuplicate);
+  // Delivering frees room.
+  box->mark_delivered(2);
+  auto later = append_wait(*box, event("f4", payload));
+  for (int i = 0; i < 50 && later.outcome != Outcome::kStored; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    later = append_wait(*box, event("f4", payload));
+  }
+  EXPECT_EQ(later.outcome, Outcome::kStored);
+  EXPECT_EQ(later.seq, 4);
+}
+
+TEST(Outbox, DeliveredHistoryIsPrunedButSeqNeverRestarts) {
+  TempPath dir;
+  auto o = options(dir);
+  o.keep_delivered = 0;
+  {
+    auto box = open_box(o);
+    for (int i = 0; i < 30; ++i) append_wait(*box, event("h" + std::to_string(i)));
+    box->mark_delivered(30);
+    // The next commit carries the watermark; pruning follows it.
+    append_wait(*box, event("h30"));
+    box->mark_delivered(31);
+    box->close();
+  }
+  auto stats = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->stored_events, 0);
+  EXPECT_EQ(stats->next_seq, 32);
+  auto box = open_box(o);
+  EXPECT_EQ(append_wait(*box, event("after-prune")).seq, 32);
+}
+
+TEST(Outbox, DeadLetterIsKeptWithItsReason) {
+  TempPath dir;
+  auto o = options(dir);
+  {
+    auto box = open_box(o);
+    append_wait(*box, event("ok-1"));
+    append_wait(*box, event("bad-2"));
+    std::vector<storage::StoredEvent> got;
+    ASSERT_TRUE(box->read_pending(1, 1, &got));
+    box->dead_letter(got[0], "PUBACK reason code 153");
+    box->mark_delivered(2);
+    box->close();
+  }
+  std::vector<storage::DeadLetter> dead;
+  ASSERT_TRUE(storage::Outbox::list_dead_letters(o.path, 10, &dead));
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].event.id, "bad-2");
+  EXPECT_EQ(dead[0].event.seq, 2);
+  EXPECT_EQ(dead[0].reason, "PUBACK reason code 153");
+  auto stats = storage::Outbox::inspect(o.path);
+  EXPECT_EQ(stats->dead_letters, 1);
+  EXPECT_EQ(stats->pending, 0);
+}
+
+TEST(Outbox, InspectWorksWhileTheWriterHasItOpen) {
+  TempPath dir;
+  auto o = options(dir);
+  auto box = open_box(o);
+  for (int i = 0; i < 7; ++i) append_wait(*box, event("r" + std::to_string(i)));
+  auto stats = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(stats.is_ok()) << stats.status().to_string();
+  EXPECT_EQ(stats->pending, 7);
+  ASSERT_TRUE(stats->oldest_pending_received_ms.has_value());
+  EXPECT_EQ(*stats->oldest_pending_received_ms, 1700000000000);
+  std::vector<storage::StoredEvent> listed;
+  storage::OutboxStats st;
+  ASSERT_TRUE(storage::Outbox::list(o.path, true, 100, &listed, &st));
+  EXPECT_EQ(listed.size(), 7u);
+}
+
+TEST(Outbox, InspectOfMissingDatabaseSaysSo) {
+  TempPath dir;
+  auto stats = storage::Outbox::inspect(dir.file("nope.db"));
+  ASSERT_FALSE(stats.is_ok());
+  EXPECT_EQ(stats.status().code(), Status::Code::kNotFound);
+}
+
+TEST(Outbox, AppendAfterCloseFailsCleanly) {
+  TempPath dir;
+  auto box = open_box(options(dir));
+  box->close();
+  auto r = append_wait(*box, event("late"));
+  EXPECT_EQ(r.outcome, Outcome::kStorageError);
+  EXPECT_FALSE(r.message.empty());
+}
+
+}  // namespace
+}  // namespace edgesync::test
