@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The main job, end to end on this machine: a local mosquitto with TLS (certificates made here),
+# the edgesync agent, sample POS and inventory events sent through the ingest socket, and a
+# subscriber standing in for the hub that prints what arrives.
+#   bash .ci/demo.sh        (Debian 12, as root: installs what it needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+bash .ci/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
+cmake --build build -j"$(nproc)" --target edgesync
+BIN="$ROOT/build/agent/edgesync"
+
+DEMO=$(mktemp -d /tmp/edgesync-demo-XXXXXX)
+chmod 755 "$DEMO"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DEMO"
+}
+trap cleanup EXIT
+cd "$DEMO"
+
+echo "== certificates (a CA, the hub's server certificate, this box's client certificate)"
+subj() { echo "/CN=$1"; }
+openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2>/dev/null
+openssl req -x509 -new -key ca.key -days 2 -subj "$(subj edgesync-demo-ca)" -out ca.pem
+for who in server client; do
+  openssl ecparam -name prime256v1 -genkey -noout -out $who.key 2>/dev/null
+  cn=localhost; [ $who = client ] && cn=store-042-pos-01
+  openssl req -new -key $who.key -subj "$(subj $cn)" -out $who.csr
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > $who.ext
+  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile $who.ext -out $who.pem 2>/dev/null
+done
+chmod 644 ./*.key
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18883)
+cat > mosquitto.conf <<CONF
+per_listener_settings false
+allow_anonymous true
+max_inflight_messages 100
+max_queued_messages 100000
+persistence false
+listener $PORT 127.0.0.1
+cafile $DEMO/ca.pem
+certfile $DEMO/server.pem
+keyfile $DEMO/server.key
+require_certificate true
+CONF
+[ "$(id -u)" = 0 ] && echo "user root" >> mosquitto.conf
+mosquitto -c mosquitto.conf > broker.log 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+echo "== hub broker: mosquitto on ssl://localhost:$PORT (mutual TLS)"
+
+cat > edgesync.json <<CONF
+// demo configuration: the same keys as /etc/edgesync/edgesync.json
+{
+  "device":  { "id": "pos-01", "store_id": "store-042" },
+  "storage": { "path": "$DEMO/state/outbox.db" },
+  "ingest":  { "socket": "$DEMO/ingest.sock" },
+  "hub": { "uri": "ssl://localhost:$PORT", "topic_prefix": "edgesync/v1",
+           "ca_file": "$DEMO/ca.pem", "cert_file": "$DEMO/client.pem", "key_file": "$DEMO/client.key" },
+  "retry": { "initial_ms": 200, "max_ms": 5000 }
+}
+CONF
+
+# The subscriber is the hub's side: every event of this store, as it arrives.
+mosquitto_sub -h localhost -p "$PORT" --cafile ca.pem --cert client.pem --key client.key \
+  -V mqttv5 -q 1 -t 'edgesync/v1/store-042/#' -F '%t  %p' > hub.log 2>&1 &
+PIDS+=($!)
+
+"$BIN" agent --config edgesync.json > agent.log 2>&1 &
+AGENT=$!
+PIDS+=($AGENT)
+for _ in $(seq 100); do [ -S ingest.sock ] && break; sleep 0.1; done
+
+echo "== sending sample events through the ingest socket (one reply line each)"
+cat > events.ndjson <<'EV'
+{"id":"till-1/receipt-1001","type":"pos.sale","occurred_at":"2026-11-23T09:15:02.120Z","data":{"till":1,"lines":[{"sku":"4006381333931","qty":2,"price":1.99}],"total":3.98}}
+{"id":"till-1/stock-1001-1","type":"inventory.adjusted","data":{"sku":"4006381333931","delta":-2,"reason":"sale"}}
+{"type":"inventory.counted","occurred_at":"2026-11-23T09:16:00Z","data":{"sku":"5000112548167","on_hand":41}}
+{"id":"till-1/receipt-1001","type":"pos.sale","data":{"resent":true}}
+{"type":"Inventory Adjusted","data":{}}
+EV
+"$BIN" send --config edgesync.json events.ndjson || true
+
+for _ in $(seq 50); do
+  [ "$(grep -c '/events/' hub.log || true)" -ge 3 ] && break
+  sleep 0.1
+done
+echo
+echo "== what the hub received"
+cat hub.log
+echo
+sleep 0.5  # the delivered watermark reaches disk within 200 ms
+echo "== edgesync status"
+"$BIN" status --config edgesync.json
+echo
+echo "== stopping the agent (SIGTERM)"
+kill -TERM "$AGENT"
+wait "$AGENT" && echo "agent exited 0"
+"$BIN" status --config edgesync.json | head -3

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what edgesync needs to build, test and run its demo on Debian 12 (as root).
+# Every package comes from Debian; docs/DEPENDENCIES.md says why each one is there.
+set -euo pipefail
+PKGS=(
+  g++ cmake make pkg-config            # toolchain
+  libasio-dev                          # event loop, Unix sockets, timers, signals
+  libsqlite3-dev                       # the outbox
+  libmbedtls-dev                       # application crypto (signed config, device keys)
+  libpaho-mqtt-dev libpaho-mqttpp-dev  # MQTT v5 over TLS to the hub
+  nlohmann-json3-dev                   # JSON parsing of config and events
+  libcli11-dev                         # the command line
+  libsystemd-dev                       # sd_notify: readiness and watchdog
+  libgtest-dev                         # unit and integration tests
+  mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root, or install them with apt-get)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  for i in 1 2 3; do
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" && break
+    echo "apt-get failed (attempt $i), retrying" >&2
+    sleep 10
+  done
+  for p in "${missing[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      { echo "could not install $p" >&2; exit 1; }
+  done
+fi
