@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Cross-builds edgesync for an ARM Debian 12 target and runs its tests under qemu-user.
+# Usage: .ci/cross.sh arm64|armhf [--tests unit|all|none] [--build-dir DIR]
+#   Installs what it needs (cross g++, qemu-user, the target's -dev packages), configures
+#   build-ARCH with toolchains/<triple>.cmake, builds, runs ctest (-L unit for "unit"; the
+#   MQTT broker of the integration tests stays native), prints the stripped binary size and
+#   the agent's peak RSS under qemu.
+# Target libraries: installed as multiarch packages (dpkg --add-architecture) when apt can
+# co-install them with the host's; when it cannot (the mirror's ARCH index lags behind the
+# host's own package versions, which Multi-Arch: same forbids), the same packages are
+# unpacked into BUILD/sysroot with `apt-get download` + `dpkg -x` (EDGESYNC_SYSROOT).
+# Env: EDGESYNC_SKIP_APT=1 skips all apt work; EDGESYNC_CROSS_MODE=multiarch|sysroot forces
+# one layout; CTEST_PARALLEL_LEVEL as usual.
+set -euo pipefail
+
+ARCH=${1:-}; shift || true
+TESTS=unit
+BUILD=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tests) TESTS=$2; shift 2 ;;
+    --build-dir) BUILD=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case "$ARCH" in
+  arm64) TRIPLE=aarch64-linux-gnu; QEMU=qemu-aarch64 ;;
+  armhf) TRIPLE=arm-linux-gnueabihf; QEMU=qemu-arm ;;
+  *) echo "usage: $0 arm64|armhf [--tests unit|all|none] [--build-dir DIR]" >&2; exit 2 ;;
+esac
+case "$TESTS" in unit|all|none) ;; *) echo "--tests unit|all|none" >&2; exit 2 ;; esac
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-"$SRC/build-$ARCH"}
+HOST_ARCH=$(dpkg --print-architecture)
+JOBS=${JOBS:-$(nproc)}
+log() { printf '\n== %s\n' "$*"; }
+
+# Target -dev packages (libasio-dev, nlohmann-json3-dev, libcli11-dev are arch-independent and
+# come from the host). libpaho-mqtt-dev must be named explicitly, libssl-dev because
+# PahoMqttCppConfig.cmake does find_package(OpenSSL). GoogleTest: Debian 12 ships
+# libgtest-dev/libgmock-dev per architecture (static libs), no need to build /usr/src/googletest.
+TARGET_PKGS=(libsqlite3-dev libmbedtls-dev libssl-dev libpaho-mqtt-dev libpaho-mqttpp-dev
+             libsystemd-dev libgtest-dev libgmock-dev)
+HOST_PKGS=(g++-$TRIPLE binutils-$TRIPLE qemu-user cmake make pkg-config libasio-dev
+           nlohmann-json3-dev libcli11-dev mosquitto time file)
+APT_ARCHS=(-o "APT::Architectures::=$HOST_ARCH" -o "APT::Architectures::=$ARCH")
+
+apt_retry() {  # another process may hold the dpkg lock for a while
+  local i
+  for i in 1 2 3 4 5 6; do
+    if DEBIAN_FRONTEND=noninteractive "$@"; then return 0; fi
+    echo "'$*' failed, retry $i" >&2; sleep 10
+  done
+  return 1
+}
+
+MODE=${EDGESYNC_CROSS_MODE:-}
+SYSROOT="$BUILD/sysroot"
+if [ "${EDGESYNC_SKIP_APT:-0}" != 1 ]; then
+  log "apt: $ARCH toolchain and libraries"
+  dpkg --add-architecture "$ARCH"
+  # Update only the host's and the target's indexes: a broken index of an unrelated foreign
+  # architecture must not make apt drop the whole suite (seen with bookworm-security/armhf).
+  for i in 1 2 3; do
+    if apt-get update -q "${APT_ARCHS[@]}"; then break; fi
+    echo "apt-get update reported errors (try $i); continuing with the lists it has" >&2
+    sleep 10
+  done
+  apt_retry apt-get install -y -q --no-install-recommends "${HOST_PKGS[@]}"
+  if [ "$MODE" != sysroot ]; then
+    if apt_retry apt-get install -y -q --no-install-recommends "${APT_ARCHS[@]}" \
+         "${TARGET_PKGS[@]/%/:$ARCH}"; then
+      MODE=multiarch
+    elif [ "$MODE" = multiarch ]; then
+      echo "multiarch install failed" >&2; exit 1
+    else
+      echo "multiarch install of the :$ARCH packages failed (version skew with the host);" \
+           "falling back to an unpacked sysroot in $SYSROOT" >&2
+      MODE=sysroot
+    fi
+  fi
+  if [ "$MODE" = sysroot ] && [ ! -f "$SYSROOT/.complete" ]; then
+    rm -rf "$SYSROOT"; mkdir -p "$SYSROOT/debs"
+    # The packages and their dependency closure, minus what the cross toolchain already has
+    # (C library, libstdc++, libgcc) in /usr/$TRIPLE.
+    mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests \
+        --no-conflicts --no-breaks --no-replaces --no-enhances "${TARGET_PKGS[@]/%/:$ARCH}" |
+      grep -E "^[a-z0-9].*:$ARCH\$" | sort -u |
+      grep -Ev "^(libc6|libc6-dev|libc-dev-bin|linux-libc-dev|gcc-[0-9]+-base|libgcc-s1|libstdc\+\+6|libcrypt1|libcrypt-dev|libnsl-dev|libnsl2|libtirpc-dev|libtirpc3|libtirpc-common|rpcsvc-proto):")
+    (cd "$SYSROOT/debs" && apt-get download -q "${closure[@]}")
+    for d in "$SYSROOT"/debs/*.deb; do dpkg -x "$d" "$SYSROOT"; done
+    rm -rf "$SYSROOT/debs"
+    touch "$SYSROOT/.complete"
+  fi
+fi
+if [ -z "$MODE" ]; then
+  if [ -f "$SYSROOT/.complete" ]; then MODE=sysroot; else MODE=multiarch; fi
+fi
+
+# ---- configure + build -----------------------------------------------------------------
+log "configure $BUILD ($MODE)"
+CMAKE_ARGS=(-DCMAKE_TOOLCHAIN_FILE="$SRC/toolchains/$TRIPLE.cmake" -DCMAKE_BUILD_TYPE=Release
+            -DEDGESYNC_BUILD_BENCH=OFF)
+if [ "$TESTS" = none ]; then CMAKE_ARGS+=(-DEDGESYNC_BUILD_TESTS=OFF); else CMAKE_ARGS+=(-DEDGESYNC_BUILD_TESTS=ON); fi
+LIBDIRS=()
+if [ "$MODE" = sysroot ]; then
+  CMAKE_ARGS+=(-DEDGESYNC_SYSROOT="$SYSROOT")
+  LIBDIRS=("$SYSROOT/usr/lib/$TRIPLE" "$SYSROOT/lib/$TRIPLE")
+else
+  CMAKE_ARGS+=(-UEDGESYNC_SYSROOT)
+fi
+cmake -S "$SRC" -B "$BUILD" "${CMAKE_ARGS[@]}"
+log "build"
+time cmake --build "$BUILD" -j"$JOBS"
+
+# The command that runs a target binary here; the test harness prepends it when it spawns the
+# agent itself (EDGESYNC_BIN_WRAPPER; the toolchain's CMAKE_CROSSCOMPILING_EMULATOR is the same).
+# Loader and C library from one glibc build (see toolchains/debian-cross-common.cmake).
+if [ "$MODE" = multiarch ]; then WRAP="$QEMU -L /"; else WRAP="$QEMU -L /usr/$TRIPLE"; fi
+if [ ${#LIBDIRS[@]} -gt 0 ]; then WRAP="$WRAP -E LD_LIBRARY_PATH=$(IFS=:; echo "${LIBDIRS[*]}")"; fi
+export EDGESYNC_BIN_WRAPPER="$WRAP"
+
+# ---- figures -------------------------------------------------------------------------------
+BIN=$(find "$BUILD" -type f -name edgesync -perm -u+x -not -path '*/CMakeFiles/*' | head -1)
+log "figures ($ARCH)"
+if [ -n "$BIN" ]; then
+  file "$BIN"
+  "$TRIPLE-strip" -o "$BUILD/edgesync.stripped" "$BIN"
+  echo "stripped binary size ($ARCH): $(stat -c %s "$BUILD/edgesync.stripped") bytes"
+  # Peak RSS of qemu-user running `edgesync check-config` on the shipped example: includes
+  # the emulator's own memory, so it is an upper bound, not the native figure.
+  if command -v /usr/bin/time >/dev/null; then
+    # shellcheck disable=SC2086
+    /usr/bin/time -f "peak RSS under $QEMU (check-config, incl. emulator): %M KiB" \
+      $WRAP "$BIN" check-config --config "$SRC/config/edgesync.example.json" >/dev/null 2>"$BUILD/rss.txt" || true
+    grep 'peak RSS' "$BUILD/rss.txt" || tail -3 "$BUILD/rss.txt"
+  fi
+  # shellcheck disable=SC2086
+  $WRAP "$BIN" --version || true
+else
+  echo "no edgesync binary found in $BUILD"
+fi
+
+# ---- tests -----------------------------------------------------------------------------------
+if [ "$TESTS" != none ]; then
+  log "ctest ($TESTS) under $QEMU"
+  CTEST_ARGS=(--test-dir "$BUILD" --output-on-failure --no-tests=error)
+  [ "$TESTS" = unit ] && CTEST_ARGS+=(-L unit)
+  echo "EDGESYNC_BIN_WRAPPER=$EDGESYNC_BIN_WRAPPER"
+  ctest "${CTEST_ARGS[@]}"
+fi

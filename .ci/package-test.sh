@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds the edgesync .deb (native architecture) and tests it:
+#   lintian (no errors), install of a previous version, upgrade (outbox marker and edited
+#   config survive), remove (data kept), purge (data deleted), all in a throwaway root with
+#   `dpkg --root DIR --force-script-chrootless` (maintainer scripts run on the host with
+#   DPKG_ROOT=DIR; ours honour it); `systemd-analyze verify` of the unit and its
+#   `systemd-analyze security` exposure.
+# Usage: .ci/package-test.sh [BUILD_DIR]     (default build-pkg; run from anywhere)
+# Env: EDGESYNC_SKIP_APT=1 skips installing the tools.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-"$SRC/build-pkg"}
+PREV_VERSION=0.0.9
+JOBS=${JOBS:-$(nproc)}
+log() { printf '\n== %s\n' "$*"; }
+fail() { echo "package-test: FAIL: $*" >&2; exit 1; }
+
+apt_install() {  # retries while another apt/dpkg holds the lock
+  local i
+  for i in 1 2 3 4 5 6; do
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; then
+      return 0
+    fi
+    echo "apt-get install failed (lock held?), retry $i" >&2
+    sleep 10
+  done
+  return 1
+}
+
+if [ "${EDGESYNC_SKIP_APT:-0}" != 1 ]; then
+  need=()
+  for p in lintian dpkg-dev fakeroot systemd file gzip binutils; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt-get update -q || echo "apt-get update reported errors; continuing with the lists it has" >&2
+    apt_install "${need[@]}"
+  fi
+fi
+
+# ---- build: one command per package -------------------------------------------------------
+log "configure + build ($BUILD)"
+cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=OFF \
+  -DEDGESYNC_BUILD_BENCH=OFF -DEDGESYNC_PACKAGE_VERSION="$PREV_VERSION" >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target package
+# The "previous version" differs in version only (same binary): what is under test here is
+# what dpkg and our maintainer scripts do across an upgrade.
+cmake -S "$SRC" -B "$BUILD" -UEDGESYNC_PACKAGE_VERSION >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target package
+ARCH=$(dpkg --print-architecture)
+NEW_DEB=$(ls "$BUILD"/edgesync_*_"$ARCH".deb | grep -v "_${PREV_VERSION}-" | head -1)
+OLD_DEB="$BUILD/edgesync_${PREV_VERSION}-1_${ARCH}.deb"
+[ -f "$NEW_DEB" ] && [ -f "$OLD_DEB" ] || fail "packages not found in $BUILD"
+NEW_VER=$(dpkg-deb -f "$NEW_DEB" Version)
+log "packages"; ls -l "$OLD_DEB" "$NEW_DEB"
+dpkg-deb -I "$NEW_DEB" | sed -n '/Package:/,$p'
+dpkg-deb -c "$NEW_DEB"
+
+# ---- lintian ------------------------------------------------------------------------------
+log "lintian"
+lintian --display-info --pedantic "$NEW_DEB" | tee "$BUILD/lintian.txt" || true
+if grep -q '^E:' "$BUILD/lintian.txt"; then fail "lintian reported errors"; fi
+echo "lintian: no errors ($(grep -c '^W:' "$BUILD/lintian.txt" || true) warnings)"
+
+# ---- install / upgrade / remove / purge in a throwaway root --------------------------------
+ROOT=$(mktemp -d /tmp/edgesync-root.XXXXXX)
+trap 'rm -rf "$ROOT"' EXIT
+mkdir -p "$ROOT"/var/lib/dpkg/{info,updates,triggers} "$ROOT"/etc
+touch "$ROOT"/var/lib/dpkg/status "$ROOT"/var/lib/dpkg/available
+# Depends can't be satisfied in an empty root: the scripts use the host's tools.
+DPKG=(dpkg --root="$ROOT" --force-script-chrootless --force-depends --force-confdef --force-confold
+      --log=/dev/null)
+status_of() { dpkg-query --root="$ROOT" -W -f='${Status} ${Version}' edgesync 2>/dev/null || true; }
+
+log "install $PREV_VERSION"
+"${DPKG[@]}" -i "$OLD_DEB"
+[ -x "$ROOT/usr/bin/edgesync" ] || fail "binary not installed"
+[ -f "$ROOT/etc/edgesync/edgesync.json" ] || fail "config not installed"
+grep -q '^edgesync:' "$ROOT/etc/passwd" || fail "user edgesync not created"
+grep -q '^edgesync-producers:' "$ROOT/etc/group" || fail "group edgesync-producers not created"
+[ -L "$ROOT/etc/systemd/system/multi-user.target.wants/edgesync.service" ] ||
+  fail "service not enabled"
+grep '^edgesync' "$ROOT/etc/passwd" "$ROOT/etc/group"
+echo "status: $(status_of)"
+
+# What a running agent and an admin leave behind.
+mkdir -p "$ROOT/var/lib/edgesync"
+chmod 0750 "$ROOT/var/lib/edgesync"
+echo "pending-events-marker" > "$ROOT/var/lib/edgesync/outbox.db"
+sed -i 's/"pos-01"/"pos-77"/' "$ROOT/etc/edgesync/edgesync.json"
+grep -q '"pos-77"' "$ROOT/etc/edgesync/edgesync.json" || fail "could not edit config"
+
+log "upgrade to $NEW_VER"
+"${DPKG[@]}" -i "$NEW_DEB"
+status_of | grep -q "install ok installed $NEW_VER" || fail "upgrade: status $(status_of)"
+grep -q pending-events-marker "$ROOT/var/lib/edgesync/outbox.db" || fail "upgrade lost the outbox"
+grep -q '"pos-77"' "$ROOT/etc/edgesync/edgesync.json" || fail "upgrade lost the config edit"
+echo "upgrade kept outbox and edited config; status: $(status_of)"
+
+log "remove"
+"${DPKG[@]}" -r edgesync
+[ ! -e "$ROOT/usr/bin/edgesync" ] || fail "remove left the binary"
+grep -q pending-events-marker "$ROOT/var/lib/edgesync/outbox.db" || fail "remove deleted the outbox"
+[ -f "$ROOT/etc/edgesync/edgesync.json" ] || fail "remove deleted the config"
+echo "remove kept /var/lib/edgesync and /etc/edgesync; status: $(status_of)"
+
+log "purge"
+"${DPKG[@]}" -P edgesync
+[ ! -e "$ROOT/var/lib/edgesync" ] || fail "purge left /var/lib/edgesync"
+[ ! -e "$ROOT/etc/edgesync" ] || fail "purge left /etc/edgesync"
+[ -z "$(status_of | grep -v not-installed)" ] || fail "purge: status $(status_of)"
+echo "purge deleted /var/lib/edgesync and /etc/edgesync"
+
+# ---- systemd ------------------------------------------------------------------------------
+log "systemd-analyze verify"
+# The unit names /usr/bin/edgesync, which is not installed on the build host: verify a copy
+# whose ExecStart points at the packaged binary, unpacked next to it.
+UNPACK="$ROOT/unpacked"
+dpkg-deb -x "$NEW_DEB" "$UNPACK"
+UNIT_DIR="$ROOT/unit"; mkdir -p "$UNIT_DIR"
+sed "s|^ExecStart=/usr/bin/edgesync|ExecStart=$UNPACK/usr/bin/edgesync|" \
+  "$UNPACK/lib/systemd/system/edgesync.service" > "$UNIT_DIR/edgesync.service"
+verify_out=$(systemd-analyze verify --man=no "$UNIT_DIR/edgesync.service" 2>&1 || true)
+if [ -n "$verify_out" ]; then echo "$verify_out"; fail "systemd-analyze verify complained"; fi
+echo "systemd-analyze verify: clean"
+
+log "systemd-analyze security (offline)"
+systemd-analyze security --offline=true "$UNPACK/lib/systemd/system/edgesync.service" |
+  tee "$BUILD/security.txt" | grep -E '✗|Overall' || true
+grep -h 'Overall exposure' "$BUILD/security.txt"
+
+log "package-test: all checks passed"
+echo "1 passed, 0 failed"
