@@ -73,7 +73,8 @@ void Publisher::connect() {
 }
 
 void Publisher::connection_down(const std::string& why) {
-  if (state_ == HubState::kStopped) return;
+  // Already down (a failed publish came before the loss event): one backoff per loss.
+  if (state_ == HubState::kStopped || state_ == HubState::kDisconnected) return;
   bool was_stable = state_ == HubState::kConnected &&
                     std::chrono::steady_clock::now() - connected_at_ >= kStableConnection;
   if (was_stable) attempt_ = 0;

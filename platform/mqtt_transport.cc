@@ -222,37 +222,39 @@ uint64_t MqttTransport::connect() {
   return gen;
 }
 
+namespace {
+
+Status start_publish(MqttTransport::Impl& impl, mqtt::message_ptr msg, uint64_t tag) {
+  auto* ctx = impl.acquire(tag);
+  try {
+    impl.client->publish(std::move(msg), ctx, impl);
+  } catch (const std::exception& e) {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    impl.free_contexts.push_back(ctx);
+    return Status::unavailable(std::string("publish not started: ") + e.what());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status MqttTransport::publish(const std::string& topic, std::string_view payload,
                               std::string_view id, int64_t seq, uint64_t tag) {
   mqtt::properties props;
   props.add({mqtt::property::CONTENT_TYPE, "application/json"});
   props.add({mqtt::property::USER_PROPERTY, "id", std::string(id)});
   props.add({mqtt::property::USER_PROPERTY, "seq", std::to_string(seq)});
-  auto msg = mqtt::message::create(topic, payload.data(), payload.size(), 1, false, props);
-  Impl::Context* ctx = impl_->acquire(tag);
-  try {
-    impl_->client->publish(msg, ctx, *impl_);
-  } catch (const std::exception& e) {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->free_contexts.push_back(ctx);
-    return Status::unavailable(std::string("publish not started: ") + e.what());
-  }
-  return Status::ok();
+  return start_publish(*impl_,
+                       mqtt::message::create(topic, payload.data(), payload.size(), 1, false, props),
+                       tag);
 }
 
 Status MqttTransport::publish_retained(const std::string& topic, std::string_view payload) {
   mqtt::properties props;
   props.add({mqtt::property::CONTENT_TYPE, "application/json"});
-  auto msg = mqtt::message::create(topic, payload.data(), payload.size(), 1, true, props);
-  Impl::Context* ctx = impl_->acquire(0);
-  try {
-    impl_->client->publish(msg, ctx, *impl_);
-  } catch (const std::exception& e) {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->free_contexts.push_back(ctx);
-    return Status::unavailable(std::string("publish not started: ") + e.what());
-  }
-  return Status::ok();
+  return start_publish(*impl_,
+                       mqtt::message::create(topic, payload.data(), payload.size(), 1, true, props),
+                       0);
 }
 
 void MqttTransport::disconnect(std::chrono::milliseconds timeout) {

@@ -76,8 +76,9 @@ class MqttTransport {
   // Owner thread: moves every queued event into `out` (cleared first).
   void take_events(std::vector<MqttEvent>* out);
 
+  struct Impl;  // defined in the .cc: the paho side
+
  private:
-  struct Impl;
   explicit MqttTransport(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
