@@ -1,0 +1,127 @@
+#include "tests/support/agent_process.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/mosquitto_broker.h"
+#include "tests/support/net_util.h"
+#include "tests/support/temp_dir.h"
+
+namespace edgesync::test {
+
+std::string edgesync_bin() {
+  const char* bin = std::getenv("EDGESYNC_BIN");
+  if (!bin || !*bin) {
+    throw std::runtime_error("EDGESYNC_BIN is not set (run the tests through ctest)");
+  }
+  if (!std::filesystem::exists(bin)) {
+    throw std::runtime_error(std::string("EDGESYNC_BIN does not exist: ") + bin);
+  }
+  return bin;
+}
+
+AgentConfig AgentConfig::for_test(const std::string& dir, const MosquittoBroker& broker) {
+  AgentConfig c;
+  c.storage_path = dir + "/outbox.db";
+  c.socket_path = dir + "/ingest.sock";
+  c.hub_uri = broker.uri();
+  c.ca_file = broker.tls().ca_file;
+  c.cert_file = broker.tls().client_cert_file;
+  c.key_file = broker.tls().client_key_file;
+  return c;
+}
+
+nlohmann::json AgentConfig::to_json() const {
+  return {
+      {"device", {{"id", device_id}, {"store_id", store_id}}},
+      {"storage",
+       {{"path", storage_path}, {"max_bytes", max_bytes}, {"keep_delivered", keep_delivered}}},
+      {"ingest", {{"socket", socket_path}, {"max_line_bytes", max_line_bytes}}},
+      {"hub",
+       {{"uri", hub_uri},
+        {"topic_prefix", topic_prefix},
+        {"ca_file", ca_file},
+        {"cert_file", cert_file},
+        {"key_file", key_file},
+        {"keepalive_s", keepalive_s},
+        {"max_inflight", max_inflight}}},
+      {"retry", {{"initial_ms", retry_initial_ms}, {"max_ms", retry_max_ms}}},
+  };
+}
+
+std::string AgentConfig::to_text() const {
+  return "// edgesync agent config written by the integration tests\n" + to_json().dump(2) + "\n";
+}
+
+std::string AgentConfig::topic_base() const {
+  return topic_prefix + "/" + store_id + "/" + device_id;
+}
+
+AgentProcess::AgentProcess(std::string dir, AgentConfig config)
+    : dir_(std::move(dir)), config_(std::move(config)), config_path_(dir_ + "/agent.json") {
+  write_config();
+}
+
+AgentProcess::~AgentProcess() {
+  if (child_ && child_->running()) kill9();
+}
+
+void AgentProcess::write_config() { write_file(config_path_, config_.to_text()); }
+
+std::string AgentProcess::log() const { return read_file(log_path()); }
+
+void AgentProcess::start(std::chrono::milliseconds timeout) {
+  if (child_ && child_->running()) throw std::runtime_error("agent already running");
+  write_config();
+  {
+    std::ofstream marker(log_path(), std::ios::app);
+    marker << "===== [test harness] agent start #" << ++starts_ << " =====\n";
+  }
+  child_ = std::make_unique<ChildProcess>();
+  child_->spawn({edgesync_bin(), "agent", "--config", config_path_}, log_path());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (!child_->running()) {
+      throw std::runtime_error("edgesync agent exited during start-up (" +
+                               describe_wait_status(*child_->exit_status()) + "); log:\n" + log());
+    }
+    if (unix_socket_accepts(config_.socket_path)) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("edgesync agent ingest socket " + config_.socket_path +
+                               " not accepting connections after start-up timeout; log:\n" + log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::optional<int> AgentProcess::terminate(std::chrono::milliseconds timeout) {
+  if (!child_) return std::nullopt;
+  if (!child_->running()) return child_->exit_status();
+  child_->signal(SIGTERM);
+  auto st = child_->wait(timeout);
+  if (!st) kill9();
+  return st;
+}
+
+void AgentProcess::kill9() {
+  if (!child_ || !child_->running()) return;
+  child_->signal(SIGKILL);
+  child_->wait(std::chrono::seconds(10));
+}
+
+bool AgentProcess::running() { return child_ && child_->running(); }
+
+CommandResult AgentProcess::run_cli(const std::vector<std::string>& args,
+                                    const std::string& stdin_text,
+                                    std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv{edgesync_bin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, stdin_text, timeout);
+}
+
+}  // namespace edgesync::test

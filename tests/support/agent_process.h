@@ -1,0 +1,90 @@
+// The real edgesync agent binary (from $EDGESYNC_BIN) run as a child process.
+//
+// AgentConfig is the agent's JSON config file; AgentProcess writes it, runs
+// `edgesync agent --config FILE` with stdout/stderr appended to agent.log in the test
+// directory, and waits until the ingest socket accepts connections.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace edgesync::test {
+
+class MosquittoBroker;
+
+// Path of the agent binary from $EDGESYNC_BIN; throws std::runtime_error if unset or missing.
+std::string edgesync_bin();
+
+struct AgentConfig {
+  std::string device_id = "pos-01";
+  std::string store_id = "store-042";
+  std::string storage_path;
+  int64_t max_bytes = 1073741824;
+  int64_t keep_delivered = 10000;
+  std::string socket_path;
+  int64_t max_line_bytes = 262144;
+  std::string hub_uri;
+  std::string topic_prefix = "edgesync/v1";
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  int keepalive_s = 30;
+  int max_inflight = 64;
+  int retry_initial_ms = 100;
+  int retry_max_ms = 2000;
+
+  // Defaults for a test: db and socket in dir, hub = the broker with the client cert.
+  static AgentConfig for_test(const std::string& dir, const MosquittoBroker& broker);
+  nlohmann::json to_json() const;
+  // The config file text: to_json() pretty-printed under a `//` comment line.
+  std::string to_text() const;
+  // "<topic_prefix>/<store_id>/<device_id>"
+  std::string topic_base() const;
+};
+
+class AgentProcess {
+ public:
+  // Writes the config to dir/agent.json (rewritten on every start()).
+  AgentProcess(std::string dir, AgentConfig config);
+  ~AgentProcess();  // SIGKILLs a still-running agent
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  // Starts the agent and waits until the ingest socket accepts connections. Throws
+  // std::runtime_error (with the agent log) if it exits first or the timeout passes.
+  void start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // SIGTERM, wait; returns the wait status, or nullopt if it did not exit within timeout (it
+  // is then SIGKILLed so the test does not hang).
+  std::optional<int> terminate(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // SIGKILL and reap.
+  void kill9();
+  bool running();
+
+  AgentConfig& config() { return config_; }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& socket_path() const { return config_.socket_path; }
+  std::string log_path() const { return dir_ + "/agent.log"; }
+  std::string log() const;
+
+  // Runs `edgesync <args...>` (for CLI subcommands) and captures its output.
+  static CommandResult run_cli(const std::vector<std::string>& args,
+                               const std::string& stdin_text = "",
+                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  void write_config();
+  std::string dir_;
+  AgentConfig config_;
+  std::string config_path_;
+  std::unique_ptr<ChildProcess> child_;
+  int starts_ = 0;
+};
+
+}  // namespace edgesync::test

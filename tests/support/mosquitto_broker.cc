@@ -1,0 +1,114 @@
+#include "tests/support/mosquitto_broker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/net_util.h"
+#include "tests/support/temp_dir.h"
+
+namespace edgesync::test {
+
+MosquittoBroker::MosquittoBroker(std::string dir, TlsMaterial tls, BrokerOptions options)
+    : dir_(std::move(dir)), tls_(std::move(tls)), options_(options) {
+  port_ = pick_free_port();
+  if (options_.plain_listener) {
+    do {
+      plain_port_ = pick_free_port();
+    } while (plain_port_ == port_);
+  }
+}
+
+MosquittoBroker::~MosquittoBroker() {
+  if (child_ && child_->running()) kill();
+}
+
+std::string MosquittoBroker::uri() const { return "ssl://localhost:" + std::to_string(port_); }
+
+std::string MosquittoBroker::log_path() const { return dir_ + "/mosquitto.log"; }
+
+std::string MosquittoBroker::log() const { return read_file(log_path()); }
+
+std::string MosquittoBroker::write_config() const {
+  std::ostringstream c;
+  if (::geteuid() == 0) c << "user root\n";
+  c << "per_listener_settings false\n"
+    << "allow_anonymous true\n"
+    << "max_inflight_messages 100\n"
+    << "max_queued_messages 1000000\n"
+    << "max_queued_bytes 0\n"
+    << "persistence true\n"
+    << "persistence_location " << dir_ << "/\n"
+    << "persistence_file mosquitto.db\n"
+    << "autosave_interval 5\n"
+    << "autosave_on_changes false\n"
+    << "set_tcp_nodelay true\n"
+    << "log_dest file " << log_path() << "\n"
+    << "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+    << "connection_messages true\n"
+    << "log_timestamp true\n"
+    << "log_timestamp_format %H:%M:%S\n"
+    << "\n"
+    << "listener " << port_ << " 127.0.0.1\n"
+    << "protocol mqtt\n"
+    << "cafile " << tls_.ca_file << "\n"
+    << "certfile " << tls_.server_cert_file << "\n"
+    << "keyfile " << tls_.server_key_file << "\n"
+    << "require_certificate true\n";
+  if (options_.plain_listener) {
+    c << "\nlistener " << plain_port_ << " 127.0.0.1\n"
+      << "protocol mqtt\n";
+  }
+  const std::string path = dir_ + "/mosquitto.conf";
+  write_file(path, c.str());
+  return path;
+}
+
+void MosquittoBroker::start(std::chrono::milliseconds timeout) {
+  if (child_ && child_->running()) throw std::runtime_error("broker already running");
+  const std::string conf = write_config();
+  child_ = std::make_unique<ChildProcess>();
+  child_->spawn({"mosquitto", "-c", conf}, log_path());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (!child_->running()) {
+      throw std::runtime_error("mosquitto exited during start-up (" +
+                               describe_wait_status(*child_->exit_status()) + "); log:\n" + log());
+    }
+    if (tcp_port_accepts(port_) && (!options_.plain_listener || tcp_port_accepts(plain_port_))) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("mosquitto not listening on port " + std::to_string(port_) +
+                               " after start-up timeout; log:\n" + log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void MosquittoBroker::stop() {
+  if (!child_ || !child_->running()) return;
+  child_->signal(SIGTERM);
+  if (!child_->wait(std::chrono::seconds(15))) {
+    child_->signal(SIGKILL);
+    child_->wait(std::chrono::seconds(10));
+  }
+}
+
+void MosquittoBroker::kill() {
+  if (!child_ || !child_->running()) return;
+  child_->signal(SIGKILL);
+  child_->wait(std::chrono::seconds(10));
+}
+
+void MosquittoBroker::restart() {
+  stop();
+  start();
+}
+
+bool MosquittoBroker::running() { return child_ && child_->running(); }
+
+}  // namespace edgesync::test

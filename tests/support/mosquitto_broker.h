@@ -1,0 +1,58 @@
+// A real mosquitto broker child process with a mutual-TLS listener on a free loopback port.
+//
+// The broker keeps its persistence database and log in the given directory, so a subscriber's
+// persistent session (and its queued QoS 1 messages) survives stop()/start(). The listener
+// requires a client certificate signed by the test CA. restart() reuses the same ports.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "tests/support/process.h"
+#include "tests/support/tls_material.h"
+
+namespace edgesync::test {
+
+struct BrokerOptions {
+  bool plain_listener = false;  // also listen without TLS on plain_port()
+};
+
+class MosquittoBroker {
+ public:
+  // dir: where mosquitto.conf, the persistence db and mosquitto.log go (must exist).
+  MosquittoBroker(std::string dir, TlsMaterial tls, BrokerOptions options = {});
+  ~MosquittoBroker();
+  MosquittoBroker(const MosquittoBroker&) = delete;
+  MosquittoBroker& operator=(const MosquittoBroker&) = delete;
+
+  // Starts the broker and waits until the TLS port accepts TCP connections. Throws
+  // std::runtime_error (with the broker log) if it exits or is not listening within timeout.
+  void start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // SIGTERM and wait (mosquitto saves its persistence db on a clean stop).
+  void stop();
+  // SIGKILL and wait: no chance to save anything.
+  void kill();
+  // stop() then start() on the same ports.
+  void restart();
+  bool running();
+
+  int port() const { return port_; }
+  int plain_port() const { return plain_port_; }  // 0 unless options.plain_listener
+  // "ssl://localhost:<port>": the host name matches the server certificate.
+  std::string uri() const;
+  const TlsMaterial& tls() const { return tls_; }
+  std::string log_path() const;
+  std::string log() const;
+
+ private:
+  std::string write_config() const;
+  std::string dir_;
+  TlsMaterial tls_;
+  BrokerOptions options_;
+  int port_ = 0;
+  int plain_port_ = 0;
+  std::unique_ptr<ChildProcess> child_;
+};
+
+}  // namespace edgesync::test

@@ -1,0 +1,92 @@
+#include "tests/support/tls_material.h"
+
+#include <sys/stat.h>
+
+#include <functional>
+#include <stdexcept>
+
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace edgesync::test {
+namespace {
+
+// Our own openssl config so the system openssl.cnf's default extensions do not interfere.
+constexpr const char* kOpensslConfig = R"(
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = unused
+[ ca_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ server_ext ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ client_ext ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+)";
+
+void openssl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"openssl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult r = run_command(argv, "", std::chrono::seconds(30));
+  if (!r.exited_ok()) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += a + " ";
+    throw std::runtime_error("openssl failed: " + cmd + "\n" + r.describe());
+  }
+}
+
+void make_key(const std::string& path) {
+  openssl({"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path});
+}
+
+void sign(const std::string& dir, const std::string& cnf, const std::string& name,
+          const std::string& cn, const std::string& ext, const std::string& ca,
+          const std::string& ca_key) {
+  const std::string key = dir + "/" + name + ".key";
+  const std::string csr = dir + "/" + name + ".csr";
+  const std::string pem = dir + "/" + name + ".pem";
+  make_key(key);
+  openssl({"req", "-new", "-config", cnf, "-key", key, "-subj", "/CN=" + cn, "-out", csr});
+  openssl({"x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial",
+           std::to_string(std::hash<std::string>{}(dir + name) & 0x7fffffffffffULL), "-days", "3",
+           "-sha256", "-extfile", cnf, "-extensions", ext, "-out", pem});
+}
+
+}  // namespace
+
+TlsMaterial TlsMaterial::generate(const std::string& dir, const std::string& client_cn) {
+  const std::string cnf = dir + "/openssl-test.cnf";
+  write_file(cnf, kOpensslConfig);
+  TlsMaterial m;
+  m.ca_file = dir + "/ca.pem";
+  const std::string ca_key = dir + "/ca.key";
+  make_key(ca_key);
+  openssl({"req", "-new", "-x509", "-config", cnf, "-key", ca_key, "-subj", "/CN=edgesync test CA",
+           "-days", "3", "-sha256", "-extensions", "ca_ext", "-out", m.ca_file});
+  sign(dir, cnf, "server", "localhost", "server_ext", m.ca_file, ca_key);
+  sign(dir, cnf, "client", client_cn, "client_ext", m.ca_file, ca_key);
+  m.server_cert_file = dir + "/server.pem";
+  m.server_key_file = dir + "/server.key";
+  m.client_cert_file = dir + "/client.pem";
+  m.client_key_file = dir + "/client.key";
+  for (const auto& f : {m.ca_file, ca_key, m.server_cert_file, m.server_key_file,
+                        m.client_cert_file, m.client_key_file}) {
+    ::chmod(f.c_str(), 0644);
+  }
+  return m;
+}
+
+}  // namespace edgesync::test
