@@ -17,7 +17,8 @@ stage "dependencies"
 bash .ci/deps.sh
 
 stage "native build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=ON \
+  -DEDGESYNC_BUILD_INTEGRATION_TESTS=ON -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
 cmake --build build -j"$JOBS"
 
 stage "native tests"

@@ -73,7 +73,37 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
     Impl* impl_;
     uint64_t gen_;
   };
-  std::deque<ConnectListener> connect_listeners;  // one per attempt, kept until destruction
+  std::deque<ConnectListener> connect_listeners;  // of the current client only
+
+  // A fresh paho client for every connection attempt: paho keeps publish commands it had not
+  // yet written when a connection died, and would send them first on the next connection,
+  // ahead of the resend from the watermark: the hub would see a later seq before earlier ones.
+  void make_client() {
+    if (client) {
+      try {
+        if (client->is_connected()) client->disconnect(0)->wait_for(std::chrono::milliseconds(500));
+      } catch (const std::exception&) {
+      }
+      client.reset();
+    }
+    // The previous client's connect tokens are gone with it.
+    connect_listeners.clear();
+    mqtt::create_options create(MQTTVERSION_5);
+    // No offline buffer: a publish while disconnected must fail, not queue in RAM.
+    create.set_send_while_disconnected(false);
+    client = std::make_unique<mqtt::async_client>(options.uri, options.client_id, create,
+                                                  nullptr /* no persistence */);
+    client->set_connection_lost_handler([this](const std::string& cause) {
+      MqttEvent e;
+      e.kind = MqttEvent::Kind::kConnectionLost;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        e.generation = generation;
+      }
+      e.detail = cause.empty() ? "connection lost" : "connection lost: " + cause;
+      push(std::move(e));
+    });
+  }
 
   void push(MqttEvent e) {
     bool first;
@@ -154,23 +184,6 @@ Result<std::unique_ptr<MqttTransport>> MqttTransport::create(const MqttOptions& 
   impl->options = options;
   impl->notify = std::move(notify);
   try {
-    mqtt::create_options create(MQTTVERSION_5);
-    // No offline buffer: a publish while disconnected must fail, not queue in RAM.
-    create.set_send_while_disconnected(false);
-    impl->client = std::make_unique<mqtt::async_client>(options.uri, options.client_id, create,
-                                                        nullptr /* no persistence */);
-    Impl* raw = impl.get();
-    impl->client->set_connection_lost_handler([raw](const std::string& cause) {
-      MqttEvent e;
-      e.kind = MqttEvent::Kind::kConnectionLost;
-      {
-        std::lock_guard<std::mutex> lock(raw->mu);
-        e.generation = raw->generation;
-      }
-      e.detail = cause.empty() ? "connection lost" : "connection lost: " + cause;
-      raw->push(std::move(e));
-    });
-
     auto builder = mqtt::connect_options_builder()
                        .mqtt_version(MQTTVERSION_5)
                        .clean_start(true)
@@ -209,12 +222,13 @@ uint64_t MqttTransport::connect() {
     std::lock_guard<std::mutex> lock(impl_->mu);
     gen = ++impl_->generation;
   }
-  auto& listener = impl_->connect_listeners.emplace_back(impl_.get(), gen);
   try {
+    impl_->make_client();
+    auto& listener = impl_->connect_listeners.emplace_back(impl_.get(), gen);
     impl_->client->connect(impl_->connect_options, nullptr, listener);
   } catch (const std::exception& e) {
     MqttEvent ev;
-      ev.kind = MqttEvent::Kind::kConnectFailed;
+    ev.kind = MqttEvent::Kind::kConnectFailed;
     ev.generation = gen;
     ev.detail = std::string("connect failed: ") + e.what();
     impl_->push(std::move(ev));
@@ -225,6 +239,7 @@ uint64_t MqttTransport::connect() {
 namespace {
 
 Status start_publish(MqttTransport::Impl& impl, mqtt::message_ptr msg, uint64_t tag) {
+  if (!impl.client) return Status::unavailable("not connected");
   auto* ctx = impl.acquire(tag);
   try {
     impl.client->publish(std::move(msg), ctx, impl);
@@ -259,16 +274,24 @@ Status MqttTransport::publish_retained(const std::string& topic, std::string_vie
 
 void MqttTransport::disconnect(std::chrono::milliseconds timeout) {
   try {
-    if (impl_->client->is_connected()) {
-      impl_->client->disconnect(static_cast<int>(timeout.count()))->wait_for(timeout + 
-          std::chrono::milliseconds(500));
+    if (!impl_->client || !impl_->client->is_connected()) return;
+    // Wait for our own outstanding publishes, then disconnect at once: paho's disconnect
+    // timeout would otherwise be spent in full even with nothing in flight.
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (const auto& tok : impl_->client->get_pending_delivery_tokens()) {
+      auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::milliseconds(0)) break;
+      tok->wait_for(std::chrono::duration_cast<std::chrono::milliseconds>(left));
     }
+    impl_->client->disconnect(0)->wait_for(std::chrono::milliseconds(1000));
   } catch (const std::exception&) {
     // Already gone: nothing to clean up on our side.
   }
 }
 
-bool MqttTransport::is_connected() const { return impl_->client->is_connected(); }
+bool MqttTransport::is_connected() const {
+  return impl_->client && impl_->client->is_connected();
+}
 
 void MqttTransport::take_events(std::vector<MqttEvent>* out) {
   out->clear();

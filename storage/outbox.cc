@@ -401,13 +401,22 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
   return Status::ok();
 }
 
-// Deletes kept history beyond keep_delivered, a slice at a time so no single transaction holds
-// the writer for long.
+// Deletes kept history beyond keep_delivered. Runs after the round's replies went out, only once
+// at least prune_step rows are due (so its cost is shared by many events), and a slice at a time
+// so no transaction holds the writer for long. It commits without its own sync: losing a prune
+// in a crash only brings back delivered rows, and the next FULL commit syncs it with its own.
 void Outbox::prune(Writer& w) {
-  if (w.delivered - options_.keep_delivered <= w.pruned_through) return;
-  int64_t target = std::min(w.delivered - options_.keep_delivered, w.pruned_through + 2000);
-  w.prune->bind(1, target);
-  Status s = w.prune->run();
+  const int64_t step = std::max<int64_t>(options_.prune_step, 1);
+  if (!w.db || w.delivered - options_.keep_delivered - w.pruned_through < step) return;
+  int64_t target = std::min(w.delivered - options_.keep_delivered,
+                            w.pruned_through + std::max<int64_t>(5 * step, 2000));
+  Status s = w.db->exec("PRAGMA synchronous=NORMAL");
+  if (s) {
+    w.prune->bind(1, target);
+    s = w.prune->run();
+  }
+  Status restore = w.db->exec("PRAGMA synchronous=FULL");
+  if (s) s = restore;
   if (s) {
     w.pruned_through = target;
   } else {
@@ -464,7 +473,6 @@ void Outbox::writer_loop() {
       Status s = commit(w, batch, dead, watermark, &outcomes);
       if (s) {
         for (const auto& r : outcomes) stored_any |= r.outcome == AppendResult::Outcome::kStored;
-        prune(w);
       } else {
         w.fail(s);
         writable = false;
@@ -500,6 +508,7 @@ void Outbox::writer_loop() {
         if (stored_any && on_committed_) on_committed_();
       });
     }
+    if (writable) prune(w);
     batch.clear();
     dead.clear();
     lock.lock();

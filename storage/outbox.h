@@ -85,6 +85,8 @@ class Outbox {
     // How long a delivered watermark may wait in memory before it is written on its own.
     std::chrono::milliseconds watermark_flush{200};
     size_t max_batch = 4096;
+    // Delivered history is deleted once this many rows beyond keep_delivered are due.
+    int64_t prune_step = 1000;
     std::string vfs;  // tests only: a fault-injecting SQLite VFS
   };
 

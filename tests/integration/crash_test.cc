@@ -96,6 +96,21 @@ class CrashTest : public HubFixture {
 
 TEST_F(CrashTest, SigkillMidStreamLosesNoAckedEvent) {
   agent_->start();
+  // The will is registered only once the agent is connected: a kill during its TLS handshake
+  // (easy on a loaded machine, the stream below takes under a second) would leave none.
+  const std::string status_topic = agent_->config().topic_base() + "/status";
+  ASSERT_TRUE(hub_->wait_for(
+      [&](const HubSubscriber::Messages& ms) {
+        for (const auto& m : ms) {
+          if (m.topic == status_topic &&
+              m.payload.find("\"online\":true") != std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30s))
+      << "the agent never connected";
   auto o = stream_and_interrupt("k", 4, 2500, 2000, [&] { agent_->kill9(); });
   std::map<std::string, int64_t> acked;
   auto unanswered = collect(o, &acked);
@@ -106,7 +121,6 @@ TEST_F(CrashTest, SigkillMidStreamLosesNoAckedEvent) {
             << unanswered.size() << " unanswered\n";
 
   // The broker publishes the agent's will: the retained status turns offline.
-  const std::string status_topic = agent_->config().topic_base() + "/status";
   auto probe = make_subscriber(status_topic, /*persistent=*/false);
   auto online_is = [](bool want) {
     return [want](const HubSubscriber::Messages& ms) {

@@ -166,6 +166,7 @@ TEST(Outbox, DeliveredHistoryIsPrunedButSeqNeverRestarts) {
   TempPath dir;
   auto o = options(dir);
   o.keep_delivered = 0;
+  o.prune_step = 1;
   {
     auto box = open_box(o);
     for (int i = 0; i < 30; ++i) append_wait(*box, event("h" + std::to_string(i)));
@@ -181,6 +182,26 @@ TEST(Outbox, DeliveredHistoryIsPrunedButSeqNeverRestarts) {
   EXPECT_EQ(stats->next_seq, 32);
   auto box = open_box(o);
   EXPECT_EQ(append_wait(*box, event("after-prune")).seq, 32);
+}
+
+TEST(Outbox, HistoryIsKeptUntilAWholePruneStepIsDue) {
+  TempPath dir;
+  auto o = options(dir);
+  o.keep_delivered = 5;
+  o.prune_step = 10;
+  auto box = open_box(o);
+  for (int i = 0; i < 30; ++i) append_wait(*box, event("k" + std::to_string(i)));
+  box->mark_delivered(14);  // 9 rows beyond keep_delivered: below the step, nothing pruned
+  append_wait(*box, event("k30"));
+  EXPECT_EQ(storage::Outbox::inspect(o.path)->stored_events, 31);
+  // A resubmission inside the kept history is still recognised.
+  EXPECT_EQ(append_wait(*box, event("k3")).outcome, Outcome::kDuplicate);
+  box->mark_delivered(25);  // 20 beyond: more than a step, all of it goes
+  append_wait(*box, event("k31"));
+  box->close();
+  auto stats = storage::Outbox::inspect(o.path);
+  EXPECT_EQ(stats->stored_events, 32 - 20);
+  EXPECT_EQ(stats->delivered_seq, 25);
 }
 
 TEST(Outbox, DeadLetterIsKeptWithItsReason) {

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <sstream>
+
 #include "tests/support/mosquitto_broker.h"
 #include "tests/support/net_util.h"
 #include "tests/support/temp_dir.h"
@@ -23,6 +25,19 @@ std::string edgesync_bin() {
     throw std::runtime_error(std::string("EDGESYNC_BIN does not exist: ") + bin);
   }
   return bin;
+}
+
+std::vector<std::string> edgesync_argv(const std::vector<std::string>& args) {
+  // Cross builds run the agent under qemu-user: EDGESYNC_BIN_WRAPPER holds that command line
+  // (space-separated); empty for native builds.
+  std::vector<std::string> argv;
+  if (const char* wrap = std::getenv("EDGESYNC_BIN_WRAPPER")) {
+    std::istringstream words(wrap);
+    for (std::string w; words >> w;) argv.push_back(w);
+  }
+  argv.push_back(edgesync_bin());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
 }
 
 AgentConfig AgentConfig::for_test(const std::string& dir, const MosquittoBroker& broker) {
@@ -83,7 +98,7 @@ void AgentProcess::start(std::chrono::milliseconds timeout) {
     marker << "===== [test harness] agent start #" << ++starts_ << " =====\n";
   }
   child_ = std::make_unique<ChildProcess>();
-  child_->spawn({edgesync_bin(), "agent", "--config", config_path_}, log_path());
+  child_->spawn(edgesync_argv({"agent", "--config", config_path_}), log_path());
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     if (!child_->running()) {
@@ -119,9 +134,7 @@ bool AgentProcess::running() { return child_ && child_->running(); }
 CommandResult AgentProcess::run_cli(const std::vector<std::string>& args,
                                     const std::string& stdin_text,
                                     std::chrono::milliseconds timeout) {
-  std::vector<std::string> argv{edgesync_bin()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, stdin_text, timeout);
+  return run_command(edgesync_argv(args), stdin_text, timeout);
 }
 
 }  // namespace edgesync::test

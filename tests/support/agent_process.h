@@ -21,6 +21,9 @@ class MosquittoBroker;
 
 // Path of the agent binary from $EDGESYNC_BIN; throws std::runtime_error if unset or missing.
 std::string edgesync_bin();
+// The command line that runs the agent binary with `args`: EDGESYNC_BIN_WRAPPER (qemu-user in
+// cross builds) + EDGESYNC_BIN + args.
+std::vector<std::string> edgesync_argv(const std::vector<std::string>& args);
 
 struct AgentConfig {
   std::string device_id = "pos-01";

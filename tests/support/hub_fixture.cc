@@ -18,7 +18,7 @@ std::string unique_client_id(const std::string& role) {
 void HubFixture::SetUp() {
   dir_ = std::make_unique<TempDir>();
   tls_ = TlsMaterial::generate(dir_->path().string());
-  broker_ = std::make_unique<MosquittoBroker>(dir_->path().string(), tls_);
+  broker_ = std::make_unique<MosquittoBroker>(dir_->path().string(), tls_, broker_options());
   broker_->start();
   hub_ = make_subscriber("edgesync/v1/#", /*persistent=*/true);
   agent_ = std::make_unique<AgentProcess>(dir_->path().string(),

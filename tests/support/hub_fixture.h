@@ -24,6 +24,8 @@ class HubFixture : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
+  // A test may give its broker other settings.
+  virtual BrokerOptions broker_options() const { return {}; }
 
   // A new subscriber with this fixture's TLS material (connected).
   std::unique_ptr<HubSubscriber> make_subscriber(const std::string& topic_filter, bool persistent);

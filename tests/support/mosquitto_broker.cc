@@ -51,6 +51,7 @@ std::string MosquittoBroker::write_config() const {
     << "connection_messages true\n"
     << "log_timestamp true\n"
     << "log_timestamp_format %H:%M:%S\n"
+    << options_.extra_config << "\n"
     << "\n"
     << "listener " << port_ << " 127.0.0.1\n"
     << "protocol mqtt\n"

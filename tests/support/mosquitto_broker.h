@@ -16,6 +16,7 @@ namespace edgesync::test {
 
 struct BrokerOptions {
   bool plain_listener = false;  // also listen without TLS on plain_port()
+  std::string extra_config;     // more global settings, one per line (e.g. message_size_limit)
 };
 
 class MosquittoBroker {
