@@ -8,6 +8,7 @@ PKGS=(
   libsqlite3-dev                       # the outbox
   libmbedtls-dev                       # application crypto (signed config, device keys)
   libpaho-mqtt-dev libpaho-mqttpp-dev  # MQTT v5 over TLS to the hub
+  libssl-dev                           # paho's CMake package looks for OpenSSL
   nlohmann-json3-dev                   # JSON parsing of config and events
   libcli11-dev                         # the command line
   libsystemd-dev                       # sd_notify: readiness and watchdog
