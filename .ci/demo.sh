@@ -53,7 +53,7 @@ CONF
 mosquitto -c mosquitto.conf > broker.log 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-echo "== hub broker: mosquitto on ssl://localhost:$PORT (mutual TLS)"
+echo "== hub broker: mosquitto on ssl://127.0.0.1:$PORT (mutual TLS)"
 
 cat > edgesync.json <<CONF
 // demo configuration: the same keys as /etc/edgesync/edgesync.json
@@ -61,14 +61,14 @@ cat > edgesync.json <<CONF
   "device":  { "id": "pos-01", "store_id": "store-042" },
   "storage": { "path": "$DEMO/state/outbox.db" },
   "ingest":  { "socket": "$DEMO/ingest.sock" },
-  "hub": { "uri": "ssl://localhost:$PORT", "topic_prefix": "edgesync/v1",
+  "hub": { "uri": "ssl://127.0.0.1:$PORT", "topic_prefix": "edgesync/v1",
            "ca_file": "$DEMO/ca.pem", "cert_file": "$DEMO/client.pem", "key_file": "$DEMO/client.key" },
   "retry": { "initial_ms": 200, "max_ms": 5000 }
 }
 CONF
 
 # The subscriber is the hub's side: every event of this store, as it arrives.
-mosquitto_sub -h localhost -p "$PORT" --cafile ca.pem --cert client.pem --key client.key \
+mosquitto_sub -h 127.0.0.1 -p "$PORT" --cafile ca.pem --cert client.pem --key client.key \
   -V mqttv5 -q 1 -t 'edgesync/v1/store-042/#' -F '%t  %p' > hub.log 2>&1 &
 PIDS+=($!)
 

@@ -92,7 +92,7 @@ class Broker {
   bool running() { return child_.running(); }
   int port() const { return port_; }
   pid_t pid() const { return child_.pid(); }
-  std::string uri() const { return "ssl://localhost:" + std::to_string(port_); }
+  std::string uri() const { return "ssl://127.0.0.1:" + std::to_string(port_); }
   const Tls& tls() const { return tls_; }
 
  private:

@@ -42,7 +42,7 @@ class BrokerHarnessTest : public ::testing::Test {
                     std::vector<std::string> extra = {}) {
     std::vector<std::string> argv{"mosquitto_pub",
                                   "-h",
-                                  "localhost",
+                                  "127.0.0.1",
                                   "-p",
                                   std::to_string(broker_->port()),
                                   "--cafile",
@@ -89,7 +89,7 @@ TEST_F(BrokerHarnessTest, TlsPublishReachesSubscriberWithProperties) {
 }
 
 TEST_F(BrokerHarnessTest, ClientWithoutCertificateIsRejected) {
-  auto r = run_command({"mosquitto_pub", "-h", "localhost", "-p", std::to_string(broker_->port()),
+  auto r = run_command({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker_->port()),
                         "--cafile", tls_.ca_file, "-t", "edgesync/v1/x", "-m", "y"},
                        "", 20s);
   EXPECT_FALSE(r.exited_ok()) << r.describe();
@@ -105,7 +105,7 @@ TEST_F(BrokerHarnessTest, ServerCertificateIsVerified) {
   // A client trusting another CA must refuse the broker.
   TempDir other;
   TlsMaterial other_tls = TlsMaterial::generate(other.path().string());
-  auto bad = run_command({"mosquitto_pub", "-h", "localhost", "-p", std::to_string(broker_->port()),
+  auto bad = run_command({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker_->port()),
                           "--cafile", other_tls.ca_file, "--cert", tls_.client_cert_file, "--key",
                           tls_.client_key_file, "-t", "edgesync/v1/x", "-m", "y"},
                          "", 20s);

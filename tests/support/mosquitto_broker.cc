@@ -26,7 +26,7 @@ MosquittoBroker::~MosquittoBroker() {
   if (child_ && child_->running()) kill();
 }
 
-std::string MosquittoBroker::uri() const { return "ssl://localhost:" + std::to_string(port_); }
+std::string MosquittoBroker::uri() const { return "ssl://127.0.0.1:" + std::to_string(port_); }
 
 std::string MosquittoBroker::log_path() const { return dir_ + "/mosquitto.log"; }
 

@@ -40,7 +40,8 @@ class MosquittoBroker {
 
   int port() const { return port_; }
   int plain_port() const { return plain_port_; }  // 0 unless options.plain_listener
-  // "ssl://localhost:<port>": the host name matches the server certificate.
+  // "ssl://127.0.0.1:<port>": verified against the certificate's IP SAN, so a machine
+  // without an /etc/hosts entry for localhost (a minimal root) works too.
   std::string uri() const;
   const TlsMaterial& tls() const { return tls_; }
   std::string log_path() const;
