@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <asio.hpp>
+#include <atomic>
 #include <iostream>
+#include <thread>
 
 #include "agent/ingest_server.h"
 #include "agent/publisher.h"
@@ -15,8 +17,15 @@
 
 namespace edgesync::agent {
 
+// Two event loops, each on its own thread:
+//  - ingest (this thread): producers' sockets, replies, signals, the watchdog;
+//  - delivery: the publisher and paho's notifications.
+// Keeping them apart means a producer's reply never waits behind MQTT work: measured on this
+// design's first version, sharing one loop added ~0.2 ms to every single-producer ack. The
+// outbox's writer thread completes appends on the ingest loop and wakes the delivery loop.
 int run_agent(const Config& config) {
   asio::io_context io(1);
+  asio::io_context delivery_io(1);
 
   Status s = platform::ensure_parent_dir(config.storage.path, 0750);
   if (!s) {
@@ -35,7 +44,9 @@ int run_agent(const Config& config) {
     return 1;
   }
   storage::Outbox& outbox = **opened;
+  const int64_t next_seq = outbox.stats().next_seq;
 
+  // Written by the delivery thread while it runs, by this one before and after.
   AgentState state;
   state.pid = static_cast<long>(::getpid());
   state.running = true;
@@ -48,13 +59,13 @@ int run_agent(const Config& config) {
     if (!w) std::cerr << "edgesync: cannot write " << state_path << ": " << w.to_string() << "\n";
   };
 
-  Publisher publisher(io, config, outbox, [&](HubState hs, const std::string& detail) {
+  Publisher publisher(delivery_io, config, outbox, [&](HubState hs, const std::string& detail) {
     state.hub_state = hub_state_name(hs);
     state.hub_since_ms = platform::unix_ms();
     if (!detail.empty()) state.last_error = detail;
     if (hs != HubState::kStopped) save_state();
   });
-  outbox.set_on_committed([&publisher] { publisher.wake(); });
+  outbox.set_on_committed([&] { asio::post(delivery_io, [&] { publisher.wake(); }); });
 
   IngestServer ingest(io, config, outbox);
   s = ingest.start();
@@ -68,12 +79,17 @@ int run_agent(const Config& config) {
     std::cerr << "edgesync: " << s.to_string() << "\n";
     return 1;
   }
+  auto delivery_work = asio::make_work_guard(delivery_io);
+  std::thread delivery_thread([&] { delivery_io.run(); });
 
-  // The watchdog is pinged from this loop, so a hung loop gets the service restarted.
+  // The watchdog is pinged from the ingest loop, and only while the delivery loop answers too:
+  // a hang in either gets the service restarted.
   asio::steady_timer watchdog(io);
   auto interval = platform::watchdog_interval() / 2;
+  std::atomic<bool> delivery_alive{true};
   std::function<void()> ping = [&] {
-    platform::notify_watchdog();
+    if (delivery_alive.exchange(false)) platform::notify_watchdog();
+    asio::post(delivery_io, [&] { delivery_alive = true; });
     watchdog.expires_after(interval);
     watchdog.async_wait([&](asio::error_code ec) {
       if (!ec) ping();
@@ -88,12 +104,17 @@ int run_agent(const Config& config) {
     if (finished) return;
     finished = true;
     stop_deadline.cancel();
-    publisher.stop();
+    watchdog.cancel();
+    asio::post(delivery_io, [&] {
+      publisher.stop();
+      delivery_work.reset();
+      delivery_io.stop();
+    });
+    delivery_thread.join();
     outbox.close();
     state.running = false;
     state.hub_state = hub_state_name(HubState::kStopped);
     save_state();
-    watchdog.cancel();
     io.stop();
   };
   asio::signal_set signals(io, SIGTERM, SIGINT);
@@ -122,8 +143,9 @@ int run_agent(const Config& config) {
   platform::notify_ready();
   std::cerr << "edgesync: agent " << config.device.store_id << "/" << config.device.id
             << " listening on " << config.ingest.socket << ", outbox " << config.storage.path
-            << " (next seq " << outbox.stats().next_seq << ")\n";
+            << " (next seq " << next_seq << ")\n";
   io.run();
+  if (!finished) finish();
   std::cerr << "edgesync: stopped\n";
   return 0;
 }

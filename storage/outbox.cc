@@ -502,12 +502,12 @@ void Outbox::writer_loop() {
     pending_bytes_seen_ = w.pending_bytes;
     delivered_persisted_ = w.delivered;
     lock.unlock();
-    if (!results->empty() || stored_any) {
-      dispatch_([this, results, stored_any] {
+    if (!results->empty()) {
+      dispatch_([results] {
         for (auto& [done, r] : *results) done(r);
-        if (stored_any && on_committed_) on_committed_();
       });
     }
+    if (stored_any && on_committed_) on_committed_();
     if (writable) prune(w);
     batch.clear();
     dead.clear();

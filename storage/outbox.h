@@ -91,18 +91,21 @@ class Outbox {
   };
 
   // Opens (creating and migrating as needed) and starts the writer thread.
-  // `dispatch` runs append completions and `on_committed` (if set) on the owner's thread.
+  // `dispatch` runs append completions on the owner's thread.
   static Result<std::unique_ptr<Outbox>> open(const Options& options, Dispatcher dispatch);
   ~Outbox();  // close()
 
-  // Called after each batch that stored at least one new event, on the owner's thread.
+  // Called on the writer thread after each batch that stored at least one new event, once its
+  // completions were dispatched. It must only hand over (post to another thread), never block.
+  // REQUIRES: set before the first append.
   void set_on_committed(std::function<void()> fn) { on_committed_ = std::move(fn); }
 
   // Any thread. The callback runs exactly once, through the dispatcher, after the event's
   // transaction committed (or failed). After close() it completes at once with kStorageError.
   void append(AppendRequest request, AppendCallback done);
 
-  // Owner thread only: up to `limit` undelivered events with seq > after_seq, in seq order.
+  // One thread only (the reader's: the publisher's): up to `limit` events with seq > after_seq,
+  // in seq order.
   // `out` is cleared first; its capacity is reused.
   Status read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out);
 
