@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "agent/backoff.h"
 #include "agent/hub_message.h"
 
 namespace edgesync::agent {
@@ -84,13 +85,7 @@ void Publisher::connection_down(const std::string& why) {
   set_state(HubState::kDisconnected, why);
   std::cerr << "edgesync: hub " << config_.hub.uri << ": " << why << "\n";
 
-  // Full jitter: uniform between initial_ms and the exponential cap, so a fleet that lost its
-  // hub at the same moment does not come back in lockstep.
-  int64_t cap = config_.retry.initial_ms;
-  for (int i = 0; i < attempt_ && cap < config_.retry.max_ms; ++i) cap *= 2;
-  cap = std::min(cap, config_.retry.max_ms);
-  std::uniform_int_distribution<int64_t> pick(config_.retry.initial_ms, cap);
-  auto delay = std::chrono::milliseconds(pick(rng_));
+  auto delay = backoff_delay(attempt_, config_.retry.initial_ms, config_.retry.max_ms, rng_);
   ++attempt_;
   retry_timer_.expires_after(delay);
   retry_timer_.async_wait([this](asio::error_code ec) {

@@ -1,0 +1,33 @@
+#include "agent/backoff.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace edgesync::agent {
+namespace {
+
+TEST(Backoff, CapDoublesFromInitialUpToMax) {
+  EXPECT_EQ(backoff_cap_ms(0, 500, 60000), 500);
+  EXPECT_EQ(backoff_cap_ms(1, 500, 60000), 1000);
+  EXPECT_EQ(backoff_cap_ms(4, 500, 60000), 8000);
+  EXPECT_EQ(backoff_cap_ms(7, 500, 60000), 60000);
+  EXPECT_EQ(backoff_cap_ms(1000, 500, 60000), 60000) << "no overflow after many failures";
+}
+
+TEST(Backoff, DelaysStayWithinInitialAndCapAndAreSpread) {
+  std::mt19937_64 rng(42);
+  std::set<int64_t> seen;
+  for (int i = 0; i < 2000; ++i) {
+    auto d = backoff_delay(5, 500, 60000, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 16000);
+    seen.insert(d / 1000);
+  }
+  // Full jitter: the whole range is used, not a narrow band around the cap.
+  EXPECT_TRUE(seen.count(0) && seen.count(15)) << "spread over [0.5 s, 16 s]";
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(backoff_delay(0, 500, 60000, rng).count(), 500);
+}
+
+}  // namespace
+}  // namespace edgesync::agent
