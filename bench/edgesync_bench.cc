@@ -437,6 +437,13 @@ struct IngestResult {
   }
 };
 
+// Flushes every dirty page to disk and lets the device go idle, so the next measurement does not
+// pay for the previous one's write-back.
+void settle() {
+  ::sync();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
 // `producers` threads, each with its own connection, one request at a time.
 IngestResult ingest_closed_loop(const std::string& socket, int producers, double seconds,
                                 const std::string& prefix) {
@@ -707,12 +714,20 @@ int run(Options opt) {
       progress("round " + std::to_string(round + 1) + "/" + std::to_string(opt.rounds) +
                ": SQLite 1 row/txn, agent 1 producer, SQLite 1000 rows/txn, agent 64 "
                "producers, SQLite 64 rows/txn, agent 8 producers");
+      // Each slice starts on a quiet disk: without settle(), the write-back of the slice
+      // before it (a raw SQLite run leaves megabytes dirty) lands in the next one's syncs.
+      settle();
       sq1.merge(raw_sqlite(root.file("raw1-" + r + ".db"), 1, slice, INT64_MAX));
+      settle();
       one.merge(ingest_closed_loop(agent.socket(), 1, slice, "p1r" + r));
+      settle();
       sq1000.merge(raw_sqlite(root.file("raw1000-" + r + ".db"), 1000, slice, 2000000));
+      settle();
       many.merge(ingest_closed_loop(agent.socket(), 64, slice, "p64r" + r));
+      settle();
       // The largest batch 64 one-at-a-time producers can form: for the reading, not a target.
       sq64.merge(raw_sqlite(root.file("raw64-" + r + ".db"), 64, slice, 2000000));
+      settle();
       eight.merge(ingest_closed_loop(agent.socket(), 8, slice, "p8r" + r));
       std::filesystem::remove(root.file("raw1-" + r + ".db"));
       std::filesystem::remove(root.file("raw1000-" + r + ".db"));

@@ -111,8 +111,9 @@ struct Outbox::Writer {
     }
     mode->reset();
     // FULL: the WAL is synced at every commit, so a commit that returned survives power loss.
-    for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA journal_size_limit=67108864",
-                               "PRAGMA wal_autocheckpoint=1000"}) {
+    // No "PRAGMA wal_autocheckpoint" here: it would replace the WAL hook Database installed,
+    // which already turned SQLite's auto-checkpoint off (see checkpoint()).
+    for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA journal_size_limit=67108864"}) {
       Status s = d.exec(pragma);
       if (!s) return s;
     }
@@ -236,7 +237,10 @@ void Outbox::mark_delivered(int64_t seq) {
   if (seq <= delivered_wanted_) return;
   bool was_clean = delivered_wanted_ == delivered_persisted_;
   delivered_wanted_ = seq;
-  if (was_clean) wake_.notify_one();
+  if (was_clean) {
+    watermark_dirty_since_ = Clock::now();
+    wake_.notify_one();
+  }
 }
 
 void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
@@ -424,6 +428,14 @@ void Outbox::prune(Writer& w) {
   }
 }
 
+// Copies the WAL back into the database once it has grown past checkpoint_frames. PASSIVE: it
+// never waits for readers (the publisher, the CLI); what it cannot copy now waits for the next.
+void Outbox::checkpoint(Writer& w) {
+  if (!w.db || w.db->wal_frames() < options_.checkpoint_frames) return;
+  Status s = w.db->exec("PRAGMA wal_checkpoint(PASSIVE)");
+  if (!s) w.fail(s);
+}
+
 void Outbox::writer_loop() {
   Writer& w = *writer_;
   std::vector<Pending> batch;
@@ -435,7 +447,7 @@ void Outbox::writer_loop() {
     if (!has_work()) {
       if (delivered_wanted_ > delivered_persisted_) {
         // Only the watermark moved: let more acks gather before paying for a sync.
-        wake_.wait_for(lock, options_.watermark_flush, has_work);
+        wake_.wait_until(lock, watermark_dirty_since_ + options_.watermark_flush, has_work);
       } else {
         wake_.wait(lock, [&] { return has_work() || delivered_wanted_ > delivered_persisted_; });
         continue;
@@ -449,9 +461,21 @@ void Outbox::writer_loop() {
       queue_.erase(queue_.begin(), split);
     }
     dead.swap(dead_letter_queue_);
-    int64_t watermark = delivered_wanted_;
     bool closing = closing_;
+    int64_t watermark = delivered_persisted_;
+    if (delivered_wanted_ > delivered_persisted_) {
+      int64_t batch_bytes = 0;
+      for (const auto& p : batch) batch_bytes += static_cast<int64_t>(p.request.data.size());
+      // Written when due, when closing, with dead letters, and when the room it frees may be
+      // needed by this round's appends.
+      bool due = Clock::now() >= watermark_dirty_since_ + options_.watermark_flush;
+      if (due || closing || !dead.empty() ||
+          pending_bytes_seen_ + batch_bytes > options_.max_bytes) {
+        watermark = delivered_wanted_;
+      }
+    }
     if (closing && batch.empty() && dead.empty() && watermark == delivered_persisted_) break;
+    const bool tried_watermark = watermark > delivered_persisted_;
     lock.unlock();
 
     auto results = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
@@ -500,6 +524,11 @@ void Outbox::writer_loop() {
     lock.lock();
     next_seq_seen_ = w.next_seq;
     pending_bytes_seen_ = w.pending_bytes;
+    if ((tried_watermark || !writable) && delivered_wanted_ > w.delivered) {
+      // Newer acks came in meanwhile, or storage is down: wait a whole interval again
+      // rather than spin.
+      watermark_dirty_since_ = Clock::now();
+    }
     delivered_persisted_ = w.delivered;
     lock.unlock();
     if (!results->empty()) {
@@ -509,6 +538,7 @@ void Outbox::writer_loop() {
     }
     if (stored_any && on_committed_) on_committed_();
     if (writable) prune(w);
+    if (writable) checkpoint(w);
     batch.clear();
     dead.clear();
     lock.lock();

@@ -82,8 +82,13 @@ class Outbox {
     int64_t max_bytes = int64_t{1} << 30;
     int64_t keep_delivered = 10000;
     std::chrono::milliseconds retry_after{2000};
-    // How long a delivered watermark may wait in memory before it is written on its own.
+    // How long a delivered watermark may wait in memory before it is written. It is not written
+    // with every append batch: that would add a page and a query to every commit.
     std::chrono::milliseconds watermark_flush{200};
+    // The WAL is checkpointed into the database once it holds this many frames, by the writer
+    // after it has sent a round's replies (not inside a commit, where SQLite's own
+    // auto-checkpoint would make those replies wait).
+    int checkpoint_frames = 1000;
     size_t max_batch = 4096;
     // Delivered history is deleted once this many rows beyond keep_delivered are due.
     int64_t prune_step = 1000;
@@ -143,6 +148,7 @@ class Outbox {
   Status commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLetter>& dead,
                 int64_t watermark, std::vector<AppendResult>* outcomes);
   void prune(Writer& w);
+  void checkpoint(Writer& w);
 
   const Options options_;
   Dispatcher dispatch_;
@@ -159,6 +165,7 @@ class Outbox {
   int64_t next_seq_seen_ = 1;                  // guarded by mu_: for stats()
   int64_t pending_bytes_seen_ = 0;             // guarded by mu_
   int64_t delivered_persisted_ = 0;            // guarded by mu_
+  std::chrono::steady_clock::time_point watermark_dirty_since_;  // guarded by mu_
   bool closing_ = false;                       // guarded by mu_
 
   std::unique_ptr<Writer> writer_;

@@ -93,7 +93,18 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path,
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  return std::unique_ptr<Database>(new Database(db));
+  std::unique_ptr<Database> database(new Database(db));
+  // Replaces SQLite's auto-checkpoint hook (so there is no checkpoint inside a commit): the
+  // owner decides when to checkpoint, reading the WAL's size from here. PRAGMA
+  // wal_autocheckpoint would remove this hook again.
+  sqlite3_wal_hook(
+      db,
+      [](void* self, sqlite3*, const char*, int frames) {
+        static_cast<Database*>(self)->wal_frames_ = frames;
+        return SQLITE_OK;
+      },
+      database.get());
+  return database;
 }
 
 Database::~Database() { sqlite3_close(db_); }

@@ -69,10 +69,13 @@ class Database {
   Result<int64_t> query_int64(const char* sql, int64_t fallback);
   int changes() const;
   bool in_transaction() const;
+  // Frames in the write-ahead log after this connection's last commit (WAL mode only).
+  int wal_frames() const { return wal_frames_; }
 
  private:
   explicit Database(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  int wal_frames_ = 0;
 };
 
 }  // namespace edgesync::storage
