@@ -1,0 +1,69 @@
+// The JSON Schemas shipped in config/contracts/ are the integrators' copy of the rules the
+// agent enforces in code: these tests keep the two from drifting apart.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "agent/event_contract.h"
+
+namespace edgesync::agent {
+namespace {
+
+nlohmann::json load(const std::string& name) {
+  const char* src = std::getenv("EDGESYNC_SOURCE_DIR");
+  std::string path = std::string(src ? src : ".") + "/config/contracts/" + name;
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot read " << path;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+TEST(Contracts, TypePatternMatchesTheAgentsRule) {
+  auto schema = load("ingest-request.schema.json");
+  std::regex pattern(schema["properties"]["type"]["pattern"].get<std::string>());
+  for (const char* t : {"inventory.adjusted", "pos.sale", "a.b.c", "a1.b_2", "sale", "Pos.sale",
+                        "pos..sale", ".pos", "pos.", "pos.sale/x", "pos.1sale", "p-o.s", ""}) {
+    EXPECT_EQ(std::regex_match(t, pattern), is_valid_type(t)) << t;
+  }
+  EXPECT_EQ(schema["properties"]["type"]["maxLength"], 128);
+}
+
+TEST(Contracts, IdPatternMatchesTheAgentsRule) {
+  auto schema = load("ingest-request.schema.json");
+  const auto& id = schema["properties"]["id"];
+  std::regex pattern(id["pattern"].get<std::string>());
+  for (std::string s : {std::string("till-3/receipt 1001"), std::string("a\x01"), std::string("~"),
+                        std::string("caf\xc3\xa9")}) {
+    EXPECT_EQ(std::regex_match(s, pattern), is_valid_id(s)) << s;
+  }
+  EXPECT_EQ(id["maxLength"], 128);
+  EXPECT_TRUE(is_valid_id(std::string(128, 'x')));
+  EXPECT_FALSE(is_valid_id(std::string(129, 'x')));
+}
+
+TEST(Contracts, RequestKeysAndErrorCodesAreTheAgentsOnes) {
+  auto request = load("ingest-request.schema.json");
+  std::set<std::string> keys;
+  for (const auto& [k, v] : request["properties"].items()) keys.insert(k);
+  EXPECT_EQ(keys, (std::set<std::string>{"id", "type", "occurred_at", "data"}));
+  EXPECT_EQ(request["additionalProperties"], false);
+
+  auto reply = load("ingest-reply.schema.json");
+  std::set<std::string> codes;
+  for (const auto& c : reply["oneOf"][1]["properties"]["error"]["enum"]) codes.insert(c);
+  std::set<std::string> agent_codes;
+  for (auto e : {IngestError::kBadJson, IngestError::kInvalidEvent, IngestError::kTooLarge,
+                 IngestError::kOutboxFull, IngestError::kStorageError}) {
+    agent_codes.insert(error_code_name(e));
+  }
+  EXPECT_EQ(codes, agent_codes);
+}
+
+}  // namespace
+}  // namespace edgesync::agent
