@@ -117,10 +117,18 @@ int run_agent(const Config& config) {
     save_state();
     io.stop();
   };
-  asio::signal_set signals(io, SIGTERM, SIGINT);
+  // SIGHUP would terminate the process by default; until config reload exists it is logged
+  // and ignored, so a habit (logrotate, `kill -HUP`) cannot take the agent down.
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](asio::error_code ec, int signo) {
       if (ec) return;
+      if (signo == SIGHUP) {
+        std::cerr << "edgesync: SIGHUP ignored: configuration reload is not supported yet; "
+                     "restart the service to apply a new configuration\n";
+        wait_signal();
+        return;
+      }
       if (stopping) {
         wait_signal();
         return;

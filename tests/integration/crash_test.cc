@@ -249,5 +249,21 @@ TEST_F(CrashTest, SigtermExitsZeroAndRestartContinuesNumbering) {
   expect_all_delivered(acked, last_seq);
 }
 
+// SIGHUP's default action would kill the agent; it must be ignored until reload exists.
+TEST_F(CrashTest, SighupDoesNotStopTheAgent) {
+  agent_->start();
+  Producer producer(agent_->socket_path());
+  auto before = producer.request(make_request("hup-1", "inventory.adjusted", {{"n", 1}}), 20s);
+  ASSERT_EQ(before.value("ok", false), true) << before.dump();
+  agent_->signal(SIGHUP);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(agent_->running()) << agent_->log();
+  auto after = producer.request(make_request("hup-2", "inventory.adjusted", {{"n", 2}}), 20s);
+  EXPECT_EQ(after.value("ok", false), true) << after.dump();
+  EXPECT_EQ(after.value("seq", 0), 2) << after.dump();
+  EXPECT_NE(agent_->log().find("SIGHUP ignored"), std::string::npos) << agent_->log();
+  EXPECT_EQ(agent_->terminate(20s), 0);
+}
+
 }  // namespace
 }  // namespace edgesync::test

@@ -123,6 +123,10 @@ std::optional<int> AgentProcess::terminate(std::chrono::milliseconds timeout) {
   return st;
 }
 
+void AgentProcess::signal(int signo) {
+  if (child_ && child_->running()) child_->signal(signo);
+}
+
 void AgentProcess::kill9() {
   if (!child_ || !child_->running()) return;
   child_->signal(SIGKILL);

@@ -68,6 +68,8 @@ class AgentProcess {
   std::optional<int> terminate(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGKILL and reap.
   void kill9();
+  // Sends `signo` to the agent (under qemu: to the emulator, which passes it on).
+  void signal(int signo);
   bool running();
 
   AgentConfig& config() { return config_; }
