@@ -36,7 +36,12 @@ for who in server client; do
 done
 chmod 644 ./*.key
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18883)
+# A free loopback port: one that nothing answers on.
+PORT=18883
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || break
+  PORT=$(( 20000 + RANDOM % 40000 ))
+done
 cat > mosquitto.conf <<CONF
 per_listener_settings false
 allow_anonymous true
