@@ -512,13 +512,7 @@ void Outbox::writer_loop() {
       lock.lock();
       for (auto& d : dead) dead_letter_queue_.push_back(std::move(d));
       lock.unlock();
-      for (auto& p : batch) {
-        AppendResult r;
-        r.outcome = AppendResult::Outcome::kStorageError;
-        r.message = "storage failed, event not stored (" + w.failure +
-                    "); retry later, and check disk space and the agent log";
-        results->emplace_back(std::move(p.done), std::move(r));
-      }
+      fail_all(batch, w.failure, results.get());
     }
 
     lock.lock();
@@ -542,6 +536,40 @@ void Outbox::writer_loop() {
     batch.clear();
     dead.clear();
     lock.lock();
+    if (!writable) {
+      if (closing_) {
+        // Closing with the storage down: refuse what is still queued and stop. Unwritten dead
+        // letters and watermark are not lost: those events are still pending on disk and are
+        // sent (and refused) again after a restart.
+        std::vector<Pending> rest;
+        rest.swap(queue_);
+        lock.unlock();
+        auto failed = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
+        fail_all(rest, w.failure, failed.get());
+        if (!failed->empty()) {
+          dispatch_([failed] {
+            for (auto& [done, r] : *failed) done(r);
+          });
+        }
+        lock.lock();
+        break;
+      }
+      // Nothing can be written before the retry time; new appends still get their refusal
+      // at once. Without this wait, queued dead letters would make the loop spin.
+      wake_.wait_until(lock, w.failed_at + options_.retry_after,
+                       [this] { return !queue_.empty() || closing_; });
+    }
+  }
+}
+
+void Outbox::fail_all(std::vector<Pending>& batch, const std::string& why,
+                      std::vector<std::pair<AppendCallback, AppendResult>>* out) {
+  for (auto& p : batch) {
+    AppendResult r;
+    r.outcome = AppendResult::Outcome::kStorageError;
+    r.message = "storage failed, event not stored (" + why +
+                "); retry later, and check disk space and the agent log";
+    out->emplace_back(std::move(p.done), std::move(r));
   }
 }
 

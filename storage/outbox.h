@@ -148,6 +148,8 @@ class Outbox {
   Status commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLetter>& dead,
                 int64_t watermark, std::vector<AppendResult>* outcomes);
   void prune(Writer& w);
+  static void fail_all(std::vector<Pending>& batch, const std::string& why,
+                       std::vector<std::pair<AppendCallback, AppendResult>>* out);
   void checkpoint(Writer& w);
 
   const Options options_;
