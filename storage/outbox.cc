@@ -412,8 +412,15 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
 void Outbox::prune(Writer& w) {
   const int64_t step = std::max<int64_t>(options_.prune_step, 1);
   if (!w.db || w.delivered - options_.keep_delivered - w.pruned_through < step) return;
-  int64_t target = std::min(w.delivered - options_.keep_delivered,
-                            w.pruned_through + std::max<int64_t>(5 * step, 2000));
+  bool producers_waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    producers_waiting = !queue_.empty();
+  }
+  // Waiting producers' acks wait for this delete: keep it short then (a 5,000-row slice after a
+  // burst cost single-producer acks tens of milliseconds); when idle, take a long one.
+  int64_t slice = producers_waiting ? std::min<int64_t>(step, 256) : std::max<int64_t>(5 * step, 2000);
+  int64_t target = std::min(w.delivered - options_.keep_delivered, w.pruned_through + slice);
   Status s = w.db->exec("PRAGMA synchronous=NORMAL");
   if (s) {
     w.prune->bind(1, target);
