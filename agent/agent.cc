@@ -65,7 +65,9 @@ int run_agent(const Config& config) {
     if (!detail.empty()) state.last_error = detail;
     if (hs != HubState::kStopped) save_state();
   });
-  outbox.set_on_committed([&] { asio::post(delivery_io, [&] { publisher.wake(); }); });
+  outbox.set_on_committed([&] {
+    if (publisher.take_wake_request()) asio::post(delivery_io, [&] { publisher.wake(); });
+  });
 
   IngestServer ingest(io, config, outbox);
   s = ingest.start();

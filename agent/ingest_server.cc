@@ -14,7 +14,8 @@ namespace edgesync::agent {
 using asio::local::stream_protocol;
 
 namespace {
-constexpr size_t kReadChunk = 64 * 1024;
+// Per connection, for its whole life: 64 producers must not cost megabytes.
+constexpr size_t kReadChunk = 16 * 1024;
 // Replies a producer may have outstanding before we stop reading its socket.
 constexpr size_t kMaxOutstanding = 8192;
 }  // namespace
@@ -111,9 +112,11 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     ++outstanding_;
     // [this, index] fits std::function's inline storage: no allocation per event. The
     // connection outlives every outstanding append (see maybe_close).
-    server_.outbox_.append(std::move(req), [this, index](const storage::AppendResult& r) {
-      complete(index, r);
-    });
+    server_.outbox_.append_deferred(std::move(req),
+                                    [this, index](const storage::AppendResult& r) {
+                                      complete(index, r);
+                                    });
+    server_.schedule_commit();
   }
 
   void add_error(IngestError e, const std::string& message) {
@@ -244,6 +247,17 @@ void IngestServer::accept() {
       std::cerr << "edgesync: accept failed: " << ec.message() << "\n";
     }
     accept();
+  });
+}
+
+void IngestServer::schedule_commit() {
+  if (commit_scheduled_) return;
+  commit_scheduled_ = true;
+  // Runs after the handlers of every socket that was readable with this one, so their events
+  // share one commit.
+  asio::post(io_, [this] {
+    commit_scheduled_ = false;
+    outbox_.commit_queued();
   });
 }
 

@@ -40,6 +40,8 @@ class IngestServer {
   void accept();
   void connection_closed(IngestConnection* c);
   void maybe_finish_stop();
+  // Commits the events appended by this round of socket reads, once they have all been read.
+  void schedule_commit();
 
   asio::io_context& io_;
   const Config& config_;
@@ -49,6 +51,7 @@ class IngestServer {
   std::set<std::shared_ptr<IngestConnection>> connections_;
   bool stopping_ = false;
   bool accepting_paused_ = false;
+  bool commit_scheduled_ = false;
   std::function<void()> stopped_;
 };
 

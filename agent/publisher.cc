@@ -180,6 +180,8 @@ void Publisher::fill() {
   while (inflight_.size() < window_) {
     if (buffer_pos_ == buffer_.size()) {
       if (outbox_drained_) return;
+      // Asked before reading: an event committed after this read's snapshot then wakes us.
+      wants_wake_ = true;
       Status s = outbox_.read_pending(read_through_, std::max(window_, kMinReadBatch), &buffer_);
       buffer_pos_ = 0;
       if (!s) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -35,6 +36,10 @@ class Publisher {
   Status start();
   // New events were committed: send them if the window has room.
   void wake();
+  // Any thread (the outbox's writer, after a commit): true once after the publisher found the
+  // outbox drained, i.e. when a wake() is needed. Saves a cross-thread wake-up per commit while
+  // the hub is down or the publisher is still busy with earlier events.
+  bool take_wake_request() { return wants_wake_.exchange(false); }
   // Publishes the offline status, waits briefly for outstanding acks, disconnects.
   void stop();
 
@@ -69,6 +74,7 @@ class Publisher {
   int64_t read_through_ = 0;   // highest seq handed to the transport this connection
   int64_t acked_through_ = 0;  // every seq at or below is delivered or dead-lettered
   bool outbox_drained_ = false;
+  std::atomic<bool> wants_wake_{false};
 
   asio::steady_timer retry_timer_;
   int attempt_ = 0;

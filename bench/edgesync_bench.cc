@@ -37,7 +37,8 @@ struct Options {
   std::string base_dir;
   bool quick = false;
   bool keep = false;
-  bool raw_only = false;  // stop after the raw limits (for repeated runs)
+  bool raw_only = false;     // stop after the raw limits (for repeated runs)
+  bool ingest_only = false;  // stop after the ingest cases (for repeated runs)
   // Durations (s) and counts; --quick shrinks them.
   double raw_seconds = 3;
   double ingest_seconds = 6;  // per producer case, split into `rounds` slices
@@ -685,7 +686,7 @@ int run(Options opt) {
   // measured in slices alternating with its raw SQLite counterpart, so that a disk or CPU
   // disturbance from other work on the machine hits both sides of the ratio alike.
   SqliteResult sq1, sq1000, sq64;
-  IngestResult one, eight, many, many_hub_down;
+  IngestResult one, eight, many, many_hub_down, one_hub_down;
   {
     std::string dir = root.file("ingest");
     std::filesystem::create_directories(dir);
@@ -737,7 +738,20 @@ int run(Options opt) {
     progress("agent 64 producers with the hub down");
     broker.stop();
     many_hub_down = ingest_closed_loop(agent.socket(), 64, slice, "p64down");
+    settle();
+    one_hub_down = ingest_closed_loop(agent.socket(), 1, slice, "p1down");
     agent.stop();
+  }
+  if (opt.ingest_only) {
+    std::printf("SQLite 1 row/txn %.0f rows/s | agent 1 producer %.0f ev/s (%.1f%%), p50 %.2f ms, "
+                "p99 %.2f ms | hub down %.0f ev/s, p50 %.2f ms\n",
+                sq1.rows_per_s, one.per_s, 100 * one.per_s / sq1.rows_per_s, one.p50_ms,
+                one.p99_ms, one_hub_down.per_s, one_hub_down.p50_ms);
+    std::printf("SQLite 1000 rows/txn %.0f, 64 rows/txn %.0f | agent 64 producers %.0f ev/s "
+                "(%.1f%%), hub down %.0f | 8 producers %.0f\n",
+                sq1000.rows_per_s, sq64.rows_per_s, many.per_s,
+                100 * many.per_s / sq1000.rows_per_s, many_hub_down.per_s, eight.per_s);
+    return 0;
   }
 
   // ---- backlogs built with the hub down, then drained
@@ -785,6 +799,7 @@ int run(Options opt) {
                   (r.errors ? ", " + std::to_string(r.errors) + " ERRORS: " + r.first_error : ""));
   };
   ingest_row("4. accepted, 1 producer (request, wait, repeat)", one);
+  ingest_row("   (1 producer with the hub down, for comparison)", one_hub_down);
   ingest_row("4. accepted, 8 producers", eight);
   ingest_row("4. accepted, 64 producers", many);
   ingest_row("   (64 producers with the hub down, for comparison)", many_hub_down);
@@ -875,15 +890,18 @@ int main(int argc, char** argv) {
       opt.keep = true;
     } else if (a == "--raw-only") {
       opt.raw_only = true;
+    } else if (a == "--ingest-only") {
+      opt.ingest_only = true;
     } else {
       std::fprintf(stderr,
-                   "usage: %s --agent PATH [--quick] [--dir BASE] [--keep] [--raw-only]\n"
+                   "usage: %s --agent PATH [--quick] [--dir BASE] [--keep] [--raw-only] [--ingest-only]\n"
                    "  --agent  the edgesync binary (default: $EDGESYNC_BIN)\n"
                    "  --quick  smaller counts and shorter runs (about a minute)\n"
                    "  --dir    where the scratch dir goes (default: $TMPDIR or /tmp); put it on\n"
                    "           the disk the outbox lives on: fdatasync is what is measured\n"
                    "  --keep   keep the scratch dir (logs, databases)\n"
-                   "  --raw-only  only the raw limits\n",
+                   "  --raw-only  only the raw limits\n"
+                   "  --ingest-only  only the raw limits and the producer cases\n",
                    argv[0]);
       return 2;
     }

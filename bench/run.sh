@@ -10,6 +10,9 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 log="$build/bench-build.log"
 mkdir -p "$build"
 
+# The same Debian packages the build and the tests need (a no-op when they are there).
+bash "$repo/.ci/deps.sh"
+
 {
   cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=ON

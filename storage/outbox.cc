@@ -94,6 +94,10 @@ struct Outbox::Writer {
   bool failed = false;
   std::string failure;
   Clock::time_point failed_at;
+  // Scratch reused by every round.
+  std::vector<Pending> batch;
+  std::vector<DeadLetter> dead;
+  std::vector<AppendResult> outcomes;
 
   Status open(const Options& o) {
     close();
@@ -113,7 +117,10 @@ struct Outbox::Writer {
     // FULL: the WAL is synced at every commit, so a commit that returned survives power loss.
     // No "PRAGMA wal_autocheckpoint" here: it would replace the WAL hook Database installed,
     // which already turned SQLite's auto-checkpoint off (see checkpoint()).
-    for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA journal_size_limit=67108864"}) {
+    // cache_size: 1 MiB (SQLite's default is 2): appends touch the right edge of the seq
+    // B-tree and a few id-index leaves; the rest of the RSS budget is the agent's.
+    for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA journal_size_limit=67108864",
+                               "PRAGMA cache_size=-1024"}) {
       Status s = d.exec(pragma);
       if (!s) return s;
     }
@@ -201,6 +208,10 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
   ro.create = false;
   auto reader = Database::open(options.path, ro);
   if (!reader) return reader.status();
+  // A small page cache: the reader walks the pending events once, front to back, and SQLite
+  // drops a reader's cache whenever the writer has committed since, so a big one only costs RSS.
+  Status cs = (*reader)->exec("PRAGMA cache_size=-256");
+  if (!cs) return cs;
   auto stmt = (*reader)->prepare(
       "SELECT seq, id, type, occurred_at, received_ms, data FROM events "
       "WHERE seq > ? ORDER BY seq LIMIT ?");
@@ -218,12 +229,20 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
 Outbox::~Outbox() { close(); }
 
 void Outbox::append(AppendRequest request, AppendCallback done) {
+  enqueue(std::move(request), std::move(done), /*wake_writer=*/true);
+}
+
+void Outbox::append_deferred(AppendRequest request, AppendCallback done) {
+  enqueue(std::move(request), std::move(done), /*wake_writer=*/false);
+}
+
+void Outbox::enqueue(AppendRequest request, AppendCallback done, bool wake_writer) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closing_) {
       bool was_empty = queue_.empty();
       queue_.push_back({std::move(request), std::move(done)});
-      if (was_empty) wake_.notify_one();
+      if (wake_writer && was_empty) wake_.notify_one();
       return;
     }
   }
@@ -443,129 +462,200 @@ void Outbox::checkpoint(Writer& w) {
   if (!s) w.fail(s);
 }
 
-void Outbox::writer_loop() {
+bool Outbox::maintenance_due(const Writer& w) const {
+  if (!w.db) return false;
+  const int64_t step = std::max<int64_t>(options_.prune_step, 1);
+  return w.delivered - options_.keep_delivered - w.pruned_through >= step ||
+         w.db->wal_frames() >= options_.checkpoint_frames;
+}
+
+Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owner_thread) {
   Writer& w = *writer_;
-  std::vector<Pending> batch;
-  std::vector<DeadLetter> dead;
-  std::vector<AppendResult> outcomes_scratch;
-  std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    auto has_work = [this] { return !queue_.empty() || !dead_letter_queue_.empty() || closing_; };
-    if (!has_work()) {
-      if (delivered_wanted_ > delivered_persisted_) {
-        // Only the watermark moved: let more acks gather before paying for a sync.
-        wake_.wait_until(lock, watermark_dirty_since_ + options_.watermark_flush, has_work);
-      } else {
-        wake_.wait(lock, [&] { return has_work() || delivered_wanted_ > delivered_persisted_; });
-        continue;
-      }
+  Round round;
+  std::vector<Pending>& batch = w.batch;
+  std::vector<DeadLetter>& dead = w.dead;
+  batch.clear();
+  dead.clear();
+  if (queue_.size() <= options_.max_batch) {
+    batch.swap(queue_);
+  } else {
+    auto split = queue_.begin() + options_.max_batch;
+    batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(split));
+    queue_.erase(queue_.begin(), split);
+  }
+  dead.swap(dead_letter_queue_);
+  int64_t watermark = delivered_persisted_;
+  if (delivered_wanted_ > delivered_persisted_) {
+    int64_t batch_bytes = 0;
+    for (const auto& p : batch) batch_bytes += static_cast<int64_t>(p.request.data.size());
+    // Written when due, when closing, with dead letters, and when the room it frees may be
+    // needed by this round's appends.
+    bool due = Clock::now() >= watermark_dirty_since_ + options_.watermark_flush;
+    if (due || closing_ || !dead.empty() ||
+        pending_bytes_seen_ + batch_bytes > options_.max_bytes) {
+      watermark = delivered_wanted_;
     }
-    if (queue_.size() <= options_.max_batch) {
-      batch.swap(queue_);
+  }
+  if (batch.empty() && dead.empty() && watermark == delivered_persisted_) {
+    round.empty = true;
+    return round;
+  }
+  const bool tried_watermark = watermark > delivered_persisted_;
+  lock.unlock();
+
+  auto results = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
+  results->reserve(batch.size());
+  std::vector<AppendResult>& outcomes = w.outcomes;
+  outcomes.clear();
+
+  bool writable = true;
+  if (w.failed) {
+    if (Clock::now() - w.failed_at < options_.retry_after) {
+      writable = false;
+    } else if (Status s = w.open(options_); !s) {
+      w.fail(s);
+      writable = false;
+    }
+  }
+  bool stored_any = false;
+  if (writable) {
+    Status s = commit(w, batch, dead, watermark, &outcomes);
+    if (s) {
+      for (const auto& r : outcomes) stored_any |= r.outcome == AppendResult::Outcome::kStored;
     } else {
-      auto split = queue_.begin() + options_.max_batch;
-      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(split));
-      queue_.erase(queue_.begin(), split);
+      w.fail(s);
+      writable = false;
     }
-    dead.swap(dead_letter_queue_);
-    bool closing = closing_;
-    int64_t watermark = delivered_persisted_;
-    if (delivered_wanted_ > delivered_persisted_) {
-      int64_t batch_bytes = 0;
-      for (const auto& p : batch) batch_bytes += static_cast<int64_t>(p.request.data.size());
-      // Written when due, when closing, with dead letters, and when the room it frees may be
-      // needed by this round's appends.
-      bool due = Clock::now() >= watermark_dirty_since_ + options_.watermark_flush;
-      if (due || closing || !dead.empty() ||
-          pending_bytes_seen_ + batch_bytes > options_.max_bytes) {
-        watermark = delivered_wanted_;
-      }
+  }
+  if (writable) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      results->emplace_back(std::move(batch[i].done), std::move(outcomes[i]));
     }
-    if (closing && batch.empty() && dead.empty() && watermark == delivered_persisted_) break;
-    const bool tried_watermark = watermark > delivered_persisted_;
-    lock.unlock();
+  } else {
+    // Nothing of this round is on disk. Appends fail now (the producer decides whether to
+    // retry); dead letters wait for the next attempt, the watermark stays in memory.
+    fail_all(batch, w.failure, results.get());
+  }
+  const bool maintenance = writable && maintenance_due(w);
 
-    auto results = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
-    results->reserve(batch.size());
-    std::vector<AppendResult>& outcomes = outcomes_scratch;
-    outcomes.clear();
-
-    bool writable = true;
-    if (w.failed) {
-      if (Clock::now() - w.failed_at < options_.retry_after) {
-        writable = false;
-      } else if (Status s = w.open(options_); !s) {
-        w.fail(s);
-        writable = false;
-      }
-    }
-    bool stored_any = false;
-    if (writable) {
-      Status s = commit(w, batch, dead, watermark, &outcomes);
-      if (s) {
-        for (const auto& r : outcomes) stored_any |= r.outcome == AppendResult::Outcome::kStored;
-      } else {
-        w.fail(s);
-        writable = false;
-      }
-    }
-    if (writable) {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        results->emplace_back(std::move(batch[i].done), std::move(outcomes[i]));
-      }
+  lock.lock();
+  if (!writable) {
+    for (auto& d : dead) dead_letter_queue_.push_back(std::move(d));
+  }
+  next_seq_seen_ = w.next_seq;
+  pending_bytes_seen_ = w.pending_bytes;
+  if ((tried_watermark || !writable) && delivered_wanted_ > w.delivered) {
+    // Newer acks came in meanwhile, or storage is down: wait a whole interval again
+    // rather than spin.
+    watermark_dirty_since_ = Clock::now();
+  }
+  delivered_persisted_ = w.delivered;
+  maintenance_due_ = maintenance_due_ || maintenance;
+  lock.unlock();
+  if (!results->empty()) {
+    if (on_owner_thread) {
+      for (auto& [done, r] : *results) done(r);
     } else {
-      // Nothing of this round is on disk. Appends fail now (the producer decides whether to
-      // retry); dead letters wait for the next attempt, the watermark stays in memory.
-      lock.lock();
-      for (auto& d : dead) dead_letter_queue_.push_back(std::move(d));
-      lock.unlock();
-      fail_all(batch, w.failure, results.get());
-    }
-
-    lock.lock();
-    next_seq_seen_ = w.next_seq;
-    pending_bytes_seen_ = w.pending_bytes;
-    if ((tried_watermark || !writable) && delivered_wanted_ > w.delivered) {
-      // Newer acks came in meanwhile, or storage is down: wait a whole interval again
-      // rather than spin.
-      watermark_dirty_since_ = Clock::now();
-    }
-    delivered_persisted_ = w.delivered;
-    lock.unlock();
-    if (!results->empty()) {
       dispatch_([results] {
         for (auto& [done, r] : *results) done(r);
       });
     }
-    if (stored_any && on_committed_) on_committed_();
-    if (writable) prune(w);
-    if (writable) checkpoint(w);
-    batch.clear();
-    dead.clear();
-    lock.lock();
-    if (!writable) {
-      if (closing_) {
-        // Closing with the storage down: refuse what is still queued and stop. Unwritten dead
-        // letters and watermark are not lost: those events are still pending on disk and are
-        // sent (and refused) again after a restart.
-        std::vector<Pending> rest;
-        rest.swap(queue_);
-        lock.unlock();
-        auto failed = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
-        fail_all(rest, w.failure, failed.get());
-        if (!failed->empty()) {
-          dispatch_([failed] {
-            for (auto& [done, r] : *failed) done(r);
-          });
-        }
-        lock.lock();
-        break;
+  }
+  if (stored_any && on_committed_) on_committed_();
+  batch.clear();
+  dead.clear();
+  lock.lock();
+  round.writable = writable;
+  return round;
+}
+
+void Outbox::commit_queued() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (queue_.empty()) return;
+  const auto now = Clock::now();
+  if (queue_.size() > 1) concurrent_until_ = now + options_.concurrency_hold;
+  if (writer_busy_) return;  // the writer thread takes the queue when it is done
+  // Not while the writer waits for the token (for maintenance or the watermark): the owner's
+  // next round could start before the writer wakes, again and again.
+  const bool lone = options_.commit_lone_on_owner && queue_.size() == 1 &&
+                    now >= concurrent_until_ && !closing_ && !writer_wanted_ &&
+                    !maintenance_due_;
+  if (!lone) {
+    wake_.notify_one();
+    return;
+  }
+  writer_busy_ = true;
+  run_round(lock, /*on_owner_thread=*/true);
+  writer_busy_ = false;
+  if (writer_wanted_ || maintenance_due_ || !queue_.empty() || !dead_letter_queue_.empty()) {
+    wake_.notify_one();
+  }
+}
+
+void Outbox::writer_loop() {
+  Writer& w = *writer_;
+  std::unique_lock<std::mutex> lock(mu_);
+  auto work = [this] {
+    return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_;
+  };
+  auto dirty = [this] { return delivered_wanted_ > delivered_persisted_; };
+  while (true) {
+    if (!work()) {
+      if (dirty()) {
+        // Only the watermark moved: let more acks gather before paying for a sync.
+        wake_.wait_until(lock, watermark_dirty_since_ + options_.watermark_flush, work);
+      } else {
+        wake_.wait(lock, [&] { return work() || dirty(); });
+        continue;
       }
-      // Nothing can be written before the retry time; new appends still get their refusal
-      // at once. Without this wait, queued dead letters would make the loop spin.
-      wake_.wait_until(lock, w.failed_at + options_.retry_after,
-                       [this] { return !queue_.empty() || closing_; });
     }
+    if (writer_busy_) {
+      // The owner thread is committing a lone event itself; it wakes us when it is done.
+      writer_wanted_ = true;
+      wake_.wait(lock, [this] { return !writer_busy_; });
+      writer_wanted_ = false;
+      continue;
+    }
+    writer_busy_ = true;
+    const bool closing = closing_;
+    Round round = run_round(lock, /*on_owner_thread=*/false);
+    if (closing && round.empty) {
+      writer_busy_ = false;
+      break;
+    }
+    if (round.writable) {
+      // After the round's replies went out, not inside its commit.
+      maintenance_due_ = false;
+      lock.unlock();
+      prune(w);
+      checkpoint(w);
+      lock.lock();
+      writer_busy_ = false;
+      continue;
+    }
+    writer_busy_ = false;
+    maintenance_due_ = false;
+    if (closing_) {
+      // Closing with the storage down: refuse what is still queued and stop. Unwritten dead
+      // letters and watermark are not lost: those events are still pending on disk and are
+      // sent (and refused) again after a restart.
+      std::vector<Pending> rest;
+      rest.swap(queue_);
+      lock.unlock();
+      auto failed = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
+      fail_all(rest, w.failure, failed.get());
+      if (!failed->empty()) {
+        dispatch_([failed] {
+          for (auto& [done, r] : *failed) done(r);
+        });
+      }
+      lock.lock();
+      break;
+    }
+    // Nothing can be written before the retry time; new appends still get their refusal
+    // at once. Without this wait, queued dead letters would make the loop spin.
+    wake_.wait_until(lock, w.failed_at + options_.retry_after,
+                     [this] { return !queue_.empty() || closing_; });
   }
 }
 
