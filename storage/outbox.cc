@@ -98,6 +98,7 @@ struct Outbox::Writer {
   std::vector<Pending> batch;
   std::vector<DeadLetter> dead;
   std::vector<AppendResult> outcomes;
+  std::vector<Completion> results;
 
   Status open(const Options& o) {
     close();
@@ -428,9 +429,14 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
 // at least prune_step rows are due (so its cost is shared by many events), and a slice at a time
 // so no transaction holds the writer for long. It commits without its own sync: losing a prune
 // in a crash only brings back delivered rows, and the next FULL commit syncs it with its own.
-void Outbox::prune(Writer& w) {
+bool Outbox::prune_due(const Writer& w) const {
   const int64_t step = std::max<int64_t>(options_.prune_step, 1);
-  if (!w.db || w.delivered - options_.keep_delivered - w.pruned_through < step) return;
+  return w.db && w.delivered - options_.keep_delivered - w.pruned_through >= step;
+}
+
+void Outbox::prune(Writer& w) {
+  if (!prune_due(w)) return;
+  const int64_t step = std::max<int64_t>(options_.prune_step, 1);
   bool producers_waiting;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -456,17 +462,28 @@ void Outbox::prune(Writer& w) {
 
 // Copies the WAL back into the database once it has grown past checkpoint_frames. PASSIVE: it
 // never waits for readers (the publisher, the CLI); what it cannot copy now waits for the next.
+bool Outbox::checkpoint_due(const Writer& w) const {
+  return w.db && w.db->wal_frames() >= options_.checkpoint_frames;
+}
+
 void Outbox::checkpoint(Writer& w) {
-  if (!w.db || w.db->wal_frames() < options_.checkpoint_frames) return;
+  if (!checkpoint_due(w)) return;
   Status s = w.db->exec("PRAGMA wal_checkpoint(PASSIVE)");
   if (!s) w.fail(s);
 }
 
-bool Outbox::maintenance_due(const Writer& w) const {
-  if (!w.db) return false;
-  const int64_t step = std::max<int64_t>(options_.prune_step, 1);
-  return w.delivered - options_.keep_delivered - w.pruned_through >= step ||
-         w.db->wal_frames() >= options_.checkpoint_frames;
+void Outbox::complete_all(std::vector<Completion>& results, bool on_owner_thread) {
+  if (results.empty()) return;
+  if (on_owner_thread) {
+    for (auto& [done, r] : results) done(r);
+    results.clear();
+    return;
+  }
+  auto shared = std::make_shared<std::vector<Completion>>(std::move(results));
+  results.clear();
+  dispatch_([shared] {
+    for (auto& [done, r] : *shared) done(r);
+  });
 }
 
 Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owner_thread) {
@@ -503,8 +520,8 @@ Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owne
   const bool tried_watermark = watermark > delivered_persisted_;
   lock.unlock();
 
-  auto results = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
-  results->reserve(batch.size());
+  std::vector<Completion>& results = w.results;
+  results.clear();
   std::vector<AppendResult>& outcomes = w.outcomes;
   outcomes.clear();
 
@@ -529,14 +546,14 @@ Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owne
   }
   if (writable) {
     for (size_t i = 0; i < batch.size(); ++i) {
-      results->emplace_back(std::move(batch[i].done), std::move(outcomes[i]));
+      results.emplace_back(std::move(batch[i].done), std::move(outcomes[i]));
     }
   } else {
     // Nothing of this round is on disk. Appends fail now (the producer decides whether to
     // retry); dead letters wait for the next attempt, the watermark stays in memory.
-    fail_all(batch, w.failure, results.get());
+    fail_all(batch, w.failure, &results);
   }
-  const bool maintenance = writable && maintenance_due(w);
+  const bool maintenance = writable && (prune_due(w) || checkpoint_due(w));
 
   lock.lock();
   if (!writable) {
@@ -552,15 +569,7 @@ Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owne
   delivered_persisted_ = w.delivered;
   maintenance_due_ = maintenance_due_ || maintenance;
   lock.unlock();
-  if (!results->empty()) {
-    if (on_owner_thread) {
-      for (auto& [done, r] : *results) done(r);
-    } else {
-      dispatch_([results] {
-        for (auto& [done, r] : *results) done(r);
-      });
-    }
-  }
+  complete_all(results, on_owner_thread);
   if (stored_any && on_committed_) on_committed_();
   batch.clear();
   dead.clear();
@@ -642,13 +651,9 @@ void Outbox::writer_loop() {
       std::vector<Pending> rest;
       rest.swap(queue_);
       lock.unlock();
-      auto failed = std::make_shared<std::vector<std::pair<AppendCallback, AppendResult>>>();
-      fail_all(rest, w.failure, failed.get());
-      if (!failed->empty()) {
-        dispatch_([failed] {
-          for (auto& [done, r] : *failed) done(r);
-        });
-      }
+      std::vector<Completion> failed;
+      fail_all(rest, w.failure, &failed);
+      complete_all(failed, /*on_owner_thread=*/false);
       lock.lock();
       break;
     }
@@ -660,7 +665,7 @@ void Outbox::writer_loop() {
 }
 
 void Outbox::fail_all(std::vector<Pending>& batch, const std::string& why,
-                      std::vector<std::pair<AppendCallback, AppendResult>>* out) {
+                      std::vector<Completion>* out) {
   for (auto& p : batch) {
     AppendResult r;
     r.outcome = AppendResult::Outcome::kStorageError;

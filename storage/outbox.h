@@ -156,6 +156,7 @@ class Outbox {
     AppendRequest request;
     AppendCallback done;
   };
+  using Completion = std::pair<AppendCallback, AppendResult>;
   struct Writer;  // state owned by whoever holds the writer token (writer_busy_)
   struct Round {
     bool empty = false;    // nothing was due: no transaction
@@ -170,12 +171,15 @@ class Outbox {
   // (released meanwhile). Completions go through the dispatcher, or run here when called on the
   // owner's thread.
   Round run_round(std::unique_lock<std::mutex>& lock, bool on_owner_thread);
-  bool maintenance_due(const Writer& w) const;
+  // Runs the callbacks here (owner's thread) or through the dispatcher; empties `results`.
+  void complete_all(std::vector<Completion>& results, bool on_owner_thread);
+  bool prune_due(const Writer& w) const;
+  bool checkpoint_due(const Writer& w) const;
   Status commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLetter>& dead,
                 int64_t watermark, std::vector<AppendResult>* outcomes);
   void prune(Writer& w);
   static void fail_all(std::vector<Pending>& batch, const std::string& why,
-                       std::vector<std::pair<AppendCallback, AppendResult>>* out);
+                       std::vector<Completion>* out);
   void checkpoint(Writer& w);
 
   const Options options_;

@@ -4,37 +4,19 @@
 
 #include <thread>
 
-#include "storage/outbox.h"
-#include "tests/storage/fault_vfs.h"
-#include "tests/storage/outbox_test_util.h"
+#include "tests/storage/fault_fixture.h"
 
 namespace edgesync::test {
 namespace {
 
 using Outcome = storage::AppendResult::Outcome;
 
-class OutboxFault : public ::testing::Test {
+class OutboxFault : public FaultVfsTest {
  protected:
   void SetUp() override {
-    switches_ = &register_fault_vfs();
-    switches_->fail_sync = false;
-    switches_->fail_write = false;
-    options_.path = dir_.file("outbox.db");
-    options_.vfs = "edgesync-fault";
-    options_.retry_after = std::chrono::milliseconds(100);
-    auto box = storage::Outbox::open(options_, inline_dispatch());
-    ASSERT_TRUE(box.is_ok()) << box.status().to_string();
-    box_ = std::move(*box);
+    FaultVfsTest::SetUp();
+    open_box();
   }
-  void TearDown() override {
-    switches_->fail_sync = false;
-    switches_->fail_write = false;
-  }
-
-  TempPath dir_;
-  storage::Outbox::Options options_;
-  FaultSwitches* switches_ = nullptr;
-  std::unique_ptr<storage::Outbox> box_;
 };
 
 TEST_F(OutboxFault, FailedSyncRefusesAppendsUntilStorageWorksAgain) {

@@ -8,9 +8,7 @@
 #include <set>
 #include <thread>
 
-#include "storage/outbox.h"
-#include "tests/storage/fault_vfs.h"
-#include "tests/storage/outbox_test_util.h"
+#include "tests/storage/fault_fixture.h"
 
 namespace edgesync::test {
 namespace {
@@ -23,25 +21,11 @@ struct Completion {
   std::thread::id thread;
 };
 
-class OwnerCommit : public ::testing::Test {
+class OwnerCommit : public FaultVfsTest {
  protected:
   void SetUp() override {
-    switches_ = &register_fault_vfs();
-    switches_->fail_sync = false;
-    switches_->fail_write = false;
-    options_.path = dir_.file("outbox.db");
-    options_.vfs = "edgesync-fault";
-    options_.retry_after = std::chrono::milliseconds(100);
+    FaultVfsTest::SetUp();
     options_.watermark_flush = std::chrono::milliseconds(10);
-  }
-  void TearDown() override {
-    switches_->fail_sync = false;
-    switches_->fail_write = false;
-  }
-  void open() {
-    auto box = storage::Outbox::open(options_, inline_dispatch());
-    ASSERT_TRUE(box.is_ok()) << box.status().to_string();
-    box_ = std::move(*box);
   }
   // Queues without committing; the completion is recorded in `c`.
   void defer(const std::string& id, std::shared_ptr<Completion> c) {
@@ -70,14 +54,10 @@ class OwnerCommit : public ::testing::Test {
   }
 
   static inline std::mutex mu_;
-  TempPath dir_;
-  storage::Outbox::Options options_;
-  FaultSwitches* switches_ = nullptr;
-  std::unique_ptr<storage::Outbox> box_;
 };
 
 TEST_F(OwnerCommit, LoneEventIsOnDiskWhenCommitQueuedReturns) {
-  open();
+  open_box();
   int syncs_before = switches_->syncs;
   auto c = std::make_shared<Completion>();
   defer("lone-1", c);
@@ -96,7 +76,7 @@ TEST_F(OwnerCommit, LoneEventIsOnDiskWhenCommitQueuedReturns) {
 
 TEST_F(OwnerCommit, EventsThatMeetInOneRoundGoToTheWriterAndShareOneSync) {
   options_.concurrency_hold = std::chrono::seconds(60);
-  open();
+  open_box();
   int syncs_before = switches_->syncs;
   std::vector<std::shared_ptr<Completion>> cs;
   for (int i = 0; i < 5; ++i) {
@@ -123,7 +103,7 @@ TEST_F(OwnerCommit, EventsThatMeetInOneRoundGoToTheWriterAndShareOneSync) {
 
 TEST_F(OwnerCommit, LoneEventsAreCommittedInlineAgainOnceTheHoldIsOver) {
   options_.concurrency_hold = std::chrono::milliseconds(0);
-  open();
+  open_box();
   auto a = std::make_shared<Completion>(), b = std::make_shared<Completion>();
   defer("pair-a", a);
   defer("pair-b", b);
@@ -139,7 +119,7 @@ TEST_F(OwnerCommit, LoneEventsAreCommittedInlineAgainOnceTheHoldIsOver) {
 
 TEST_F(OwnerCommit, CanBeTurnedOff) {
   options_.commit_lone_on_owner = false;
-  open();
+  open_box();
   auto c = std::make_shared<Completion>();
   defer("off", c);
   box_->commit_queued();
@@ -151,7 +131,7 @@ TEST_F(OwnerCommit, CanBeTurnedOff) {
 // single-producer run of the agent instead of being reused.
 TEST_F(OwnerCommit, CheckpointsAreNotStarvedByAStreamOfLoneEvents) {
   options_.checkpoint_frames = 100;
-  open();
+  open_box();
   for (int i = 0; i < 3000; ++i) {
     auto c = std::make_shared<Completion>();
     defer("stream-" + std::to_string(i), c);
@@ -166,7 +146,7 @@ TEST_F(OwnerCommit, CheckpointsAreNotStarvedByAStreamOfLoneEvents) {
 }
 
 TEST_F(OwnerCommit, WatermarkIsWrittenWhileLoneEventsStream) {
-  open();
+  open_box();
   for (int i = 0; i < 5; ++i) {
     auto c = std::make_shared<Completion>();
     defer("wm-" + std::to_string(i), c);
@@ -190,7 +170,7 @@ TEST_F(OwnerCommit, WatermarkIsWrittenWhileLoneEventsStream) {
 }
 
 TEST_F(OwnerCommit, FailedSyncRefusesTheLoneEventAtOnceAndGivesItsSeqBack) {
-  open();
+  open_box();
   auto first = std::make_shared<Completion>();
   defer("ok-1", first);
   box_->commit_queued();
@@ -224,7 +204,7 @@ TEST_F(OwnerCommit, FailedSyncRefusesTheLoneEventAtOnceAndGivesItsSeqBack) {
 
 TEST_F(OwnerCommit, OwnerCommitsAndOtherThreadsAppendsGetGapFreeSeqs) {
   options_.concurrency_hold = std::chrono::milliseconds(0);
-  open();
+  open_box();
   constexpr int kThreads = 3, kEach = 150, kOwner = 300;
   std::mutex mu;
   std::set<int64_t> seqs;
