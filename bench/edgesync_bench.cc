@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <mqtt/async_client.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@ struct Options {
   bool keep = false;
   bool raw_only = false;     // stop after the raw limits (for repeated runs)
   bool ingest_only = false;  // stop after the ingest cases (for repeated runs)
+  int load_producers = 0;    // --load N: only N producers for ingest_seconds (for profiling)
+  bool hub_down = false;     // --load with the broker stopped
   // Durations (s) and counts; --quick shrinks them.
   double raw_seconds = 3;
   double ingest_seconds = 6;  // per producer case, split into `rounds` slices
@@ -423,11 +426,17 @@ struct IngestResult {
   double per_s = 0, p50_ms = 0, p99_ms = 0;
   std::string first_error;
   std::vector<double> lat_ms;
+  // CPU (utime+stime, in clock ticks) used during the case by the agent, by the producers (this
+  // process) and by the broker: where the cores went.
+  int64_t agent_ticks = 0, producer_ticks = 0, broker_ticks = 0;
 
   // Adds another slice of the same case.
   void merge(IngestResult&& o) {
     producers = o.producers;
     accepted += o.accepted;
+    agent_ticks += o.agent_ticks;
+    producer_ticks += o.producer_ticks;
+    broker_ticks += o.broker_ticks;
     errors += o.errors;
     elapsed_s += o.elapsed_s;
     if (first_error.empty()) first_error = o.first_error;
@@ -501,6 +510,41 @@ IngestResult ingest_closed_loop(const std::string& socket, int producers, double
   r.p99_ms = percentile(all, 0.99);
   r.lat_ms = std::move(all);
   return r;
+}
+
+int64_t self_cpu_ticks() {
+  struct rusage u {};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto us = [](const timeval& t) { return int64_t{t.tv_sec} * 1000000 + t.tv_usec; };
+  return (us(u.ru_utime) + us(u.ru_stime)) * ::sysconf(_SC_CLK_TCK) / 1000000;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// ingest_closed_loop() with the CPU each side used.
+IngestResult ingest_case(const Agent& agent, Broker& broker, int producers, double seconds,
+                         const std::string& prefix) {
+  const bool hub = broker.running();
+  const int64_t a0 = proc_cpu_ticks(agent.pid()), p0 = self_cpu_ticks();
+  const int64_t b0 = hub ? proc_cpu_ticks(broker.pid()) : 0;
+  IngestResult r = ingest_closed_loop(agent.socket(), producers, seconds, prefix);
+  r.agent_ticks = proc_cpu_ticks(agent.pid()) - a0;
+  r.producer_ticks = self_cpu_ticks() - p0;
+  r.broker_ticks = hub ? proc_cpu_ticks(broker.pid()) - b0 : 0;
+  return r;
+}
+
+// "agent 41 us, producers 22 us, broker 9 us CPU per event"
+std::string cpu_per_event(const IngestResult& r) {
+  if (r.accepted == 0) return "";
+  const double us_per_tick = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  auto per = [&](int64_t ticks) { return fmt("%.0f", ticks * us_per_tick / r.accepted); };
+  return "CPU/event: agent " + per(r.agent_ticks) + " us, producers " + per(r.producer_ticks) +
+         " us, broker " + per(r.broker_ticks) + " us";
 }
 
 // Fills the outbox fast: `connections` pipelined producers, `depth` requests per write.
@@ -625,12 +669,6 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
 // ------------------------------------------------------------------------------------------
 // Report.
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 void print_row(const std::string& a, const std::string& b, const std::string& c = "") {
   std::printf("  %-58s %16s  %s\n", a.c_str(), b.c_str(), c.c_str());
 }
@@ -644,6 +682,43 @@ struct Target {
 
 void progress(const std::string& what) {
   std::fprintf(stderr, "  ... %s\n", what.c_str());
+}
+
+// Warm-up events delivered, then `events` more through agent.socket(): a store's agent
+// has delivered more than storage.keep_delivered (default 10000) events within hours, and from
+// then on every commit also prunes history.
+void warm_up(const Agent& agent, int64_t events) {
+  fill_backlog(agent.socket(), events, "warm");
+  WatermarkReader wm(agent.db());
+  auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (wm.read() < events) {
+    if (Clock::now() > deadline) throw std::runtime_error("warm-up events not delivered");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// --load N: one producer case on its own, for a profiler attached to the agent (its pid is
+// printed, then the load starts after 2 s).
+int load_only(const Options& opt, TempDir& root, Broker& broker) {
+  std::string dir = root.file("load");
+  std::filesystem::create_directories(dir);
+  Agent agent(opt, dir, broker);
+  agent.start();
+  if (!agent.wait_hub_connected(std::chrono::seconds(20))) {
+    throw std::runtime_error("agent did not connect to the hub");
+  }
+  warm_up(agent, 12000);
+  if (opt.hub_down) broker.stop();
+  std::printf("agent pid %d, broker pid %d; load starts in 2 s\n", agent.pid(),
+              opt.hub_down ? 0 : broker.pid());
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  settle();
+  auto r = ingest_case(agent, broker, opt.load_producers, opt.ingest_seconds, "load");
+  std::printf("%d producers%s: %.0f ev/s, p50 %.2f ms, p99 %.2f ms, %s\n", r.producers,
+              opt.hub_down ? " (hub down)" : "", r.per_s, r.p50_ms, r.p99_ms,
+              cpu_per_event(r).c_str());
+  return 0;
 }
 
 int run(Options opt) {
@@ -669,6 +744,7 @@ int run(Options opt) {
   Tls tls = Tls::generate(root.file("tls"));
   Broker broker(root.file("broker"), tls);
   broker.start();
+  if (opt.load_producers > 0) return load_only(opt, root, broker);
 
   // ---- raw limits measured on their own
   progress("fdatasync loop");
@@ -696,19 +772,8 @@ int run(Options opt) {
       throw std::runtime_error("agent did not connect to the hub; log:\n" +
                                read_file(dir + "/agent.log"));
     }
-    // Steady state first: a store's agent has delivered more than storage.keep_delivered
-    // (default 10000) events within hours, and from then on every commit also prunes history.
-    {
-      const int64_t warm = 12000;
-      progress("warm-up: " + std::to_string(warm) + " events delivered (past keep_delivered)");
-      fill_backlog(agent.socket(), warm, "warm");
-      WatermarkReader wm(agent.db());
-      auto deadline = Clock::now() + std::chrono::seconds(120);
-      while (wm.read() < warm) {
-        if (Clock::now() > deadline) throw std::runtime_error("warm-up events not delivered");
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
+    progress("warm-up: 12000 events delivered (past keep_delivered)");
+    warm_up(agent, 12000);
     const double slice = opt.ingest_seconds / opt.rounds;
     for (int round = 0; round < opt.rounds; ++round) {
       const std::string r = std::to_string(round);
@@ -720,16 +785,16 @@ int run(Options opt) {
       settle();
       sq1.merge(raw_sqlite(root.file("raw1-" + r + ".db"), 1, slice, INT64_MAX));
       settle();
-      one.merge(ingest_closed_loop(agent.socket(), 1, slice, "p1r" + r));
+      one.merge(ingest_case(agent, broker, 1, slice, "p1r" + r));
       settle();
       sq1000.merge(raw_sqlite(root.file("raw1000-" + r + ".db"), 1000, slice, 2000000));
       settle();
-      many.merge(ingest_closed_loop(agent.socket(), 64, slice, "p64r" + r));
+      many.merge(ingest_case(agent, broker, 64, slice, "p64r" + r));
       settle();
       // The largest batch 64 one-at-a-time producers can form: for the reading, not a target.
       sq64.merge(raw_sqlite(root.file("raw64-" + r + ".db"), 64, slice, 2000000));
       settle();
-      eight.merge(ingest_closed_loop(agent.socket(), 8, slice, "p8r" + r));
+      eight.merge(ingest_case(agent, broker, 8, slice, "p8r" + r));
       std::filesystem::remove(root.file("raw1-" + r + ".db"));
       std::filesystem::remove(root.file("raw1000-" + r + ".db"));
       std::filesystem::remove(root.file("raw64-" + r + ".db"));
@@ -737,9 +802,9 @@ int run(Options opt) {
     // For the reading: the same 64-producer load without the publisher's share of the CPU.
     progress("agent 64 producers with the hub down");
     broker.stop();
-    many_hub_down = ingest_closed_loop(agent.socket(), 64, slice, "p64down");
+    many_hub_down = ingest_case(agent, broker, 64, slice, "p64down");
     settle();
-    one_hub_down = ingest_closed_loop(agent.socket(), 1, slice, "p1down");
+    one_hub_down = ingest_case(agent, broker, 1, slice, "p1down");
     agent.stop();
   }
   if (opt.ingest_only) {
@@ -751,6 +816,9 @@ int run(Options opt) {
                 "(%.1f%%), hub down %.0f | 8 producers %.0f\n",
                 sq1000.rows_per_s, sq64.rows_per_s, many.per_s,
                 100 * many.per_s / sq1000.rows_per_s, many_hub_down.per_s, eight.per_s);
+    for (const auto* c : {&one, &one_hub_down, &eight, &many, &many_hub_down}) {
+      std::printf("  %2d producers%s: %s\n", c->producers, c == &one_hub_down || c == &many_hub_down ? " hub down" : "", cpu_per_event(*c).c_str());
+    }
     return 0;
   }
 
@@ -797,6 +865,7 @@ int run(Options opt) {
     print_row(label, fmt("%.0f ev/s", r.per_s),
               "ack p50 " + fmt("%.2f", r.p50_ms) + " ms, p99 " + fmt("%.2f", r.p99_ms) + " ms" +
                   (r.errors ? ", " + std::to_string(r.errors) + " ERRORS: " + r.first_error : ""));
+    print_row("", "", cpu_per_event(r));
   };
   ingest_row("4. accepted, 1 producer (request, wait, repeat)", one);
   ingest_row("   (1 producer with the hub down, for comparison)", one_hub_down);
@@ -892,16 +961,25 @@ int main(int argc, char** argv) {
       opt.raw_only = true;
     } else if (a == "--ingest-only") {
       opt.ingest_only = true;
+    } else if (a == "--load") {
+      opt.load_producers = std::atoi(value().c_str());
+    } else if (a == "--seconds") {
+      opt.ingest_seconds = std::atof(value().c_str());
+    } else if (a == "--hub-down") {
+      opt.hub_down = true;
     } else {
       std::fprintf(stderr,
                    "usage: %s --agent PATH [--quick] [--dir BASE] [--keep] [--raw-only] [--ingest-only]\n"
+                   "       [--load N [--seconds S] [--hub-down]]\n"
                    "  --agent  the edgesync binary (default: $EDGESYNC_BIN)\n"
                    "  --quick  smaller counts and shorter runs (about a minute)\n"
                    "  --dir    where the scratch dir goes (default: $TMPDIR or /tmp); put it on\n"
                    "           the disk the outbox lives on: fdatasync is what is measured\n"
                    "  --keep   keep the scratch dir (logs, databases)\n"
                    "  --raw-only  only the raw limits\n"
-                   "  --ingest-only  only the raw limits and the producer cases\n",
+                   "  --ingest-only  only the raw limits and the producer cases\n"
+                   "  --load N [--seconds S] [--hub-down]  only N producers for S seconds (6),\n"
+                   "           printing the agent's pid first: for a profiler\n",
                    argv[0]);
       return 2;
     }
