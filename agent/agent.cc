@@ -13,13 +13,14 @@
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "platform/systemd_notify.h"
+#include "platform/threads.h"
 #include "storage/outbox.h"
 
 namespace edgesync::agent {
 
 // Two event loops, each on its own thread:
 //  - ingest (this thread): producers' sockets, replies, signals, the watchdog;
-//  - delivery: the publisher and paho's notifications.
+//  - delivery: the publisher and paho's notifications, in the background scheduling class.
 // Keeping them apart means a producer's reply never waits behind MQTT work: measured on this
 // design's first version, sharing one loop added ~0.2 ms to every single-producer ack. The
 // outbox's writer thread completes appends on the ingest loop and wakes the delivery loop.
@@ -82,7 +83,16 @@ int run_agent(const Config& config) {
     return 1;
   }
   auto delivery_work = asio::make_work_guard(delivery_io);
-  std::thread delivery_thread([&] { delivery_io.run(); });
+  std::thread delivery_thread([&] {
+    // Delivery yields the CPU to ingest (platform/threads.h); paho's threads, started by the
+    // first connect on this thread, inherit that.
+    platform::set_current_thread_name("delivery");
+    if (!platform::make_current_thread_background()) {
+      std::cerr << "edgesync: cannot lower the delivery thread's priority; it competes with "
+                   "ingest for the CPU\n";
+    }
+    delivery_io.run();
+  });
 
   // The watchdog is pinged from the ingest loop, and only while the delivery loop answers too:
   // a hang in either gets the service restarted.

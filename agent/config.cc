@@ -211,6 +211,7 @@ std::vector<std::string> parse_config(const std::string& text, Config* out) {
     hub.text("password", &c.hub.password);
     hub.integer("keepalive_s", &c.hub.keepalive_s, 5, 3600);
     hub.integer("max_inflight", &c.hub.max_inflight, 1, 65535);
+    hub.integer("linger_ms", &c.hub.linger_ms, 0, 10000);
     hub.boolean("allow_insecure", &c.hub.allow_insecure);
 
     Fields retry(top.object("retry", false), "retry", &errors);

@@ -33,6 +33,7 @@ Publisher::Publisher(asio::io_context& io, const Config& config, storage::Outbox
       outbox_(outbox),
       on_state_(std::move(on_state)),
       retry_timer_(io),
+      linger_timer_(io),
       rng_(std::random_device{}()) {
   status_topic_ = config_.topic_base() + "/status";
 }
@@ -58,7 +59,9 @@ Status Publisher::start() {
   if (!t) return t.status();
   transport_ = std::move(*t);
   acked_through_ = outbox_.delivered_seq();
-  connect();
+  // On the delivery thread: paho starts its own threads on the first connect, and they take
+  // that thread's scheduling class (see run_agent).
+  asio::post(io_, [this] { connect(); });
   return Status::ok();
 }
 
@@ -172,8 +175,34 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
 }
 
 void Publisher::wake() {
+  if (state_ != HubState::kConnected) {
+    outbox_drained_ = false;  // read again on connect
+    return;
+  }
+  // Events arriving one at a time are published in bursts, one per linger period: a publish
+  // per event costs paho's two threads and the broker a wake-up each, which on a 2-core box
+  // took CPU from the producers' acks. An event after a quiet spell goes out at once.
+  const auto linger = std::chrono::milliseconds(config_.hub.linger_ms);
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= last_burst_ + linger) {
+    last_burst_ = now;
+    fill_new_events();
+    return;
+  }
+  if (linger_armed_) return;
+  linger_armed_ = true;
+  linger_timer_.expires_at(last_burst_ + linger);
+  linger_timer_.async_wait([this](asio::error_code ec) {
+    linger_armed_ = false;
+    if (ec || state_ != HubState::kConnected) return;
+    last_burst_ = std::chrono::steady_clock::now();
+    fill_new_events();
+  });
+}
+
+void Publisher::fill_new_events() {
   outbox_drained_ = false;
-  if (state_ == HubState::kConnected) fill();
+  fill();
 }
 
 void Publisher::fill() {
@@ -211,6 +240,7 @@ void Publisher::fill() {
 
 void Publisher::stop() {
   retry_timer_.cancel();
+  linger_timer_.cancel();
   bool was_connected = state_ == HubState::kConnected;
   set_state(HubState::kStopped, "");
   if (was_connected && transport_) {

@@ -34,7 +34,8 @@ class Publisher {
   ~Publisher();
 
   Status start();
-  // New events were committed: send them if the window has room.
+  // New events were committed: send them if the window has room, at once or, if a burst went
+  // out less than hub.linger_ms ago, when that much time has passed.
   void wake();
   // Any thread (the outbox's writer, after a commit): true once after the publisher found the
   // outbox drained, i.e. when a wake() is needed. Saves a cross-thread wake-up per commit while
@@ -57,6 +58,7 @@ class Publisher {
   void connect();
   void connection_down(const std::string& why);
   void fill();
+  void fill_new_events();
   void set_state(HubState s, const std::string& detail);
 
   asio::io_context& io_;
@@ -77,6 +79,9 @@ class Publisher {
   std::atomic<bool> wants_wake_{false};
 
   asio::steady_timer retry_timer_;
+  asio::steady_timer linger_timer_;
+  bool linger_armed_ = false;
+  std::chrono::steady_clock::time_point last_burst_{};
   int attempt_ = 0;
   std::chrono::steady_clock::time_point connected_at_;
   std::mt19937_64 rng_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "platform/threads.h"
 #include "storage/schema.h"
 
 namespace edgesync::storage {
@@ -223,7 +224,10 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
   box->delivered_persisted_ = box->writer_->delivered;
   box->next_seq_seen_ = box->writer_->next_seq;
   box->pending_bytes_seen_ = box->writer_->pending_bytes;
-  box->thread_ = std::thread([b = box.get()] { b->writer_loop(); });
+  box->thread_ = std::thread([b = box.get()] {
+    platform::set_current_thread_name("outbox-writer");
+    b->writer_loop();
+  });
   return box;
 }
 

@@ -35,6 +35,7 @@ TEST(Config, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.hub.topic_prefix, "edgesync/v1");
   EXPECT_EQ(c.hub.keepalive_s, 30);
   EXPECT_EQ(c.hub.max_inflight, 64);
+  EXPECT_EQ(c.hub.linger_ms, 500);
   EXPECT_EQ(c.retry.initial_ms, 500);
   EXPECT_EQ(c.retry.max_ms, 60000);
   EXPECT_EQ(c.hub.client_id, "edgesync-store-042-pos-01");
@@ -63,7 +64,7 @@ TEST(Config, WrongTypesAndRangesAreReported) {
   auto errors = errors_of(R"({"device": {"id": 5, "store_id": "s"},
     "storage": {"max_bytes": "big", "keep_delivered": -1},
     "ingest": {"max_line_bytes": 10},
-    "hub": {"uri": "tcp://h:1", "allow_insecure": "yes", "max_inflight": 0},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": "yes", "max_inflight": 0, "linger_ms": 20000},
     "retry": {"initial_ms": 5000, "max_ms": 100}})");
   EXPECT_TRUE(has(errors, "device.id: must be a string"));
   EXPECT_TRUE(has(errors, "storage.max_bytes: must be an integer"));
@@ -71,6 +72,7 @@ TEST(Config, WrongTypesAndRangesAreReported) {
   EXPECT_TRUE(has(errors, "ingest.max_line_bytes: must be between"));
   EXPECT_TRUE(has(errors, "hub.allow_insecure: must be true or false"));
   EXPECT_TRUE(has(errors, "hub.max_inflight: must be between"));
+  EXPECT_TRUE(has(errors, "hub.linger_ms: must be between"));
   EXPECT_TRUE(has(errors, "retry.initial_ms: must not exceed retry.max_ms"));
 }
 

@@ -52,7 +52,7 @@ AgentConfig AgentConfig::for_test(const std::string& dir, const MosquittoBroker&
 }
 
 nlohmann::json AgentConfig::to_json() const {
-  return {
+  nlohmann::json j = {
       {"device", {{"id", device_id}, {"store_id", store_id}}},
       {"storage",
        {{"path", storage_path}, {"max_bytes", max_bytes}, {"keep_delivered", keep_delivered}}},
@@ -67,6 +67,8 @@ nlohmann::json AgentConfig::to_json() const {
         {"max_inflight", max_inflight}}},
       {"retry", {{"initial_ms", retry_initial_ms}, {"max_ms", retry_max_ms}}},
   };
+  if (linger_ms >= 0) j["hub"]["linger_ms"] = linger_ms;
+  return j;
 }
 
 std::string AgentConfig::to_text() const {
@@ -87,6 +89,8 @@ AgentProcess::~AgentProcess() {
 }
 
 void AgentProcess::write_config() { write_file(config_path_, config_.to_text()); }
+
+pid_t AgentProcess::pid() const { return child_ ? child_->pid() : 0; }
 
 std::string AgentProcess::log() const { return read_file(log_path()); }
 

@@ -40,6 +40,7 @@ struct AgentConfig {
   std::string key_file;
   int keepalive_s = 30;
   int max_inflight = 64;
+  int linger_ms = -1;  // hub.linger_ms; -1 leaves it out (the agent's default)
   int retry_initial_ms = 100;
   int retry_max_ms = 2000;
 
@@ -71,6 +72,8 @@ class AgentProcess {
   // Sends `signo` to the agent (under qemu: to the emulator, which passes it on).
   void signal(int signo);
   bool running();
+  // The agent's process id (under qemu-user: the emulator's); 0 if not started.
+  pid_t pid() const;
 
   AgentConfig& config() { return config_; }
   const std::string& config_path() const { return config_path_; }
