@@ -148,14 +148,23 @@ struct SqliteResult {
   int64_t rows = 0;
   double elapsed_s = 0;
   size_t row_bytes = 0;
+  double cpu_s = 0;  // the inserting thread's CPU (user + system)
 
   void merge(const SqliteResult& o) {
     rows += o.rows;
+    cpu_s += o.cpu_s;
     elapsed_s += o.elapsed_s;
     row_bytes = o.row_bytes;
     rows_per_s = rows / elapsed_s;
   }
 };
+
+double thread_cpu_s() {
+  struct rusage u {};
+  ::getrusage(RUSAGE_THREAD, &u);
+  auto s = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
 
 // The agent's events table and pragmas (storage/schema.cc, storage/outbox.cc), one prepared
 // INSERT per row, `rows_per_txn` rows per BEGIN IMMEDIATE ... COMMIT.
@@ -183,6 +192,7 @@ SqliteResult raw_sqlite(const std::string& path, int rows_per_txn, double second
   std::snprintf(id, sizeof id, "sq%04d-%03d-%09d", rows_per_txn, 0, 0);
   r.row_bytes = 8 + std::strlen(id) + std::strlen(kType) + std::strlen(kOccurredAt) + 8 + data.size();
   int64_t seq = 1;
+  const double cpu0 = thread_cpu_s();
   auto t0 = Clock::now();
   while (seconds_since(t0) < seconds && r.rows < max_rows) {
     sql(db, "BEGIN IMMEDIATE");
@@ -204,6 +214,7 @@ SqliteResult raw_sqlite(const std::string& path, int rows_per_txn, double second
   }
   r.elapsed_s = seconds_since(t0);
   r.rows_per_s = r.rows / r.elapsed_s;
+  r.cpu_s = thread_cpu_s() - cpu0;
   sqlite3_finalize(ins);
   sqlite3_close(db);
   return r;
@@ -808,6 +819,8 @@ int run(Options opt) {
     agent.stop();
   }
   if (opt.ingest_only) {
+    std::printf("SQLite 1 row/txn CPU %.0f us/row, 1000 rows/txn %.1f us/row\n",
+                1e6 * sq1.cpu_s / sq1.rows, 1e6 * sq1000.cpu_s / sq1000.rows);
     std::printf("SQLite 1 row/txn %.0f rows/s | agent 1 producer %.0f ev/s (%.1f%%), p50 %.2f ms, "
                 "p99 %.2f ms | hub down %.0f ev/s, p50 %.2f ms\n",
                 sq1.rows_per_s, one.per_s, 100 * one.per_s / sq1.rows_per_s, one.p50_ms,
@@ -851,9 +864,11 @@ int run(Options opt) {
   print_row("1. write 300 B + fdatasync", fmt("%.0f /s", fsync.per_s),
             "p50 " + fmt("%.2f", fsync.p50_ms) + " ms, p99 " + fmt("%.2f", fsync.p99_ms) + " ms");
   print_row("2a. SQLite WAL FULL, 1 row/txn", fmt("%.0f rows/s", sq1.rows_per_s),
-            "row ~" + std::to_string(sq1.row_bytes) + " B, " + std::to_string(sq1.rows) + " rows");
+            "row ~" + std::to_string(sq1.row_bytes) + " B, " + std::to_string(sq1.rows) +
+                " rows, CPU " + fmt("%.0f", 1e6 * sq1.cpu_s / sq1.rows) + " us/row");
   print_row("2b. SQLite WAL FULL, 1000 rows/txn", fmt("%.0f rows/s", sq1000.rows_per_s),
-            std::to_string(sq1000.rows) + " rows");
+            std::to_string(sq1000.rows) + " rows, CPU " +
+                fmt("%.1f", 1e6 * sq1000.cpu_s / sq1000.rows) + " us/row");
   print_row("   (SQLite WAL FULL, 64 rows/txn, for comparison)", fmt("%.0f rows/s", sq64.rows_per_s),
             std::to_string(sq64.rows) + " rows");
   print_row("3. bare paho v5 QoS1 TLS, window 64", fmt("%.0f msg/s", paho.msgs_per_s),
