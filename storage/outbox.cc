@@ -228,6 +228,10 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
     platform::set_current_thread_name("outbox-writer");
     b->writer_loop();
   });
+  {
+    std::unique_lock<std::mutex> lock(box->mu_);
+    box->started_.wait(lock, [b = box.get()] { return b->writer_started_; });
+  }
   return box;
 }
 
@@ -608,6 +612,8 @@ void Outbox::commit_queued() {
 void Outbox::writer_loop() {
   Writer& w = *writer_;
   std::unique_lock<std::mutex> lock(mu_);
+  writer_started_ = true;
+  started_.notify_all();  // open() proceeds once this thread waits below and so releases mu_
   auto work = [this] {
     return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_;
   };

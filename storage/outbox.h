@@ -205,6 +205,11 @@ class Outbox {
   bool writer_wanted_ = false;                  // guarded by mu_: the writer waits for the token
   bool maintenance_due_ = false;                // guarded by mu_: prune or checkpoint is due
   std::chrono::steady_clock::time_point concurrent_until_;  // guarded by mu_
+  // Set once the writer thread holds mu_ for the first time: open() returns only then, so the
+  // first deferred append meets a writer that is already waiting (not one still starting up,
+  // which would take it from the owner thread).
+  bool writer_started_ = false;                 // guarded by mu_
+  std::condition_variable started_;
 
   std::unique_ptr<Writer> writer_;
   std::thread thread_;
