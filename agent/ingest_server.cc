@@ -16,8 +16,11 @@ using asio::local::stream_protocol;
 namespace {
 // Per connection, for its whole life: 64 producers must not cost megabytes.
 constexpr size_t kReadChunk = 16 * 1024;
-// Replies a producer may have outstanding before we stop reading its socket.
-constexpr size_t kMaxOutstanding = 8192;
+// Replies a connection may hold before we stop reading its socket: waiting for their commit, or
+// ready but not yet written because the producer does not read. This bounds the memory a
+// producer that pipelines without reading can cost (about 100 bytes a reply); 1,024 in flight is
+// far more than group commit needs to form full batches.
+constexpr size_t kMaxUnwrittenReplies = 1024;
 }  // namespace
 
 class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
@@ -41,8 +44,9 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   };
 
   void read() {
-    if (reading_ || stop_reading_ || eof_) return;
-    if (outstanding_ >= kMaxOutstanding) return;  // resumed by complete()
+    if (reading_ || stop_reading_ || eof_ || write_failed_) return;
+    // Resumed once replies are written (the write handler) or completed (complete()).
+    if (replies_.size() >= kMaxUnwrittenReplies) return;
     reading_ = true;
     socket_.async_read_some(asio::buffer(chunk_),
                             [self = shared_from_this()](asio::error_code ec, size_t n) {
@@ -162,6 +166,7 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
                         self->writing_ = false;
                         if (ec) self->write_failed_ = true;
                         self->flush();
+                        self->read();
                         self->maybe_close();
                       });
   }

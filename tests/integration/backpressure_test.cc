@@ -1,0 +1,124 @@
+// A producer that pipelines requests and does not read its replies must not make the agent's
+// memory grow: once a bounded number of replies waits on that connection the agent stops reading
+// it (the producer's writes block), other producers are served meanwhile, and when the producer
+// reads again every request gets its reply, in order.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "tests/support/hub_fixture.h"
+
+namespace edgesync::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// Far above what the agent may hold for one connection (1,024 replies, plus one 16 KiB read of
+// requests and the kernel's socket buffers both ways) and far below what a producer could
+// push if the agent kept reading.
+constexpr int64_t kStallBound = 20000;
+constexpr int64_t kGiveUpAt = 100000;
+
+int connect_nonblocking(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(strerror(errno)));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw std::runtime_error("connect " + path + ": " + strerror(e));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+bool wait_for(int fd, short events, std::chrono::milliseconds timeout) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+class BackpressureTest : public HubFixture {};
+
+TEST_F(BackpressureTest, ProducerThatDoesNotReadIsPausedAndLosesNothing) {
+  agent_->start();
+  const int fd = connect_nonblocking(agent_->socket_path());
+
+  // Write requests without reading a single reply until the socket stays unwritable for 2 s.
+  std::string pending;  // the unsent rest of the current line
+  int64_t written = 0;  // complete lines handed to the kernel
+  while (written < kGiveUpAt) {
+    if (pending.empty()) {
+      pending = make_request("bp-" + std::to_string(written), "sale.completed",
+                             json{{"n", written}}) + "\n";
+    }
+    ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      pending.erase(0, static_cast<size_t>(n));
+      if (pending.empty()) ++written;
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << strerror(errno);
+    if (!wait_for(fd, POLLOUT, 2s)) break;  // the agent stopped reading us
+  }
+  ASSERT_LT(written, kStallBound)
+      << "the agent kept reading a producer that never reads its replies";
+  ASSERT_GT(written, 1000) << "the agent should take a deep pipeline before pausing";
+
+  // Another producer is served while that one is paused.
+  Producer other(agent_->socket_path());
+  json r = other.request(make_request("bp-other", "sale.completed", json::object()));
+  EXPECT_EQ(r.value("ok", false), true) << r.dump();
+
+  // Finish the partial line, then read every reply: all ok, in request order, gap-free seqs.
+  int64_t to_send = written + (pending.empty() ? 0 : 1);
+  std::string in;
+  int64_t replies = 0;
+  int64_t last_seq = 0;
+  std::set<int64_t> seqs;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (replies < to_send && std::chrono::steady_clock::now() < deadline) {
+    if (!pending.empty()) {
+      ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+      if (n > 0) pending.erase(0, static_cast<size_t>(n));
+    }
+    wait_for(fd, POLLIN | (pending.empty() ? 0 : POLLOUT), 1s);
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) break;
+    if (n < 0) continue;
+    in.append(buf, static_cast<size_t>(n));
+    size_t start = 0, nl;
+    while ((nl = in.find('\n', start)) != std::string::npos) {
+      json reply = json::parse(in.substr(start, nl - start));
+      start = nl + 1;
+      ASSERT_EQ(reply.value("ok", false), true) << reply.dump();
+      ASSERT_EQ(reply.value("id", std::string()), "bp-" + std::to_string(replies)) << reply.dump();
+      int64_t seq = reply.value("seq", int64_t{0});
+      ASSERT_GT(seq, last_seq) << "replies out of request order";
+      last_seq = seq;
+      seqs.insert(seq);
+      ++replies;
+    }
+    in.erase(0, start);
+  }
+  ::close(fd);
+  EXPECT_EQ(replies, to_send);
+  EXPECT_EQ(static_cast<int64_t>(seqs.size()), to_send);
+
+  json status = status_json();
+  EXPECT_EQ(status["outbox"].value("next_seq", int64_t{0}), to_send + 2) << status.dump();
+}
+
+}  // namespace
+}  // namespace edgesync::test
