@@ -33,6 +33,15 @@ int run_agent(const Config& config) {
     std::cerr << "edgesync: storage.path: " << s.to_string() << "\n";
     return 1;
   }
+  // Every producer connection holds a file descriptor; the outbox, the hub link and the event
+  // loops take about 20 more.
+  const long open_files = platform::raise_open_file_limit();
+  if (open_files >= 0 && open_files < config.ingest.max_connections + 64) {
+    std::cerr << "edgesync: the open-file limit is " << open_files
+              << " (ulimit -n, LimitNOFILE=) and ingest.max_connections is "
+              << config.ingest.max_connections
+              << ": producers beyond what it allows wait until one disconnects\n";
+  }
   storage::Outbox::Options oo;
   oo.path = config.storage.path;
   oo.max_bytes = config.storage.max_bytes;

@@ -21,6 +21,7 @@ constexpr size_t kReadChunk = 16 * 1024;
 // producer that pipelines without reading can cost (about 100 bytes a reply); 1,024 in flight is
 // far more than group commit needs to form full batches.
 constexpr size_t kMaxUnwrittenReplies = 1024;
+constexpr std::chrono::milliseconds kAcceptRetry{200};
 }  // namespace
 
 class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
@@ -201,7 +202,7 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
 };
 
 IngestServer::IngestServer(asio::io_context& io, const Config& config, storage::Outbox& outbox)
-    : io_(io), config_(config), outbox_(outbox), acceptor_(io) {}
+    : io_(io), config_(config), outbox_(outbox), acceptor_(io), accept_retry_(io) {}
 
 IngestServer::~IngestServer() = default;
 
@@ -242,15 +243,27 @@ void IngestServer::accept() {
   }
   acceptor_.async_accept([this](asio::error_code ec, stream_protocol::socket socket) {
     if (stopping_) return;
-    if (!ec) {
-      auto c = std::make_shared<IngestConnection>(*this, std::move(socket));
-      connections_.insert(c);
-      c->start();
-    } else if (ec == asio::error::operation_aborted) {
+    if (ec == asio::error::operation_aborted) return;
+    if (ec) {
+      if (!accept_failing_) {
+        std::cerr << "edgesync: accepting a producer connection failed: " << ec.message()
+                  << " (" << connections_.size() << " connected); retrying every "
+                  << kAcceptRetry.count() << " ms\n";
+      }
+      accept_failing_ = true;
+      accept_retry_.expires_after(kAcceptRetry);
+      accept_retry_.async_wait([this](asio::error_code ec) {
+        if (!ec) accept();
+      });
       return;
-    } else {
-      std::cerr << "edgesync: accept failed: " << ec.message() << "\n";
     }
+    if (accept_failing_) {
+      std::cerr << "edgesync: accepting producer connections again\n";
+      accept_failing_ = false;
+    }
+    auto c = std::make_shared<IngestConnection>(*this, std::move(socket));
+    connections_.insert(c);
+    c->start();
     accept();
   });
 }
@@ -288,6 +301,7 @@ void IngestServer::stop(std::function<void()> done) {
   stopped_ = std::move(done);
   asio::error_code ec;
   acceptor_.close(ec);
+  accept_retry_.cancel();
   ::unlink(config_.ingest.socket.c_str());
   auto conns = connections_;
   for (const auto& c : conns) c->stop_reading();

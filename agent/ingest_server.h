@@ -47,6 +47,10 @@ class IngestServer {
   const Config& config_;
   storage::Outbox& outbox_;
   asio::local::stream_protocol::acceptor acceptor_;
+  // After a failed accept (out of file descriptors, say) the next try waits: the pending
+  // connection stays in the listen queue and an immediate retry would fail again at once.
+  asio::steady_timer accept_retry_;
+  bool accept_failing_ = false;  // logged once per spell of failures
   IdGenerator ids_;
   std::set<std::shared_ptr<IngestConnection>> connections_;
   bool stopping_ = false;

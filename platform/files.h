@@ -22,4 +22,8 @@ std::string dirname_of(const std::string& path);
 // True iff a process with this pid exists (signal 0).
 bool process_alive(long pid);
 
+// Raises this process's soft limit on open files to its hard limit (a service's soft limit is
+// often 1,024 while each producer connection takes one). Returns the soft limit now in force.
+long raise_open_file_limit();
+
 }  // namespace edgesync::platform

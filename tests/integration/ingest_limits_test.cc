@@ -1,9 +1,14 @@
-// A producer that pipelines requests and does not read its replies must not make the agent's
-// memory grow: once a bounded number of replies waits on that connection the agent stops reading
-// it (the producer's writes block), other producers are served meanwhile, and when the producer
-// reads again every request gets its reply, in order.
+// The ingest socket at its limits:
+//  - a producer that pipelines requests and does not read its replies must not make the agent's
+//    memory grow: once a bounded number of replies waits on that connection the agent stops
+//    reading it (the producer's writes block), other producers are served meanwhile, and when
+//    the producer reads again every request gets its reply, in order;
+//  - out of file descriptors, the agent neither spins nor drops the producers waiting in the
+//    listen queue: it serves them once descriptors are free again.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -12,7 +17,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "tests/support/hub_fixture.h"
 
@@ -48,9 +56,34 @@ bool wait_for(int fd, short events, std::chrono::milliseconds timeout) {
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
 }
 
-class BackpressureTest : public HubFixture {};
+// utime + stime of a process, in clock ticks.
+int64_t cpu_ticks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream rest(text.substr(text.rfind(')') + 2));  // fields from 3 (state) on
+  std::string field;
+  int64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoll(field);
+    if (i == 15) stime = std::stoll(field);
+  }
+  return utime + stime;
+}
 
-TEST_F(BackpressureTest, ProducerThatDoesNotReadIsPausedAndLosesNothing) {
+int open_fd_count(pid_t pid) {
+  int n = 0;
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (!d) return -1;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+class IngestLimitsTest : public HubFixture {};
+
+TEST_F(IngestLimitsTest, ProducerThatDoesNotReadIsPausedAndLosesNothing) {
   agent_->start();
   const int fd = connect_nonblocking(agent_->socket_path());
 
@@ -118,6 +151,55 @@ TEST_F(BackpressureTest, ProducerThatDoesNotReadIsPausedAndLosesNothing) {
 
   json status = status_json();
   EXPECT_EQ(status["outbox"].value("next_seq", int64_t{0}), to_send + 2) << status.dump();
+}
+
+TEST_F(IngestLimitsTest, OutOfFileDescriptorsTheAgentWaitsAndServesQueuedProducersLater) {
+  agent_->start();
+  const pid_t pid = agent_->pid();
+  // Once the hub link is up the agent opens no descriptors of its own unprompted.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (agent_->log().find("connected to ") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(agent_->log().find("connected to "), std::string::npos) << agent_->log();
+  // Room for two producer connections, no more (soft limit only: lowering the hard limit could
+  // not be undone without privilege).
+  const int in_use = open_fd_count(pid);
+  ASSERT_GT(in_use, 0);
+  rlimit before{};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &before), 0) << strerror(errno);
+  rlimit tight{static_cast<rlim_t>(in_use + 2), before.rlim_max};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0) << strerror(errno);
+
+  std::vector<std::unique_ptr<Producer>> producers;
+  for (int i = 0; i < 5; ++i) {
+    producers.push_back(std::make_unique<Producer>(agent_->socket_path()));
+    if (i < 2) {
+      json r = producers[i]->request(make_request("fd-" + std::to_string(i), "sale.completed",
+                                                  json::object()));
+      ASSERT_EQ(r.value("ok", false), true) << r.dump();
+    }
+  }
+  // Three producers wait in the listen queue and accept fails: the agent must not spin.
+  std::this_thread::sleep_for(300ms);
+  const int64_t t0 = cpu_ticks(pid);
+  std::this_thread::sleep_for(2s);
+  const int64_t used = cpu_ticks(pid) - t0;
+  EXPECT_LT(used, 40) << "CPU ticks in 2 s while accept fails (200 = one core busy)";
+  EXPECT_NE(agent_->log().find("accepting a producer connection failed"), std::string::npos)
+      << agent_->log();
+  // The served producers still are.
+  json r = producers[0]->request(make_request("fd-0b", "sale.completed", json::object()));
+  EXPECT_EQ(r.value("ok", false), true) << r.dump();
+
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &before, nullptr), 0) << strerror(errno);
+  for (int i = 2; i < 5; ++i) {
+    json q = producers[i]->request(
+        make_request("fd-" + std::to_string(i), "sale.completed", json::object()), 10s);
+    EXPECT_EQ(q.value("ok", false), true) << "queued producer " << i << ": " << q.dump();
+  }
+  EXPECT_NE(agent_->log().find("accepting producer connections again"), std::string::npos);
 }
 
 }  // namespace
