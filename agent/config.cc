@@ -113,7 +113,7 @@ void check_readable(const std::string& key, const std::string& file,
 }
 
 // Rules that span several keys, checked after every key was read.
-void validate(const Config& c, std::vector<std::string>* errors) {
+void validate(const Config& c, FileChecks files, std::vector<std::string>* errors) {
   if (!c.device.id.empty() && !is_name(c.device.id)) {
     errors->push_back("device.id: use 1-64 of A-Z a-z 0-9 . _ - (it is part of MQTT topics)");
   }
@@ -147,9 +147,11 @@ void validate(const Config& c, std::vector<std::string>* errors) {
     errors->push_back(c.hub.cert_file.empty() ? "hub.cert_file: required with hub.key_file"
                                               : "hub.key_file: required with hub.cert_file");
   }
-  check_readable("hub.ca_file", c.hub.ca_file, errors);
-  check_readable("hub.cert_file", c.hub.cert_file, errors);
-  check_readable("hub.key_file", c.hub.key_file, errors);
+  if (files == FileChecks::kCheck) {
+    check_readable("hub.ca_file", c.hub.ca_file, errors);
+    check_readable("hub.cert_file", c.hub.cert_file, errors);
+    check_readable("hub.key_file", c.hub.key_file, errors);
+  }
   if (c.hub.topic_prefix.empty() ||
       c.hub.topic_prefix.find_first_of("#+") != std::string::npos ||
       c.hub.topic_prefix.front() == '/' || c.hub.topic_prefix.back() == '/') {
@@ -170,7 +172,7 @@ std::string Config::state_file() const {
   return platform::dirname_of(storage.path) + "/agent-state.json";
 }
 
-std::vector<std::string> parse_config(const std::string& text, Config* out) {
+std::vector<std::string> parse_config(const std::string& text, Config* out, FileChecks files) {
   std::vector<std::string> errors;
   json root;
   try {
@@ -218,17 +220,17 @@ std::vector<std::string> parse_config(const std::string& text, Config* out) {
     retry.integer("initial_ms", &c.retry.initial_ms, 10, 3600000);
     retry.integer("max_ms", &c.retry.max_ms, 10, 86400000);
   }
-  validate(c, &errors);
+  validate(c, files, &errors);
   if (c.hub.client_id.empty()) c.hub.client_id = "edgesync-" + c.device.store_id + "-" + c.device.id;
   if (errors.empty()) *out = std::move(c);
   return errors;
 }
 
-Result<Config> load_config(const std::string& path) {
+Result<Config> load_config(const std::string& path, FileChecks files) {
   auto text = platform::read_file(path);
   if (!text) return Status::invalid_argument("cannot read config file " + path);
   Config c;
-  auto errors = parse_config(*text, &c);
+  auto errors = parse_config(*text, &c, files);
   if (errors.empty()) return c;
   std::string msg = path + ":";
   for (const auto& e : errors) msg += "\n  " + e;

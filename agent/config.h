@@ -55,11 +55,18 @@ struct Config {
   std::string state_file() const;
 };
 
+// Whether validation also checks that the TLS files the config names are readable. The agent
+// and check-config need them; the tools that only use the socket path or read the outbox
+// (send, status, outbox, dead-letters) must not, or a producer's or an operator's account that
+// may not read the device's private key could not use them.
+enum class FileChecks { kCheck, kSkip };
+
 // Parses JSON text (// and /* */ comments allowed) into `out`; returns every problem found,
 // each as "key.path: what is wrong". Empty means the config is usable.
-std::vector<std::string> parse_config(const std::string& text, Config* out);
+std::vector<std::string> parse_config(const std::string& text, Config* out,
+                                      FileChecks files = FileChecks::kCheck);
 
 // Reads and parses a file. The Status message lists every problem, one per line.
-Result<Config> load_config(const std::string& path);
+Result<Config> load_config(const std::string& path, FileChecks files = FileChecks::kCheck);
 
 }  // namespace edgesync::agent

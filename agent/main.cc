@@ -10,8 +10,9 @@
 namespace {
 
 // Loads the config or prints every problem with its key path; exit code 2 on failure.
-bool load(const std::string& path, edgesync::agent::Config* out) {
-  auto c = edgesync::agent::load_config(path);
+bool load(const std::string& path, edgesync::agent::FileChecks files,
+          edgesync::agent::Config* out) {
+  auto c = edgesync::agent::load_config(path, files);
   if (!c) {
     std::cerr << "edgesync: invalid configuration " << c.status().message() << "\n";
     return false;
@@ -63,7 +64,12 @@ int main(int argc, char** argv) {
 
   Config config;
   if (*send && !socket_override.empty()) return cli_send(socket_override, input);
-  if (!load(config_path, &config)) return 2;
+  // Only the agent and check-config need the TLS files; the other tools must work for accounts
+  // that may not read the device's key.
+  const bool needs_tls_files = *agent || *check;
+  if (!load(config_path, needs_tls_files ? FileChecks::kCheck : FileChecks::kSkip, &config)) {
+    return 2;
+  }
   if (*agent) return run_agent(config);
   if (*check) {
     std::cout << config_path << ": ok\n";

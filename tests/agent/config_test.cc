@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 namespace edgesync::agent {
 namespace {
@@ -88,6 +89,91 @@ TEST(Config, TlsNeedsCaAndBothHalvesOfTheClientCert) {
   EXPECT_TRUE(has(errors, "hub.ca_file: required for ssl://"));
   EXPECT_TRUE(has(errors, "hub.key_file: required with hub.cert_file"));
   EXPECT_TRUE(has(errors, "hub.cert_file: cannot read /nonexistent/cert.pem"));
+}
+
+TEST(Config, ClientKeyWithoutCertificateIsReported) {
+  auto errors = errors_of(R"({"device": {"id": "a", "store_id": "b"},
+    "hub": {"uri": "ssl://hub:8883", "ca_file": "/nonexistent/ca.pem",
+            "key_file": "/nonexistent/key.pem"}})");
+  EXPECT_TRUE(has(errors, "hub.cert_file: required with hub.key_file"));
+  EXPECT_TRUE(has(errors, "hub.ca_file: cannot read /nonexistent/ca.pem"));
+  EXPECT_TRUE(has(errors, "hub.key_file: cannot read /nonexistent/key.pem"));
+}
+
+// send, status, outbox and dead-letters run as accounts that may not read the device's key.
+TEST(Config, ToolsSkipTheTlsFileChecksButNotTheRest) {
+  const char* text = R"({"device": {"id": "a", "store_id": "b"},
+    "hub": {"uri": "ssl://hub:8883", "ca_file": "/nonexistent/ca.pem",
+            "cert_file": "/nonexistent/cert.pem", "key_file": "/nonexistent/key.pem"}})";
+  Config c;
+  auto errors = parse_config(text, &c, FileChecks::kSkip);
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(c.hub.key_file, "/nonexistent/key.pem");
+  EXPECT_EQ(errors_of(text).size(), 3u);
+  auto still_checked = parse_config(R"({"device": {"id": "a", "store_id": "b"},
+    "hub": {"uri": "ssl://hub:8883", "key_file": "/k"}})", &c, FileChecks::kSkip);
+  EXPECT_TRUE(has(still_checked, "hub.ca_file: required for ssl://"));
+  EXPECT_TRUE(has(still_checked, "hub.cert_file: required with hub.key_file"));
+}
+
+TEST(Config, EmptyValuesAndSectionsOfTheWrongKindAreReported) {
+  auto errors = errors_of(R"({"device": {"id": "", "store_id": "b"},
+    "storage": {"path": ""}, "ingest": {"socket": ""}, "retry": [1],
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true}})");
+  EXPECT_TRUE(has(errors, "device.id: must not be empty"));
+  EXPECT_TRUE(has(errors, "storage.path: must not be empty"));
+  EXPECT_TRUE(has(errors, "ingest.socket: must not be empty"));
+  EXPECT_TRUE(has(errors, "retry: must be an object"));
+  EXPECT_TRUE(has(errors_of(R"({"device": "pos-01", "hub": {"uri": "tcp://h:1",
+    "allow_insecure": true}})"), "device: must be an object"));
+}
+
+TEST(Config, SocketPathTooLongForAUnixSocketIsReported) {
+  const std::string path = "/run/" + std::string(103, 's');  // 108 bytes: one too many
+  auto errors = errors_of(R"({"device": {"id": "a", "store_id": "b"}, "ingest": {"socket": ")" +
+                          path + R"("}, "hub": {"uri": "tcp://h:1", "allow_insecure": true}})");
+  EXPECT_TRUE(has(errors, "ingest.socket: path longer than 107 bytes"));
+  const std::string fits = "/run/" + std::string(102, 's');
+  EXPECT_TRUE(errors_of(R"({"device": {"id": "a", "store_id": "b"}, "ingest": {"socket": ")" +
+                        fits + R"("}, "hub": {"uri": "tcp://h:1", "allow_insecure": true}})")
+                  .empty());
+}
+
+TEST(Config, EveryRangeIsCheckedAtBothEnds) {
+  struct Case {
+    const char* section;
+    const char* key;
+    int64_t below, lowest, highest, above;
+  };
+  const Case cases[] = {
+      {"storage", "max_bytes", (1 << 20) - 1, 1 << 20, int64_t{1} << 50, (int64_t{1} << 50) + 1},
+      {"storage", "keep_delivered", -1, 0, 100000000, 100000001},
+      {"ingest", "max_line_bytes", 1023, 1024, 64 << 20, (64 << 20) + 1},
+      {"ingest", "max_connections", 0, 1, 65536, 65537},
+      {"hub", "keepalive_s", 4, 5, 3600, 3601},
+      {"hub", "max_inflight", 0, 1, 65535, 65536},
+      {"hub", "linger_ms", -1, 0, 10000, 10001},
+      {"retry", "initial_ms", 9, 10, 3600000, 3600001},
+      {"retry", "max_ms", 9, 10, 86400000, 86400001},
+  };
+  for (const Case& c : cases) {
+    auto config_with = [&](int64_t v) {
+      nlohmann::json j = {{"device", {{"id", "a"}, {"store_id", "b"}}},
+                          {"hub", {{"uri", "tcp://h:1"}, {"allow_insecure", true}}}};
+      j[c.section][c.key] = v;
+      // Keep the cross-key rule out of the way: initial_ms <= max_ms.
+      if (std::string(c.section) == "retry") {
+        j["retry"][std::string(c.key) == "max_ms" ? "initial_ms" : "max_ms"] =
+            std::string(c.key) == "max_ms" ? 10 : 86400000;
+      }
+      return j.dump();
+    };
+    const std::string path = std::string(c.section) + "." + c.key + ": must be between";
+    EXPECT_TRUE(has(errors_of(config_with(c.below)), path)) << path << " " << c.below;
+    EXPECT_TRUE(has(errors_of(config_with(c.above)), path)) << path << " " << c.above;
+    EXPECT_TRUE(errors_of(config_with(c.lowest)).empty()) << path << " " << c.lowest;
+    EXPECT_TRUE(errors_of(config_with(c.highest)).empty()) << path << " " << c.highest;
+  }
 }
 
 TEST(Config, BadUriSchemeAndPortAreReported) {

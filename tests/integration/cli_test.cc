@@ -1,5 +1,6 @@
 // The edgesync command line: `send` from a file and stdin, `status --json` with the agent
-// running and stopped, and config errors naming the offending key.
+// running and stopped, tools that work without the TLS files, and config errors naming the
+// offending key.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -59,6 +60,8 @@ TEST_F(CliTest, SendPrintsOneReplyPerEventFromFileAndStdin) {
       make_request("in-2", "sale.completed", json{{"n", 2}}) + "\n" + evs[0].line + "\n";
   auto r2 = AgentProcess::run_cli({"send", "--config", agent_->config_path()}, stdin_text, 30s);
   ASSERT_FALSE(r2.timed_out) << r2.describe();
+  EXPECT_TRUE(WIFEXITED(r2.status) && WEXITSTATUS(r2.status) == 1)
+      << "send must exit 1 when an event was refused: " << r2.describe();
   auto replies2 = parse_lines(r2.out);
   ASSERT_EQ(replies2.size(), 4u) << r2.describe();
   EXPECT_EQ(replies2[0].value("seq", int64_t{-1}), 21) << replies2[0].dump();
@@ -125,6 +128,38 @@ TEST_F(CliTest, StatusJsonWhileRunningAndAfterStop) {
 }
 
 // Each bad config: `edgesync agent` exits non-zero (promptly) and names the key path.
+// A producer's or an operator's account may not read the device's TLS key: send and status
+// must work with the agent's config anyway; the agent and check-config must not.
+TEST_F(CliTest, ToolsDoNotNeedTheTlsFilesTheAgentDoes) {
+  agent_->start();
+  json cfg = agent_->config().to_json();
+  cfg["hub"]["ca_file"] = dir_->file("unreadable/ca.pem");
+  cfg["hub"]["cert_file"] = dir_->file("unreadable/cert.pem");
+  cfg["hub"]["key_file"] = dir_->file("unreadable/key.pem");
+  const std::string path = dir_->file("no-tls-files.json");
+  write_file(path, cfg.dump(2) + "\n");
+
+  auto sent = AgentProcess::run_cli(
+      {"send", "--config", path}, make_request("tls-less", "sale.completed", json::object()) + "\n");
+  EXPECT_TRUE(sent.exited_ok()) << sent.describe();
+  auto replies = parse_lines(sent.out);
+  ASSERT_EQ(replies.size(), 1u) << sent.describe();
+  EXPECT_EQ(replies[0].value("ok", false), true) << replies[0].dump();
+
+  auto status = AgentProcess::run_cli({"status", "--config", path, "--json"});
+  EXPECT_TRUE(status.exited_ok()) << status.describe();
+  json st = json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(st.is_object()) << status.describe();
+  EXPECT_EQ(st["outbox"].value("next_seq", int64_t{0}), 2) << st.dump();
+
+  for (const char* sub : {"check-config", "agent"}) {
+    auto r = AgentProcess::run_cli({sub, "--config", path}, "", 15s);
+    EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2) << sub << ": " << r.describe();
+    EXPECT_NE(r.err.find("hub.key_file: cannot read"), std::string::npos)
+        << sub << ": " << r.describe();
+  }
+}
+
 TEST_F(CliTest, ConfigErrorsExitNonZeroAndNameTheKey) {
   struct Case {
     std::string name;
