@@ -13,7 +13,7 @@ int64_t backoff_cap_ms(int attempt, int64_t initial_ms, int64_t max_ms) {
 std::chrono::milliseconds backoff_delay(int attempt, int64_t initial_ms, int64_t max_ms,
                                         std::mt19937_64& rng) {
   std::uniform_int_distribution<int64_t> pick(initial_ms,
-                                              backoff_cap_ms(attempt, initial_ms, max_ms));
+                                              backoff_cap_ms(attempt + 1, initial_ms, max_ms));
   return std::chrono::milliseconds(pick(rng));
 }
 

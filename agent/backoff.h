@@ -10,9 +10,10 @@ namespace edgesync::agent {
 // The cap after `attempt` failures: initial_ms * 2^attempt, at most max_ms.
 int64_t backoff_cap_ms(int attempt, int64_t initial_ms, int64_t max_ms);
 
-// A delay drawn uniformly from [initial_ms, backoff_cap_ms(attempt, ...)]: full jitter, so a
-// fleet that lost its hub at the same moment does not come back in lockstep, with a floor of
-// initial_ms so a box never hammers the hub.
+// The delay before retry number `attempt` (0 = the first after a loss): drawn uniformly from
+// [initial_ms, backoff_cap_ms(attempt + 1, ...)]. Full jitter, so a fleet that lost its hub at
+// the same moment does not come back in lockstep, already on the first retry (spread over
+// [initial_ms, 2 * initial_ms]); the floor of initial_ms keeps a box from hammering the hub.
 std::chrono::milliseconds backoff_delay(int attempt, int64_t initial_ms, int64_t max_ms,
                                         std::mt19937_64& rng);
 

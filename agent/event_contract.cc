@@ -1,5 +1,6 @@
 #include "agent/event_contract.h"
 
+#include <array>
 #include <nlohmann/json.hpp>
 
 #include "platform/clock.h"
@@ -19,7 +20,20 @@ const char* error_code_name(IngestError e) {
   return "storage_error";
 }
 
-IdGenerator::IdGenerator() : rng_(std::random_device{}()) {}
+namespace {
+// All 19,968 bits of the generator's state from the kernel's entropy: one 32-bit seed would allow
+// only 2^32 id sequences, and two agents (or one agent after a restart) drawing the same one
+// would generate the same ids, a later event then answered as a duplicate of an earlier one.
+std::mt19937_64 seeded_from_entropy() {
+  std::random_device source;
+  std::array<std::random_device::result_type, std::mt19937_64::state_size * 2> words;
+  for (auto& w : words) w = source();
+  std::seed_seq seq(words.begin(), words.end());
+  return std::mt19937_64(seq);
+}
+}  // namespace
+
+IdGenerator::IdGenerator() : rng_(seeded_from_entropy()) {}
 
 std::string IdGenerator::next() {
   uint64_t hi = rng_(), lo = rng_();

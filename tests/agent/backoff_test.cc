@@ -19,14 +19,36 @@ TEST(Backoff, DelaysStayWithinInitialAndCapAndAreSpread) {
   std::mt19937_64 rng(42);
   std::set<int64_t> seen;
   for (int i = 0; i < 2000; ++i) {
-    auto d = backoff_delay(5, 500, 60000, rng).count();
+    auto d = backoff_delay(4, 500, 60000, rng).count();
     ASSERT_GE(d, 500);
     ASSERT_LE(d, 16000);
     seen.insert(d / 1000);
   }
   // Full jitter: the whole range is used, not a narrow band around the cap.
   EXPECT_TRUE(seen.count(0) && seen.count(15)) << "spread over [0.5 s, 16 s]";
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(backoff_delay(0, 500, 60000, rng).count(), 500);
+}
+
+// A hub restart drops every box at once: their first retries must not all land together.
+TEST(Backoff, FirstRetryIsAlreadySpread) {
+  std::mt19937_64 rng(7);
+  std::set<int64_t> tenths;
+  for (int i = 0; i < 500; ++i) {
+    auto d = backoff_delay(0, 500, 60000, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 1000);
+    tenths.insert(d / 100);
+  }
+  EXPECT_EQ(tenths.size(), 6u) << "spread over [0.5 s, 1 s]";
+}
+
+TEST(Backoff, MaxBelowTwiceInitialCapsTheRange) {
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 200; ++i) {
+    auto d = backoff_delay(i % 3, 500, 700, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 700);
+  }
+  EXPECT_EQ(backoff_delay(3, 500, 500, rng).count(), 500);
 }
 
 }  // namespace

@@ -52,6 +52,17 @@ TEST(EventContract, MissingIdIsGeneratedUniquely) {
   EXPECT_EQ(ids.size(), 1000u);
 }
 
+// Each agent start makes a new generator: its ids must not repeat an earlier run's (that would
+// answer a new id-less event as a duplicate). Many generators made back to back share no id.
+TEST(EventContract, FreshGeneratorsDoNotRepeatEachOther) {
+  std::set<std::string> ids;
+  for (int g = 0; g < 200; ++g) {
+    IdGenerator gen;
+    for (int i = 0; i < 50; ++i) ids.insert(gen.next());
+  }
+  EXPECT_EQ(ids.size(), 200u * 50u);
+}
+
 TEST(EventContract, MalformedJsonIsBadJson) {
   expect_error("{\"type\": \"pos.sale\", ", IngestError::kBadJson, "not valid JSON");
   expect_error("not json", IngestError::kBadJson, "not valid JSON");
