@@ -13,6 +13,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// counted_size() for rows already stored; both must agree so that the figure is the same after
+// a restart (ids, types and timestamps are ASCII: length() counts their bytes).
+#define EDGESYNC_STORED_SIZE_SQL \
+  "(length(data) + 2 * length(id) + length(type) + coalesce(length(occurred_at), 0) + 40)"
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -67,7 +72,8 @@ Result<OutboxStats> compute_stats(Database& db) {
   st.dead_letters = *dead;
 
   auto q = db.prepare(
-      "SELECT coalesce(sum(length(data)), 0), min(received_ms) FROM events WHERE seq > ?");
+      "SELECT coalesce(sum(" EDGESYNC_STORED_SIZE_SQL "), 0), min(received_ms) FROM events "
+      "WHERE seq > ?");
   if (!q) return done(q.status());
   (*q)->bind(1, st.delivered_seq);
   auto row = (*q)->step();
@@ -83,14 +89,22 @@ Result<OutboxStats> compute_stats(Database& db) {
 
 }  // namespace
 
+int64_t counted_size(const AppendRequest& r) {
+  constexpr int64_t kRowOverhead = 40;  // record header, rowid, received_ms, index entry header
+  return static_cast<int64_t>(r.data.size() + 2 * r.id.size() + r.type.size() +
+                              r.occurred_at.size()) +
+         kRowOverhead;
+}
+
 // Everything here is touched by the writer thread only (and by open() before it starts).
 struct Outbox::Writer {
   std::unique_ptr<Database> db;
-  std::unique_ptr<Statement> insert, find_id, pending_bytes_between, set_delivered, insert_dead,
-      prune;
+  std::unique_ptr<Statement> insert, find_id, bytes_between, sizes_between, set_delivered,
+      insert_dead, prune;
   int64_t next_seq = 1;
   int64_t delivered = 0;
-  int64_t pending_bytes = 0;
+  int64_t pending_bytes = 0;    // stored_size of the events after `delivered`
+  int64_t history_bytes = 0;    // ... of the delivered events still kept (pruned_through, delivered]
   int64_t pruned_through = 0;  // every seq at or below is gone from `events`
   bool failed = false;
   std::string failure;
@@ -139,8 +153,10 @@ struct Outbox::Writer {
             "INSERT INTO events(seq, id, type, occurred_at, received_ms, data) "
             "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING");
     PREPARE(find_id, "SELECT seq FROM events WHERE id = ?");
-    PREPARE(pending_bytes_between,
-            "SELECT coalesce(sum(length(data)), 0) FROM events WHERE seq > ? AND seq <= ?");
+    PREPARE(bytes_between, "SELECT coalesce(sum(" EDGESYNC_STORED_SIZE_SQL
+                           "), 0) FROM events WHERE seq > ? AND seq <= ?");
+    PREPARE(sizes_between, "SELECT seq, " EDGESYNC_STORED_SIZE_SQL
+                           " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq");
     PREPARE(set_delivered, "UPDATE state SET value = ? WHERE key = 'delivered_seq'");
     PREPARE(insert_dead,
             "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
@@ -157,12 +173,12 @@ struct Outbox::Writer {
     delivered = *delivered_r;
     next_seq = std::max(*max_seq, delivered) + 1;
     pruned_through = *min_seq > 0 ? *min_seq - 1 : delivered;
-    pending_bytes_between->bind(1, delivered);
-    pending_bytes_between->bind(2, next_seq);
-    auto bytes = pending_bytes_between->step();
-    if (!bytes) return bytes.status();
-    pending_bytes = pending_bytes_between->column_int64(0);
-    pending_bytes_between->reset();
+    auto pending = sum_between(delivered, next_seq);
+    if (!pending) return pending.status();
+    pending_bytes = *pending;
+    auto history = sum_between(pruned_through, delivered);
+    if (!history) return history.status();
+    history_bytes = *history;
     db = std::move(*opened);
     failed = false;
     return Status::ok();
@@ -171,7 +187,8 @@ struct Outbox::Writer {
   void close() {
     insert.reset();
     find_id.reset();
-    pending_bytes_between.reset();
+    bytes_between.reset();
+    sizes_between.reset();
     set_delivered.reset();
     insert_dead.reset();
     prune.reset();
@@ -186,6 +203,44 @@ struct Outbox::Writer {
     failed = true;
     failure = s.to_string();
     failed_at = Clock::now();
+  }
+
+  // Sum of stored_size over seq in (after, through].
+  Result<int64_t> sum_between(int64_t after, int64_t through) {
+    bytes_between->bind(1, after);
+    bytes_between->bind(2, through);
+    auto row = bytes_between->step();
+    int64_t sum = row && *row ? bytes_between->column_int64(0) : 0;
+    bytes_between->reset();
+    if (!row) return row.status();
+    return sum;
+  }
+
+  // Inside a transaction: deletes the oldest kept delivered events until at least `want` bytes
+  // are freed (or the history is gone). Pending events are never touched.
+  Status prune_history_for(int64_t want) {
+    sizes_between->bind(1, pruned_through);
+    sizes_between->bind(2, delivered);
+    int64_t freed = 0, through = pruned_through;
+    Status s = Status::ok();
+    while (freed < want) {
+      auto row = sizes_between->step();
+      if (!row) {
+        s = row.status();
+        break;
+      }
+      if (!*row) break;
+      through = sizes_between->column_int64(0);
+      freed += sizes_between->column_int64(1);
+    }
+    sizes_between->reset();
+    if (!s || through == pruned_through) return s;
+    prune->bind(1, through);
+    s = prune->run();
+    if (!s) return s;
+    pruned_through = through;
+    history_bytes -= freed;
+    return Status::ok();
   }
 
   Result<int64_t> lookup(const std::string& id) {
@@ -224,6 +279,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
   box->delivered_persisted_ = box->writer_->delivered;
   box->next_seq_seen_ = box->writer_->next_seq;
   box->pending_bytes_seen_ = box->writer_->pending_bytes;
+  box->history_bytes_seen_ = box->writer_->history_bytes;
   box->thread_ = std::thread([b = box.get()] {
     platform::set_current_thread_name("outbox-writer");
     b->writer_loop();
@@ -338,17 +394,16 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
                       int64_t watermark, std::vector<AppendResult>* outcomes) {
   const int64_t seq_before = w.next_seq;
   const int64_t bytes_before = w.pending_bytes;
+  const int64_t history_before = w.history_bytes;
+  const int64_t pruned_before = w.pruned_through;
   const int64_t delivered_before = w.delivered;
   Status s = w.db->exec("BEGIN IMMEDIATE");
   // The watermark first: room freed by deliveries counts for this round's appends.
   int64_t freed = 0;
   if (s && watermark > w.delivered) {
-    w.pending_bytes_between->bind(1, w.delivered);
-    w.pending_bytes_between->bind(2, watermark);
-    auto row = w.pending_bytes_between->step();
-    if (row && *row) freed = w.pending_bytes_between->column_int64(0);
-    w.pending_bytes_between->reset();
-    if (!row) s = row.status();
+    auto moved = w.sum_between(w.delivered, watermark);
+    if (moved) freed = *moved;
+    if (!moved) s = moved.status();
     if (s) {
       w.set_delivered->bind(1, watermark);
       s = w.set_delivered->run();
@@ -356,27 +411,40 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
     if (s) {
       w.delivered = watermark;
       w.pending_bytes -= freed;
+      w.history_bytes += freed;
     }
   }
   for (size_t i = 0; s && i < batch.size(); ++i) {
     const AppendRequest& req = batch[i].request;
     AppendResult& r = outcomes->emplace_back();
-    int64_t size = static_cast<int64_t>(req.data.size());
-    if (w.pending_bytes + size > options_.max_bytes) {
+    const int64_t size = counted_size(req);
+    if (w.pending_bytes + w.history_bytes + size > options_.max_bytes) {
       auto existing = w.lookup(req.id);
       if (!existing) {
         s = existing.status();
-      } else if (*existing > 0) {
+        break;
+      }
+      if (*existing > 0) {  // a resubmission is a duplicate, full or not
         r.outcome = AppendResult::Outcome::kDuplicate;
         r.seq = *existing;
-      } else {
+        continue;
+      }
+      // Over budget: delivered history gives way first (a sixty-fourth of the budget more than
+      // this event needs, so that it happens rarely); only when pending events alone fill the
+      // budget is the event refused.
+      if (w.history_bytes > 0 && w.pending_bytes + size <= options_.max_bytes) {
+        const int64_t over = w.pending_bytes + w.history_bytes + size - options_.max_bytes;
+        s = w.prune_history_for(over + options_.max_bytes / 64);
+        if (!s) break;
+      }
+      if (w.pending_bytes + w.history_bytes + size > options_.max_bytes) {
         r.outcome = AppendResult::Outcome::kOutboxFull;
         r.message = "outbox full: " + std::to_string(w.pending_bytes) +
                     " bytes wait for the hub (storage.max_bytes " +
                     std::to_string(options_.max_bytes) +
                     "); retry later, the agent keeps delivering";
+        continue;
       }
-      continue;
     }
     Statement& ins = *w.insert;
     ins.bind(1, w.next_seq);
@@ -426,6 +494,8 @@ Status Outbox::commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLe
   if (!s) {
     w.next_seq = seq_before;
     w.pending_bytes = bytes_before;
+    w.history_bytes = history_before;
+    w.pruned_through = pruned_before;
     w.delivered = delivered_before;
     outcomes->clear();
     return s;
@@ -454,7 +524,9 @@ void Outbox::prune(Writer& w) {
   // burst cost single-producer acks tens of milliseconds); when idle, take a long one.
   int64_t slice = producers_waiting ? std::min<int64_t>(step, 256) : std::max<int64_t>(5 * step, 2000);
   int64_t target = std::min(w.delivered - options_.keep_delivered, w.pruned_through + slice);
-  Status s = w.db->exec("PRAGMA synchronous=NORMAL");
+  auto freed = w.sum_between(w.pruned_through, target);
+  Status s = freed.status();
+  if (s) s = w.db->exec("PRAGMA synchronous=NORMAL");
   if (s) {
     w.prune->bind(1, target);
     s = w.prune->run();
@@ -463,6 +535,7 @@ void Outbox::prune(Writer& w) {
   if (s) s = restore;
   if (s) {
     w.pruned_through = target;
+    w.history_bytes -= *freed;
   } else {
     w.fail(s);
   }
@@ -512,12 +585,12 @@ Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owne
   int64_t watermark = delivered_persisted_;
   if (delivered_wanted_ > delivered_persisted_) {
     int64_t batch_bytes = 0;
-    for (const auto& p : batch) batch_bytes += static_cast<int64_t>(p.request.data.size());
+    for (const auto& p : batch) batch_bytes += counted_size(p.request);
     // Written when due, when closing, with dead letters, and when the room it frees may be
     // needed by this round's appends.
     bool due = Clock::now() >= watermark_dirty_since_ + options_.watermark_flush;
     if (due || closing_ || !dead.empty() ||
-        pending_bytes_seen_ + batch_bytes > options_.max_bytes) {
+        pending_bytes_seen_ + history_bytes_seen_ + batch_bytes > options_.max_bytes) {
       watermark = delivered_wanted_;
     }
   }
@@ -569,6 +642,7 @@ Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owne
   }
   next_seq_seen_ = w.next_seq;
   pending_bytes_seen_ = w.pending_bytes;
+  history_bytes_seen_ = w.history_bytes;
   if ((tried_watermark || !writable) && delivered_wanted_ > w.delivered) {
     // Newer acks came in meanwhile, or storage is down: wait a whole interval again
     // rather than spin.

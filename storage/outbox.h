@@ -41,6 +41,11 @@ struct AppendRequest {
   std::string data;         // opaque bytes
 };
 
+// What an event counts against storage.max_bytes: its columns (the id twice, in the row and in
+// the unique index) plus 40 bytes for record and index headers. Pending events and the delivered
+// history kept for de-duplication share the budget; history is pruned first to make room.
+int64_t counted_size(const AppendRequest& r);
+
 struct AppendResult {
   enum class Outcome { kStored, kDuplicate, kOutboxFull, kStorageError };
   Outcome outcome = Outcome::kStorageError;
@@ -61,7 +66,7 @@ struct OutboxStats {
   int64_t next_seq = 1;
   int64_t delivered_seq = 0;  // watermark as persisted
   int64_t pending = 0;        // next_seq - 1 - delivered_seq
-  int64_t pending_bytes = 0;
+  int64_t pending_bytes = 0;  // counted_size() of the pending events
   std::optional<int64_t> oldest_pending_received_ms;
   int64_t stored_events = 0;  // pending plus kept history
   int64_t dead_letters = 0;
@@ -196,6 +201,7 @@ class Outbox {
   int64_t delivered_wanted_ = 0;               // guarded by mu_
   int64_t next_seq_seen_ = 1;                  // guarded by mu_: for stats()
   int64_t pending_bytes_seen_ = 0;             // guarded by mu_
+  int64_t history_bytes_seen_ = 0;             // guarded by mu_: delivered events still kept
   int64_t delivered_persisted_ = 0;            // guarded by mu_
   std::chrono::steady_clock::time_point watermark_dirty_since_;  // guarded by mu_
   bool closing_ = false;                       // guarded by mu_

@@ -138,10 +138,10 @@ TEST(Outbox, WatermarkAndSeqSurviveReopen) {
 TEST(Outbox, FullOutboxRefusesNewEventsAndKeepsStoredOnes) {
   TempPath dir;
   auto o = options(dir);
-  o.max_bytes = 1000;
-  auto box = open_box(o);
   std::string payload(300, 'x');
   payload = "\"" + payload + "\"";
+  o.max_bytes = 3 * storage::counted_size(event("f0", payload)) + 10;
+  auto box = open_box(o);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(append_wait(*box, event("f" + std::to_string(i), payload)).outcome,
               Outcome::kStored);
@@ -160,6 +160,67 @@ TEST(Outbox, FullOutboxRefusesNewEventsAndKeepsStoredOnes) {
   }
   EXPECT_EQ(later.outcome, Outcome::kStored);
   EXPECT_EQ(later.seq, 4);
+}
+
+// storage.max_bytes is about the disk: ids, types and headers count, not only the data.
+TEST(Outbox, BudgetCountsTheWholeRowNotJustTheData) {
+  TempPath dir;
+  auto o = options(dir);
+  const std::string long_id(100, 'i');
+  auto make = [&](int i) { return event(long_id.substr(0, 90) + std::to_string(1000 + i), "{}"); };
+  const int64_t size = storage::counted_size(make(0));
+  EXPECT_GT(size, 2 * 94 + 40) << "id counted twice (row and index) plus headers";
+  o.max_bytes = 20 * size;
+  auto box = open_box(o);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(append_wait(*box, make(i)).outcome, Outcome::kStored);
+  EXPECT_EQ(append_wait(*box, make(20)).outcome, Outcome::kOutboxFull);
+  EXPECT_EQ(box->stats().pending_bytes, 20 * size);
+}
+
+// Delivered history (kept for de-duplication) shares the budget but never crowds out a new
+// event: it is pruned, oldest first, before anything is refused. Pending events are never
+// pruned.
+TEST(Outbox, DeliveredHistoryGivesWayBeforeAnEventIsRefused) {
+  TempPath dir;
+  auto o = options(dir);
+  o.keep_delivered = 1000000;  // only the budget limits history here
+  auto make = [](const std::string& prefix, int i) {
+    return event(prefix + std::to_string(100 + i), std::string(200, '7'));
+  };
+  const int64_t size = storage::counted_size(make("h", 0));
+  o.max_bytes = 10 * size;
+  {
+    auto box = open_box(o);
+    for (int i = 0; i < 10; ++i) ASSERT_EQ(append_wait(*box, make("h", i)).outcome, Outcome::kStored);
+    box->mark_delivered(10);
+    for (int i = 0; i < 10; ++i) {
+      auto r = append_wait(*box, make("p", i));
+      ASSERT_EQ(r.outcome, Outcome::kStored) << "history should have made room for p" << i;
+      EXPECT_EQ(r.seq, 11 + i);
+    }
+    auto full = append_wait(*box, make("p", 10));
+    EXPECT_EQ(full.outcome, Outcome::kOutboxFull) << "pending events alone fill the budget";
+    auto st = box->stats();
+    EXPECT_EQ(st.pending, 10);
+    EXPECT_EQ(st.pending_bytes, 10 * size);
+    std::vector<storage::StoredEvent> got;
+    ASSERT_TRUE(box->read_pending(10, 100, &got));
+    ASSERT_EQ(got.size(), 10u);
+    EXPECT_EQ(got.front().seq, 11);
+  }
+  // After a restart the history and pending figures are recounted from the rows: delivering
+  // five makes room for five more, through pruning the history they became.
+  auto box = open_box(o);
+  EXPECT_EQ(box->stats().pending_bytes, 10 * size);
+  EXPECT_EQ(append_wait(*box, make("q", 0)).outcome, Outcome::kOutboxFull);
+  box->mark_delivered(15);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(append_wait(*box, make("q", i)).outcome, Outcome::kStored) << "q" << i;
+  }
+  EXPECT_EQ(append_wait(*box, make("q", 5)).outcome, Outcome::kOutboxFull);
+  auto inspected = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(inspected.is_ok());
+  EXPECT_EQ(inspected->pending_bytes, 10 * size) << "the CLI counts like the agent";
 }
 
 TEST(Outbox, DeliveredHistoryIsPrunedButSeqNeverRestarts) {
