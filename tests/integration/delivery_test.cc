@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <ctime>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "tests/support/hub_fixture.h"
@@ -15,6 +17,28 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 class DeliveryTest : public HubFixture {};
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "2026-11-23T08:15:02.123Z" (UTC, milliseconds: the documented form of received_at) -> Unix ms;
+// -1 for anything else.
+int64_t parse_utc_ms(const std::string& text) {
+  static const std::regex form(R"((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z)");
+  std::smatch m;
+  if (!std::regex_match(text, m, form)) return -1;
+  std::tm t{};
+  t.tm_year = std::stoi(m[1]) - 1900;
+  t.tm_mon = std::stoi(m[2]) - 1;
+  t.tm_mday = std::stoi(m[3]);
+  t.tm_hour = std::stoi(m[4]);
+  t.tm_min = std::stoi(m[5]);
+  t.tm_sec = std::stoi(m[6]);
+  return static_cast<int64_t>(::timegm(&t)) * 1000 + std::stoi(m[7]);
+}
 
 // Checks one reply to a fresh (non-duplicate) request; returns its seq or -1.
 int64_t expect_accepted(const json& reply, const SentEvent& sent, const std::string& where) {
@@ -46,7 +70,9 @@ TEST_F(DeliveryTest, TenThousandEventsFromEightProducersArriveInSeqOrder) {
     streams[k] = lines_of(sent[k]);
   }
   const auto t0 = std::chrono::steady_clock::now();
+  const int64_t sent_from_ms = wall_ms();
   auto replies = send_concurrently(agent_->socket_path(), streams, 150s);
+  const int64_t acked_by_ms = wall_ms();
   const auto acked_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Every request accepted; per producer, seqs increase in send order; overall 1..N once each.
@@ -106,7 +132,11 @@ TEST_F(DeliveryTest, TenThousandEventsFromEightProducersArriveInSeqOrder) {
     ok &= s.occurred_at.empty()
               ? e.payload.contains("occurred_at") && e.payload["occurred_at"].is_null()
               : e.payload.value("occurred_at", json()) == json(s.occurred_at);
-    ok &= e.payload.contains("received_at") && e.payload["received_at"].is_string();
+    // received_at: when the agent took the request, UTC with milliseconds.
+    const int64_t received_ms = e.payload.value("received_at", json()).is_string()
+                                    ? parse_utc_ms(e.payload["received_at"].get<std::string>())
+                                    : -1;
+    ok &= received_ms >= sent_from_ms - 1000 && received_ms <= acked_by_ms + 1000;
     ok &= e.message.content_type == "application/json";
     ok &= e.message.prop_id == e.id;
     ok &= e.message.prop_seq == std::to_string(e.seq);

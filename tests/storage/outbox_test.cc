@@ -69,12 +69,14 @@ TEST(Outbox, DuplicateInsideOneGroupCommitIsDetected) {
   TempPath dir;
   auto box = open_box(options(dir));
   std::vector<std::future<storage::AppendResult>> results;
+  // Queued without waking the writer, then committed together: one round, one transaction.
   for (int i = 0; i < 20; ++i) {
     auto p = std::make_shared<std::promise<storage::AppendResult>>();
     results.push_back(p->get_future());
-    box->append(event(i % 2 ? "same" : "u" + std::to_string(i)),
-                [p](const storage::AppendResult& r) { p->set_value(r); });
+    box->append_deferred(event(i % 2 ? "same" : "u" + std::to_string(i)),
+                         [p](const storage::AppendResult& r) { p->set_value(r); });
   }
+  box->commit_queued();
   int stored = 0, dup = 0;
   int64_t same_seq = 0;
   for (int i = 0; i < 20; ++i) {
