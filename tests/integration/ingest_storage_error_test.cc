@@ -1,0 +1,106 @@
+// storage_error as a producer sees it: the ingest server and the outbox in one process, on the
+// fault-injecting SQLite VFS. A failed sync answers the event with storage_error on the socket,
+// the connection stays usable, nothing is stored for it, and once the disk works again the same
+// event goes in with the next seq (no gap) while earlier events are untouched.
+#include <gtest/gtest.h>
+
+#include <asio.hpp>
+#include <future>
+#include <thread>
+
+#include "agent/config.h"
+#include "agent/ingest_server.h"
+#include "tests/storage/fault_fixture.h"
+#include "tests/support/events.h"
+#include "tests/support/producer.h"
+
+namespace edgesync::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+class IngestStorageErrorTest : public FaultVfsTest {
+ protected:
+  void SetUp() override {
+    FaultVfsTest::SetUp();
+    config_.ingest.socket = dir_.file("ingest.sock");
+    // Completions run on the ingest loop's thread, as in the agent.
+    auto box = storage::Outbox::open(options_, [this](std::function<void()> fn) {
+      asio::post(io_, std::move(fn));
+    });
+    ASSERT_TRUE(box.is_ok()) << box.status().to_string();
+    box_ = std::move(*box);
+    server_ = std::make_unique<agent::IngestServer>(io_, config_, *box_);
+    Status s = server_->start();
+    ASSERT_TRUE(s) << s.to_string();
+    loop_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (server_) {
+      std::promise<void> stopped;
+      asio::post(io_, [&] { server_->stop([&] { stopped.set_value(); }); });
+      stopped.get_future().wait_for(10s);
+    }
+    work_.reset();
+    if (loop_.joinable()) loop_.join();
+    server_.reset();
+    box_.reset();
+    FaultVfsTest::TearDown();
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  agent::Config config_;
+  std::unique_ptr<agent::IngestServer> server_;
+  std::thread loop_;
+};
+
+std::string sale(const std::string& id) {
+  return make_request(id, "sale.completed", json{{"total_cents", 1299}});
+}
+
+TEST_F(IngestStorageErrorTest, FailedSyncIsReportedAndTheSameEventGoesInLater) {
+  Producer p(config_.ingest.socket);
+  json first = p.request(sale("se-1"), 10s);
+  ASSERT_EQ(first.value("ok", false), true) << first.dump();
+  ASSERT_EQ(first.value("seq", 0), 1);
+
+  switches_->fail_sync = true;
+  json refused = p.request(sale("se-2"), 10s);
+  EXPECT_EQ(refused.value("ok", true), false) << refused.dump();
+  EXPECT_EQ(refused.value("error", std::string()), "storage_error") << refused.dump();
+  EXPECT_FALSE(refused.value("message", std::string()).empty()) << refused.dump();
+  EXPECT_FALSE(refused.contains("seq")) << refused.dump();
+  // Still failing: refused again, and requests that never reach storage are answered as usual.
+  json again = p.request(sale("se-2"), 10s);
+  EXPECT_EQ(again.value("error", std::string()), "storage_error") << again.dump();
+  json bad = p.request("{not json", 10s);
+  EXPECT_EQ(bad.value("error", std::string()), "bad_json") << bad.dump();
+
+  // The disk works again: after the retry pause the same event is stored, with the next seq.
+  switches_->fail_sync = false;
+  json stored;
+  for (int i = 0; i < 50; ++i) {
+    stored = p.request(sale("se-2"), 10s);
+    if (stored.value("ok", false)) break;
+    EXPECT_EQ(stored.value("error", std::string()), "storage_error") << stored.dump();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(stored.value("ok", false), true) << stored.dump();
+  EXPECT_EQ(stored.value("seq", 0), 2) << "a refused event must not use up a seq";
+  EXPECT_EQ(stored.value("duplicate", true), false) << stored.dump();
+  // What was stored before the failure is intact.
+  json dup = p.request(sale("se-1"), 10s);
+  EXPECT_EQ(dup.value("duplicate", false), true) << dup.dump();
+  EXPECT_EQ(dup.value("seq", 0), 1) << dup.dump();
+  std::vector<storage::StoredEvent> rows;
+  ASSERT_TRUE(box_->read_pending(0, 10, &rows));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].id, "se-1");
+  EXPECT_EQ(rows[1].id, "se-2");
+}
+
+}  // namespace
+}  // namespace edgesync::test
