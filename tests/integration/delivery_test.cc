@@ -233,5 +233,29 @@ TEST_F(DeliveryTest, ResubmittedIdsAreDuplicatesWithTheOriginalSeq) {
   EXPECT_GE(twin_count, 1u);
 }
 
+// hub.cert_file and hub.key_file are optional: a hub that authenticates itself only (TLS without
+// client certificates) gets the events all the same.
+class ServerOnlyTlsTest : public HubFixture {
+ protected:
+  BrokerOptions broker_options() const override {
+    BrokerOptions o;
+    o.require_client_certificate = false;
+    return o;
+  }
+};
+
+TEST_F(ServerOnlyTlsTest, AgentWithoutClientCertificateDelivers) {
+  agent_->config().cert_file.clear();
+  agent_->config().key_file.clear();
+  agent_->start();
+  Producer p(agent_->socket_path());
+  for (int i = 1; i <= 5; ++i) {
+    json r = p.request(make_request("tls-" + std::to_string(i), "sale.completed", json{{"n", i}}));
+    ASSERT_EQ(r.value("seq", 0), i) << r.dump();
+  }
+  ASSERT_TRUE(hub_->wait_for_distinct_seqs(5, 30s)) << hub_->distinct_seq_count();
+  ASSERT_TRUE(first_arrivals_gap_free(events()));
+}
+
 }  // namespace
 }  // namespace edgesync::test

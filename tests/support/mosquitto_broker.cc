@@ -58,7 +58,8 @@ std::string MosquittoBroker::write_config() const {
     << "cafile " << tls_.ca_file << "\n"
     << "certfile " << tls_.server_cert_file << "\n"
     << "keyfile " << tls_.server_key_file << "\n"
-    << "require_certificate true\n";
+    << "require_certificate " << (options_.require_client_certificate ? "true" : "false")
+    << "\n";
   if (options_.plain_listener) {
     c << "\nlistener " << plain_port_ << " 127.0.0.1\n"
       << "protocol mqtt\n";

@@ -17,6 +17,7 @@ namespace edgesync::test {
 struct BrokerOptions {
   bool plain_listener = false;  // also listen without TLS on plain_port()
   std::string extra_config;     // more global settings, one per line (e.g. message_size_limit)
+  bool require_client_certificate = true;  // false: server-authenticated TLS only
 };
 
 class MosquittoBroker {
