@@ -157,6 +157,11 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
       c.hub.topic_prefix.front() == '/' || c.hub.topic_prefix.back() == '/') {
     errors->push_back("hub.topic_prefix: must be non-empty, without + or #, not start or end with /");
   }
+  // Otherwise one event of the largest allowed line could never fit and would always be refused.
+  if (c.storage.max_bytes < 2 * c.ingest.max_line_bytes) {
+    errors->push_back("storage.max_bytes: must be at least twice ingest.max_line_bytes (" +
+                      std::to_string(2 * c.ingest.max_line_bytes) + ")");
+  }
   if (c.retry.initial_ms > c.retry.max_ms) {
     errors->push_back("retry.initial_ms: must not exceed retry.max_ms");
   }

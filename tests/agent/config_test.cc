@@ -128,6 +128,16 @@ TEST(Config, EmptyValuesAndSectionsOfTheWrongKindAreReported) {
     "allow_insecure": true}})"), "device: must be an object"));
 }
 
+TEST(Config, BudgetMustHoldTheLargestAllowedEvent) {
+  auto errors = errors_of(R"({"device": {"id": "a", "store_id": "b"},
+    "storage": {"max_bytes": 2097152}, "ingest": {"max_line_bytes": 4194304},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true}})");
+  EXPECT_TRUE(has(errors, "storage.max_bytes: must be at least twice ingest.max_line_bytes"));
+  EXPECT_TRUE(errors_of(R"({"device": {"id": "a", "store_id": "b"},
+    "storage": {"max_bytes": 2097152}, "ingest": {"max_line_bytes": 1048576},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true}})").empty());
+}
+
 TEST(Config, SocketPathTooLongForAUnixSocketIsReported) {
   const std::string path = "/run/" + std::string(103, 's');  // 108 bytes: one too many
   auto errors = errors_of(R"({"device": {"id": "a", "store_id": "b"}, "ingest": {"socket": ")" +
