@@ -103,7 +103,7 @@ struct Outbox::Writer {
       insert_dead, prune;
   int64_t next_seq = 1;
   int64_t delivered = 0;
-  int64_t pending_bytes = 0;    // stored_size of the events after `delivered`
+  int64_t pending_bytes = 0;    // counted_size() of the events after `delivered`
   int64_t history_bytes = 0;    // ... of the delivered events still kept (pruned_through, delivered]
   int64_t pruned_through = 0;  // every seq at or below is gone from `events`
   bool failed = false;
@@ -205,7 +205,7 @@ struct Outbox::Writer {
     failed_at = Clock::now();
   }
 
-  // Sum of stored_size over seq in (after, through].
+  // Sum of counted_size() over seq in (after, through].
   Result<int64_t> sum_between(int64_t after, int64_t through) {
     bytes_between->bind(1, after);
     bytes_between->bind(2, through);
