@@ -20,7 +20,7 @@ namespace edgesync::agent {
 
 // Two event loops, each on its own thread:
 //  - ingest (this thread): producers' sockets, replies, signals, the watchdog;
-//  - delivery: the publisher and paho's notifications, in the background scheduling class.
+//  - delivery: the publisher and paho's notifications, a little below ingest's priority.
 // Keeping them apart means a producer's reply never waits behind MQTT work: measured on this
 // design's first version, sharing one loop added ~0.2 ms to every single-producer ack. The
 // outbox's writer thread completes appends on the ingest loop and wakes the delivery loop.
@@ -93,10 +93,10 @@ int run_agent(const Config& config) {
   }
   auto delivery_work = asio::make_work_guard(delivery_io);
   std::thread delivery_thread([&] {
-    // Delivery yields the CPU to ingest (platform/threads.h); paho's threads, started by the
-    // first connect on this thread, inherit that.
+    // Delivery gives way to ingest without being starved (platform/threads.h); paho's
+    // threads, started by the first connect on this thread, inherit its priority.
     platform::set_current_thread_name("delivery");
-    if (!platform::make_current_thread_background()) {
+    if (!platform::lower_current_thread_priority(platform::kDeliveryNiceSteps)) {
       std::cerr << "edgesync: cannot lower the delivery thread's priority; it competes with "
                    "ingest for the CPU\n";
     }

@@ -38,10 +38,11 @@ struct Config {
     std::string password;
     int64_t keepalive_s = 30;
     int64_t max_inflight = 64;
-    // While events keep arriving one by one, publish them in bursts at most this often (an
-    // event after a quiet spell goes out at once): a burst costs paho and the broker a fraction
-    // of the thread wake-ups that one publish per event does. 0 publishes every event at once.
-    int64_t linger_ms = 500;
+    // 0 (the default): every event is published as soon as it is committed, if the in-flight
+    // window has room. Above 0, an opt-in for operators who want fewer, larger bursts: while
+    // events keep arriving, publish them at most this often (an event after a quiet spell still
+    // goes out at once).
+    int64_t linger_ms = 0;
     bool allow_insecure = false;
   } hub;
   struct Retry {

@@ -6,20 +6,31 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+
 namespace edgesync::platform {
+namespace {
+
+id_t current_tid() { return static_cast<id_t>(::syscall(SYS_gettid)); }
+
+}  // namespace
 
 void set_current_thread_name(const std::string& name) {
   ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
 }
 
-bool make_current_thread_background() {
-  sched_param p{};
-  p.sched_priority = 0;
-  // pid 0: the calling thread (Linux applies scheduling attributes per thread).
-  if (::sched_setscheduler(0, SCHED_IDLE, &p) == 0) return true;
-  // Per thread too: setpriority with a thread id.
-  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
-  return ::setpriority(PRIO_PROCESS, tid, 19) == 0;
+bool lower_current_thread_priority(int steps) {
+  // Relative to where the thread is: an agent started at nice 10 must not ask for nice 5, which
+  // would be a raise and need a privilege it does not have.
+  const int nice = std::min(19, current_thread_nice() + steps);
+  // PRIO_PROCESS with a thread id: Linux applies the nice value to that thread only.
+  return ::setpriority(PRIO_PROCESS, current_tid(), nice) == 0;
+}
+
+int current_thread_nice() {
+  errno = 0;
+  return ::getpriority(PRIO_PROCESS, current_tid());
 }
 
 std::string current_thread_sched_class() {

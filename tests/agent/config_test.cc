@@ -36,7 +36,7 @@ TEST(Config, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.hub.topic_prefix, "edgesync/v1");
   EXPECT_EQ(c.hub.keepalive_s, 30);
   EXPECT_EQ(c.hub.max_inflight, 64);
-  EXPECT_EQ(c.hub.linger_ms, 500);
+  EXPECT_EQ(c.hub.linger_ms, 0);
   EXPECT_EQ(c.retry.initial_ms, 500);
   EXPECT_EQ(c.retry.max_ms, 60000);
   EXPECT_EQ(c.hub.client_id, "edgesync-store-042-pos-01");

@@ -1,5 +1,6 @@
-// platform/threads.h: the delivery thread's background class must reach the threads it starts
-// later (paho's), and must not leak to the thread that started it.
+// platform/threads.h: the delivery thread's lower priority must reach the threads it starts
+// later (paho's), must not leak to the thread that started it, and must stay in the normal
+// scheduling class (SCHED_IDLE could be starved by any busy process).
 #include "platform/threads.h"
 
 #include <gtest/gtest.h>
@@ -17,20 +18,37 @@ std::string thread_name() {
   return buf;
 }
 
-TEST(Threads, BackgroundClassIsInheritedByThreadsStartedLaterAndStaysOffTheCaller) {
-  const std::string before = current_thread_sched_class();
-  std::string mine, child;
+TEST(Threads, LowerPriorityIsInheritedByThreadsStartedLaterAndStaysOffTheCaller) {
+  const int before = current_thread_nice();
+  int mine = 0, child = 0;
+  std::string mine_class, child_class;
   std::thread t([&] {
-    ASSERT_TRUE(make_current_thread_background());
-    mine = current_thread_sched_class();
-    std::thread c([&] { child = current_thread_sched_class(); });
+    ASSERT_TRUE(lower_current_thread_priority(kDeliveryNiceSteps));
+    mine = current_thread_nice();
+    mine_class = current_thread_sched_class();
+    std::thread c([&] {
+      child = current_thread_nice();
+      child_class = current_thread_sched_class();
+    });
     c.join();
   });
   t.join();
-  // SCHED_IDLE where the kernel allows it; the nice-19 fallback keeps the normal class.
-  EXPECT_TRUE(mine == "idle" || mine == "normal") << mine;
-  EXPECT_EQ(child, mine) << "a thread started from a background thread must inherit its class";
-  EXPECT_EQ(current_thread_sched_class(), before) << "the calling thread's class changed";
+  EXPECT_EQ(mine, std::min(19, before + kDeliveryNiceSteps));
+  EXPECT_EQ(mine_class, "normal") << "delivery must stay in the normal class";
+  EXPECT_EQ(child, mine) << "a thread started from the delivery thread must inherit its nice";
+  EXPECT_EQ(child_class, "normal");
+  EXPECT_EQ(current_thread_nice(), before) << "the calling thread's priority changed";
+}
+
+TEST(Threads, LoweringIsRelativeAndStopsAtNineteen) {
+  int seen = 0;
+  std::thread t([&] {
+    ASSERT_TRUE(lower_current_thread_priority(17));
+    ASSERT_TRUE(lower_current_thread_priority(kDeliveryNiceSteps));
+    seen = current_thread_nice();
+  });
+  t.join();
+  EXPECT_EQ(seen, 19);
 }
 
 TEST(Threads, NamesAreCutToWhatTheKernelKeeps) {

@@ -1,8 +1,9 @@
-// How the agent paces publishing: hub.linger_ms (events arriving one by one go out in bursts,
-// an event after a quiet spell at once) and the delivery threads' scheduling class (they yield
-// the CPU to ingest).
+// How the agent paces publishing: by default every event at once; hub.linger_ms > 0 (events
+// arriving one by one go out in bursts, an event after a quiet spell at once); and the delivery
+// threads' priority (below ingest, in the normal scheduling class).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -82,10 +83,15 @@ TEST_F(PublishPacingTest, ZeroLingerPublishesEveryEventAtOnce) {
   }
 }
 
-// The scheduling policy of each thread of `pid`, by thread name (field 41 of
-// /proc/<pid>/task/<tid>/stat; the name is in parentheses and may hold spaces).
-std::multimap<std::string, int> thread_policies(pid_t pid) {
-  std::multimap<std::string, int> out;
+struct ThreadSched {
+  int policy = -1;
+  int nice = 0;
+};
+
+// The scheduling policy and nice value of each thread of `pid`, by thread name (fields 41 and
+// 19 of /proc/<pid>/task/<tid>/stat; the name is in parentheses and may hold spaces).
+std::multimap<std::string, ThreadSched> thread_policies(pid_t pid) {
+  std::multimap<std::string, ThreadSched> out;
   const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
   for (const auto& entry : std::filesystem::directory_iterator(task_dir)) {
     std::ifstream in(entry.path() / "stat");
@@ -94,32 +100,54 @@ std::multimap<std::string, int> thread_policies(pid_t pid) {
     if (open == std::string::npos || close == std::string::npos) continue;
     std::istringstream rest(stat.substr(close + 2));
     std::string field;
+    ThreadSched sched;
     // After the name: field 3 (state) ... field 41 (policy) is the 39th.
     for (int i = 3; i <= 41 && rest >> field; ++i) {
+      if (i == 19) sched.nice = std::atoi(field.c_str());
     }
-    out.emplace(stat.substr(open + 1, close - open - 1), std::atoi(field.c_str()));
+    sched.policy = std::atoi(field.c_str());
+    out.emplace(stat.substr(open + 1, close - open - 1), sched);
   }
   return out;
 }
 
-TEST_F(PublishPacingTest, DeliveryThreadsYieldTheCpuToIngest) {
+TEST_F(PublishPacingTest, DefaultConfigPublishesEveryEventAtOnce) {
+  // No hub.linger_ms in the config: what a new user gets.
+  start_connected();
+  Producer p(agent_->socket_path());
+  for (int i = 1; i <= 5; ++i) {
+    const auto t = Clock::now();
+    accept(p, "d" + std::to_string(i));
+    ASSERT_TRUE(hub_->wait_for_distinct_seqs(static_cast<size_t>(i), 10s));
+    // Back to back: with the old 500 ms default every event after the first waited ~0.5 s.
+    EXPECT_LT(ms_since(t), 250) << "event " << i << " was held back by the default config";
+  }
+}
+
+TEST_F(PublishPacingTest, DeliveryThreadsRunBelowIngestInTheNormalClass) {
   if (const char* w = std::getenv("EDGESYNC_BIN_WRAPPER"); w && *w) {
     GTEST_SKIP() << "under an emulator the agent's threads are the emulator's";
   }
   start_connected();
-  constexpr int kSchedOther = 0, kSchedIdle = 5;
+  constexpr int kSchedOther = 0;
   auto policies = thread_policies(agent_->pid());
   std::ostringstream all;
-  for (const auto& [name, policy] : policies) all << name << "=" << policy << " ";
-  // Ingest (the main thread) and the outbox writer: normal. Delivery and paho's threads,
-  // started from it: background.
+  for (const auto& [name, s] : policies) all << name << "=" << s.policy << "/" << s.nice << " ";
+  // Every thread in the normal class (SCHED_IDLE could be starved by any busy process).
+  // Ingest (the main thread) and the outbox writer at the agent's nice; delivery and paho's
+  // threads, started from it, five steps lower.
+  ASSERT_EQ(policies.count("edgesync"), 1u) << all.str();
+  const int agent_nice = policies.find("edgesync")->second.nice;
   for (const char* name : {"edgesync", "outbox-writer"}) {
     ASSERT_EQ(policies.count(name), 1u) << all.str();
-    EXPECT_EQ(policies.find(name)->second, kSchedOther) << name << ": " << all.str();
+    EXPECT_EQ(policies.find(name)->second.policy, kSchedOther) << name << ": " << all.str();
+    EXPECT_EQ(policies.find(name)->second.nice, agent_nice) << name << ": " << all.str();
   }
   for (const char* name : {"delivery", "MQTTAsync_send", "MQTTAsync_rcv"}) {
     ASSERT_EQ(policies.count(name), 1u) << all.str();
-    EXPECT_EQ(policies.find(name)->second, kSchedIdle) << name << ": " << all.str();
+    EXPECT_EQ(policies.find(name)->second.policy, kSchedOther) << name << ": " << all.str();
+    EXPECT_EQ(policies.find(name)->second.nice, std::min(19, agent_nice + 5))
+        << name << ": " << all.str();
   }
 }
 
