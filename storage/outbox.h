@@ -29,12 +29,16 @@
 #include <vector>
 
 #include "platform/status.h"
+#include "storage/outbox_budget.h"
 #include "storage/sqlite.h"
+#include "storage/watermark.h"
 
 namespace edgesync::storage {
 
+class PendingReader;
+
 struct AppendRequest {
-  std::string id;           // idempotency key, non-empty
+  std::string id;  // idempotency key, non-empty
   std::string type;
   std::string occurred_at;  // empty: not given by the producer
   int64_t received_ms = 0;  // Unix time in ms when the agent received the event
@@ -149,7 +153,8 @@ class Outbox {
   // Waits for queued appends to finish, writes the watermark, stops the writer. Idempotent.
   void close();
 
-  // For the CLI: read-only figures from a database another process may be writing.
+  // For the CLI: read-only figures from a database another process may be writing
+  // (outbox_inspect.cc).
   static Result<OutboxStats> inspect(const std::string& path);
   static Status list(const std::string& path, bool pending_only, size_t limit,
                      std::vector<StoredEvent>* out, OutboxStats* stats);
@@ -162,7 +167,9 @@ class Outbox {
     AppendCallback done;
   };
   using Completion = std::pair<AppendCallback, AppendResult>;
-  struct Writer;  // state owned by whoever holds the writer token (writer_busy_)
+  // The write connection and what goes with it (outbox_writer.h); used only by whoever holds
+  // the writer token (writer_busy_).
+  struct Writer;
   struct Round {
     bool empty = false;    // nothing was due: no transaction
     bool writable = true;  // false: storage is failed, the round's appends were refused
@@ -178,43 +185,33 @@ class Outbox {
   Round run_round(std::unique_lock<std::mutex>& lock, bool on_owner_thread);
   // Runs the callbacks here (owner's thread) or through the dispatcher; empties `results`.
   void complete_all(std::vector<Completion>& results, bool on_owner_thread);
-  bool prune_due(const Writer& w) const;
-  bool checkpoint_due(const Writer& w) const;
-  Status commit(Writer& w, std::vector<Pending>& batch, std::vector<DeadLetter>& dead,
-                int64_t watermark, std::vector<AppendResult>* outcomes);
+  // Deletes a slice of delivered history when due. REQUIRES: the writer token, `mu_` not held.
   void prune(Writer& w);
-  static void fail_all(std::vector<Pending>& batch, const std::string& why,
-                       std::vector<Completion>* out);
-  void checkpoint(Writer& w);
 
   const Options options_;
   Dispatcher dispatch_;
   std::function<void()> on_committed_;
 
-  std::unique_ptr<Database> reader_;
-  std::unique_ptr<Statement> read_stmt_;
+  std::unique_ptr<PendingReader> reader_;  // read_pending() and stats()
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::vector<Pending> queue_;                 // guarded by mu_
   std::vector<DeadLetter> dead_letter_queue_;  // guarded by mu_
-  int64_t delivered_wanted_ = 0;               // guarded by mu_
+  Watermark watermark_;                        // guarded by mu_
   int64_t next_seq_seen_ = 1;                  // guarded by mu_: for stats()
-  int64_t pending_bytes_seen_ = 0;             // guarded by mu_
-  int64_t history_bytes_seen_ = 0;             // guarded by mu_: delivered events still kept
-  int64_t delivered_persisted_ = 0;            // guarded by mu_
-  std::chrono::steady_clock::time_point watermark_dirty_since_;  // guarded by mu_
+  OutboxBudget budget_seen_;                   // guarded by mu_: the writer's, after each round
   bool closing_ = false;                       // guarded by mu_
   // The writer token: whoever sets it (the writer thread, or the owner thread committing a lone
   // event) may use *writer_ until it clears it.
-  bool writer_busy_ = false;                    // guarded by mu_
-  bool writer_wanted_ = false;                  // guarded by mu_: the writer waits for the token
-  bool maintenance_due_ = false;                // guarded by mu_: prune or checkpoint is due
+  bool writer_busy_ = false;      // guarded by mu_
+  bool writer_wanted_ = false;    // guarded by mu_: the writer waits for the token
+  bool maintenance_due_ = false;  // guarded by mu_: prune or checkpoint is due
   std::chrono::steady_clock::time_point concurrent_until_;  // guarded by mu_
   // Set once the writer thread holds mu_ for the first time: open() returns only then, so the
   // first deferred append meets a writer that is already waiting (not one still starting up,
   // which would take it from the owner thread).
-  bool writer_started_ = false;                 // guarded by mu_
+  bool writer_started_ = false;  // guarded by mu_
   std::condition_variable started_;
 
   std::unique_ptr<Writer> writer_;

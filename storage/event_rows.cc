@@ -1,0 +1,171 @@
+#include "storage/event_rows.h"
+
+#include "storage/outbox_database.h"
+
+namespace edgesync::storage {
+
+// counted_size() for rows already stored; both must agree so that the figure is the same after
+// a restart (ids, types and timestamps are ASCII: length() counts their bytes).
+#define EDGESYNC_STORED_SIZE_SQL \
+  "(length(data) + 2 * length(id) + length(type) + coalesce(length(occurred_at), 0) + 40)"
+
+int64_t counted_size(const AppendRequest& r) {
+  constexpr int64_t kRowOverhead = 40;  // record header, rowid, received_ms, index entry header
+  return static_cast<int64_t>(r.data.size() + 2 * r.id.size() + r.type.size() +
+                              r.occurred_at.size()) +
+         kRowOverhead;
+}
+
+const char* const kSelectEventsAfterSql =
+    "SELECT seq, id, type, occurred_at, received_ms, data FROM events "
+    "WHERE seq > ? ORDER BY seq LIMIT ?";
+
+const char* const kSelectDeadLettersSql =
+    "SELECT seq, id, type, occurred_at, received_ms, data, reason, failed_ms "
+    "FROM dead_letters ORDER BY seq LIMIT ?";
+
+void read_event(const Statement& st, StoredEvent* e) {
+  e->seq = st.column_int64(0);
+  e->id.assign(st.column_text(1));
+  e->type.assign(st.column_text(2));
+  e->occurred_at.assign(st.column_text(3));
+  e->received_ms = st.column_int64(4);
+  e->data.assign(st.column_blob(5));
+}
+
+void read_dead_letter(const Statement& st, DeadLetter* d) {
+  read_event(st, &d->event);
+  d->reason.assign(st.column_text(6));
+  d->failed_ms = st.column_int64(7);
+}
+
+Status read_pending_figures(Database& db, OutboxStats* stats) {
+  auto q = db.prepare("SELECT coalesce(sum(" EDGESYNC_STORED_SIZE_SQL
+                      "), 0), min(received_ms) FROM events "
+                      "WHERE seq > ?");
+  if (!q) return q.status();
+  (*q)->bind(1, stats->delivered_seq);
+  auto row = (*q)->step();
+  if (!row) return row.status();
+  if (*row) {
+    stats->pending_bytes = (*q)->column_int64(0);
+    if (!(*q)->column_is_null(1)) stats->oldest_pending_received_ms = (*q)->column_int64(1);
+  }
+  return Status::ok();
+}
+
+Status EventRows::prepare(Database& d) {
+#define PREPARE(field, sql)    \
+  {                            \
+    auto p = d.prepare(sql);   \
+    if (!p) return p.status(); \
+    field = std::move(*p);     \
+  }
+  PREPARE(insert_, kInsertEventSql);
+  PREPARE(find_id_, "SELECT seq FROM events WHERE id = ?");
+  PREPARE(bytes_between_, "SELECT coalesce(sum(" EDGESYNC_STORED_SIZE_SQL
+                          "), 0) FROM events WHERE seq > ? AND seq <= ?");
+  PREPARE(sizes_between_, "SELECT seq, " EDGESYNC_STORED_SIZE_SQL
+                          " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq");
+  PREPARE(set_delivered_, "UPDATE state SET value = ? WHERE key = 'delivered_seq'");
+  PREPARE(insert_dead_,
+          "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
+          "reason, failed_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+  PREPARE(prune_, "DELETE FROM events WHERE seq <= ?");
+#undef PREPARE
+  return Status::ok();
+}
+
+void EventRows::reset() {
+  insert_.reset();
+  find_id_.reset();
+  bytes_between_.reset();
+  sizes_between_.reset();
+  set_delivered_.reset();
+  insert_dead_.reset();
+  prune_.reset();
+}
+
+Status EventRows::insert(int64_t seq, const AppendRequest& r) {
+  Statement& ins = *insert_;
+  ins.bind(1, seq);
+  ins.bind_text(2, r.id);
+  ins.bind_text(3, r.type);
+  if (r.occurred_at.empty()) {
+    ins.bind_null(4);
+  } else {
+    ins.bind_text(4, r.occurred_at);
+  }
+  ins.bind(5, r.received_ms);
+  ins.bind_blob(6, r.data);
+  return ins.run();
+}
+
+Result<int64_t> EventRows::lookup(const std::string& id) {
+  find_id_->bind_text(1, id);
+  auto row = find_id_->step();
+  int64_t seq = row && *row ? find_id_->column_int64(0) : 0;
+  find_id_->reset();
+  if (!row) return row.status();
+  return seq;
+}
+
+Result<int64_t> EventRows::sum_between(int64_t after, int64_t through) {
+  bytes_between_->bind(1, after);
+  bytes_between_->bind(2, through);
+  auto row = bytes_between_->step();
+  int64_t sum = row && *row ? bytes_between_->column_int64(0) : 0;
+  bytes_between_->reset();
+  if (!row) return row.status();
+  return sum;
+}
+
+Status EventRows::oldest_for(int64_t after, int64_t through, int64_t want, int64_t* last_seq,
+                             int64_t* bytes) {
+  sizes_between_->bind(1, after);
+  sizes_between_->bind(2, through);
+  *last_seq = after;
+  *bytes = 0;
+  Status s = Status::ok();
+  while (*bytes < want) {
+    auto row = sizes_between_->step();
+    if (!row) {
+      s = row.status();
+      break;
+    }
+    if (!*row) break;
+    *last_seq = sizes_between_->column_int64(0);
+    *bytes += sizes_between_->column_int64(1);
+  }
+  sizes_between_->reset();
+  return s;
+}
+
+Status EventRows::delete_through(int64_t seq) {
+  prune_->bind(1, seq);
+  return prune_->run();
+}
+
+Status EventRows::set_delivered(int64_t seq) {
+  set_delivered_->bind(1, seq);
+  return set_delivered_->run();
+}
+
+Status EventRows::insert_dead_letter(const DeadLetter& d) {
+  Statement& st = *insert_dead_;
+  st.bind(1, d.event.seq);
+  st.bind_text(2, d.event.id);
+  st.bind_text(3, d.event.type);
+  if (d.event.occurred_at.empty()) {
+    st.bind_null(4);
+  } else {
+    st.bind_text(4, d.event.occurred_at);
+  }
+  st.bind(5, d.event.received_ms);
+  st.bind_blob(6, d.event.data);
+  st.bind_text(7, d.reason);
+  st.bind(8, d.failed_ms);
+  return st.run();
+}
+
+}  // namespace edgesync::storage

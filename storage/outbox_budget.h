@@ -1,0 +1,76 @@
+// storage.max_bytes as the outbox spends it, and the pruning of delivered history.
+//
+// Every stored event counts counted_size(). Pending events (seq after the watermark) and the
+// delivered history kept for de-duplication and inspection, seq in (pruned_through, delivered],
+// share the budget. When an append would pass it, history gives way first; only when pending
+// events alone fill the budget is the append refused. Apart from that, history beyond
+// keep_delivered is pruned in slices after a round's replies went out.
+//
+// Used by whoever holds the writer token. A copy is a snapshot of the figures: the writer takes
+// one before a transaction and puts it back when the transaction fails; the outbox keeps one
+// under its mutex for stats() and for deciding when the watermark's room is needed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "platform/status.h"
+
+namespace edgesync::storage {
+
+class Database;
+class EventRows;
+
+class OutboxBudget {
+ public:
+  struct Limits {
+    int64_t max_bytes = 0;
+    int64_t keep_delivered = 0;
+    int64_t prune_step = 1;  // delivered history is deleted once this many rows are due
+  };
+
+  OutboxBudget() = default;
+  explicit OutboxBudget(const Limits& limits) : limits_(limits) {}
+
+  // After (re)opening: the figures of the rows on disk. `min_seq`: the oldest stored seq, 0 if
+  // there is none. On failure the figures are partly loaded; load again before using them.
+  Status load(EventRows& rows, int64_t delivered, int64_t next_seq, int64_t min_seq);
+
+  int64_t pending_bytes() const { return pending_bytes_; }
+  int64_t history_bytes() const { return history_bytes_; }
+
+  // Whether `bytes` more fit in the budget as it is (without pruning).
+  bool fits(int64_t bytes) const {
+    return pending_bytes_ + history_bytes_ + bytes <= limits_.max_bytes;
+  }
+  // An event of `size` bytes was stored (pending).
+  void stored(int64_t size) { pending_bytes_ += size; }
+  // The watermark passed events of `bytes` in all: they are history now.
+  void delivered(int64_t bytes) {
+    pending_bytes_ -= bytes;
+    history_bytes_ += bytes;
+  }
+
+  // Inside the append's transaction, when `size` does not fit: deletes delivered history to make
+  // room, if that can be enough. Afterwards fits(size) tells whether the event may be stored.
+  Status make_room(EventRows& rows, int64_t delivered, int64_t size);
+  // Why an event that does not fit was refused, and what the producer should do.
+  std::string full_message() const;
+
+  // Whether at least prune_step rows of history beyond keep_delivered are due for prune().
+  bool prune_due(int64_t delivered) const;
+  // Outside a transaction, after a round: deletes a slice of the history beyond keep_delivered.
+  // `producers_waiting`: appends are queued behind this delete. On failure nothing changed here
+  // and the caller must drop the connection.
+  Status prune(Database& db, EventRows& rows, int64_t delivered, bool producers_waiting);
+
+ private:
+  Status prune_history_for(EventRows& rows, int64_t delivered, int64_t want);
+
+  Limits limits_;
+  int64_t pending_bytes_ = 0;  // counted_size() of the events after `delivered`
+  int64_t history_bytes_ = 0;  // ... of the delivered events still kept (pruned_through, delivered]
+  int64_t pruned_through_ = 0;  // every seq at or below is gone from `events`
+};
+
+}  // namespace edgesync::storage

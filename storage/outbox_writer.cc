@@ -1,0 +1,187 @@
+#include "storage/outbox_writer.h"
+
+#include <algorithm>
+
+#include "storage/outbox_database.h"
+
+namespace edgesync::storage {
+
+Outbox::Writer::Writer(const Options& o)
+    : options(o),
+      budget(OutboxBudget::Limits{o.max_bytes, o.keep_delivered, o.prune_step}),
+      checkpoints(o.checkpoint_frames) {}
+
+Status Outbox::Writer::open() {
+  close();
+  auto opened = open_outbox_database(options.path, options.vfs);
+  if (!opened) return opened.status();
+  auto& d = **opened;
+  Status s = rows.prepare(d);
+  if (!s) return s;
+
+  auto delivered_r = d.query_int64("SELECT value FROM state WHERE key = 'delivered_seq'", 0);
+  if (!delivered_r) return delivered_r.status();
+  auto max_seq = d.query_int64("SELECT max(seq) FROM events", 0);
+  if (!max_seq) return max_seq.status();
+  auto min_seq = d.query_int64("SELECT min(seq) FROM events", 0);
+  if (!min_seq) return min_seq.status();
+  delivered = *delivered_r;
+  next_seq = std::max(*max_seq, delivered) + 1;
+  s = budget.load(rows, delivered, next_seq, *min_seq);
+  if (!s) return s;
+  db = std::move(*opened);
+  failed = false;
+  return Status::ok();
+}
+
+void Outbox::Writer::close() {
+  rows.reset();
+  db.reset();
+}
+
+void Outbox::Writer::fail(const Status& s) {
+  if (db && db->in_transaction()) db->exec("ROLLBACK");
+  // Drop the connection: after a failed sync the page cache cannot be trusted, and a fresh
+  // connection makes SQLite re-read the WAL and discard the uncommitted transaction.
+  close();
+  failed = true;
+  failure = s.to_string();
+  failed_at = Clock::now();
+}
+
+bool Outbox::Writer::writable_now() {
+  if (!failed) return true;
+  if (Clock::now() - failed_at < options.retry_after) return false;
+  if (Status s = open(); !s) {
+    fail(s);
+    return false;
+  }
+  return true;
+}
+
+Outbox::Writer::Written Outbox::Writer::write_round(std::vector<Pending>& batch,
+                                                    const std::vector<DeadLetter>& dead,
+                                                    int64_t watermark,
+                                                    std::vector<Completion>* results) {
+  results->clear();
+  outcomes.clear();
+  Written w;
+  w.writable = writable_now();
+  if (w.writable) {
+    Status s = commit(batch, dead, watermark);
+    if (s) {
+      for (const auto& r : outcomes) w.stored_any |= r.outcome == AppendResult::Outcome::kStored;
+    } else {
+      fail(s);
+      w.writable = false;
+    }
+  }
+  if (w.writable) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      results->emplace_back(std::move(batch[i].done), std::move(outcomes[i]));
+    }
+  } else {
+    // Nothing of this round is on disk. Appends fail now (the producer decides whether to
+    // retry); dead letters wait for the next attempt, the watermark stays in memory.
+    refuse_all(batch, results);
+  }
+  return w;
+}
+
+void Outbox::Writer::refuse_all(std::vector<Pending>& batch, std::vector<Completion>* out) const {
+  for (auto& p : batch) {
+    AppendResult r;
+    r.outcome = AppendResult::Outcome::kStorageError;
+    r.message = "storage failed, event not stored (" + failure +
+                "); retry later, and check disk space and the agent log";
+    out->emplace_back(std::move(p.done), std::move(r));
+  }
+}
+
+// One transaction for the whole round: appends, dead letters, watermark. On failure nothing of
+// it is on disk and the writer's counters are as they were.
+Status Outbox::Writer::commit(const std::vector<Pending>& batch,
+                              const std::vector<DeadLetter>& dead, int64_t watermark) {
+  const int64_t seq_before = next_seq;
+  const int64_t delivered_before = delivered;
+  const OutboxBudget budget_before = budget;
+  Status s = db->exec("BEGIN IMMEDIATE");
+  // The watermark first: room freed by deliveries counts for this round's appends.
+  int64_t freed = 0;
+  if (s && watermark > delivered) {
+    auto moved = rows.sum_between(delivered, watermark);
+    if (moved) freed = *moved;
+    if (!moved) s = moved.status();
+    if (s) s = rows.set_delivered(watermark);
+    if (s) {
+      delivered = watermark;
+      budget.delivered(freed);
+    }
+  }
+  for (size_t i = 0; s && i < batch.size(); ++i) {
+    const AppendRequest& req = batch[i].request;
+    AppendResult& r = outcomes.emplace_back();
+    const int64_t size = counted_size(req);
+    if (!budget.fits(size)) {
+      auto existing = rows.lookup(req.id);
+      if (!existing) {
+        s = existing.status();
+        break;
+      }
+      if (*existing > 0) {  // a resubmission is a duplicate, full or not
+        r.outcome = AppendResult::Outcome::kDuplicate;
+        r.seq = *existing;
+        continue;
+      }
+      s = budget.make_room(rows, delivered, size);
+      if (!s) break;
+      if (!budget.fits(size)) {
+        r.outcome = AppendResult::Outcome::kOutboxFull;
+        r.message = budget.full_message();
+        continue;
+      }
+    }
+    s = rows.insert(next_seq, req);
+    if (!s) break;
+    if (db->changes() == 1) {
+      r.outcome = AppendResult::Outcome::kStored;
+      r.seq = next_seq++;
+      budget.stored(size);
+    } else {
+      auto existing = rows.lookup(req.id);
+      if (!existing) {
+        s = existing.status();
+      } else {
+        r.outcome = AppendResult::Outcome::kDuplicate;
+        r.seq = *existing;
+      }
+    }
+  }
+  for (size_t i = 0; s && i < dead.size(); ++i) s = rows.insert_dead_letter(dead[i]);
+  if (s) s = db->exec("COMMIT");
+  if (!s) {
+    next_seq = seq_before;
+    budget = budget_before;
+    delivered = delivered_before;
+    outcomes.clear();
+    return s;
+  }
+  return Status::ok();
+}
+
+bool Outbox::Writer::prune_due() const { return db && budget.prune_due(delivered); }
+
+void Outbox::Writer::prune(bool producers_waiting) {
+  Status s = budget.prune(*db, rows, delivered, producers_waiting);
+  if (!s) fail(s);
+}
+
+bool Outbox::Writer::checkpoint_due() const { return db && checkpoints.due(*db); }
+
+void Outbox::Writer::checkpoint() {
+  if (!checkpoint_due()) return;
+  Status s = checkpoints.run(*db);
+  if (!s) fail(s);
+}
+
+}  // namespace edgesync::storage

@@ -1,0 +1,88 @@
+// The outbox's writer: the write connection with its statements and counters, the failure state
+// and reopening, and the commit of one round. Storage layer only.
+//
+// After a failed commit, sync, prune or checkpoint the writer rolls back and drops its connection
+// (fail()); rounds then refuse their appends until retry_after has passed, when the next round
+// reopens the database. A fresh connection re-reads the WAL index, so the failed transaction is
+// gone; what was committed stays intact.
+//
+// REQUIRES: used only by whoever holds the outbox's writer token (the writer thread, or the
+// owner thread committing a lone event), and by Outbox::open() before the writer thread starts.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "platform/status.h"
+#include "storage/checkpoint_policy.h"
+#include "storage/event_rows.h"
+#include "storage/outbox.h"
+#include "storage/outbox_budget.h"
+#include "storage/sqlite.h"
+
+namespace edgesync::storage {
+
+struct Outbox::Writer {
+  using Clock = std::chrono::steady_clock;
+
+  struct Written {
+    bool writable = true;     // false: storage is failed, nothing of the round is on disk
+    bool stored_any = false;  // at least one new event was stored
+  };
+
+  explicit Writer(const Options& options);
+
+  // (Re)opens the database (creating and migrating as needed), prepares the statements and
+  // reads the counters from disk. On failure `db` is null and `failed` unchanged.
+  Status open();
+  // Drops the statements, then the connection.
+  void close();
+  // Rolls back and drops the connection; nothing is written until a round reopens it.
+  void fail(const Status& s);
+
+  // One round: `batch` (whose callbacks it moves into `results`), `dead` and `watermark` in one
+  // transaction, reopening first if storage failed and retry_after has passed. `results` gets
+  // one completion per append: its outcome, or kStorageError when nothing could be written.
+  Written write_round(std::vector<Pending>& batch, const std::vector<DeadLetter>& dead,
+                      int64_t watermark, std::vector<Completion>* results);
+  // Moves every callback of `batch` into `out` with kStorageError and the failure's message.
+  void refuse_all(std::vector<Pending>& batch, std::vector<Completion>* out) const;
+
+  // Maintenance, after a round's replies went out (not inside its commit).
+  bool prune_due() const;
+  bool checkpoint_due() const;
+  bool maintenance_due() const { return prune_due() || checkpoint_due(); }
+  // REQUIRES: prune_due(). `producers_waiting`: appends are queued behind this delete.
+  void prune(bool producers_waiting);
+  void checkpoint();  // when checkpoint_due()
+
+  const Options& options;
+  // `db` before `rows`: the statements are finalized before their connection closes.
+  std::unique_ptr<Database> db;
+  EventRows rows;
+  OutboxBudget budget;
+  CheckpointPolicy checkpoints;
+  int64_t next_seq = 1;
+  int64_t delivered = 0;  // the watermark on disk
+  bool failed = false;
+  std::string failure;
+  Clock::time_point failed_at;
+  // Scratch reused by every round.
+  std::vector<Pending> batch_scratch;
+  std::vector<DeadLetter> dead_scratch;
+  std::vector<Completion> results_scratch;
+
+ private:
+  // Whether this round may write: true unless failed and retry_after has not passed or
+  // reopening failed.
+  bool writable_now();
+  // Fills `outcomes`, one per append.
+  Status commit(const std::vector<Pending>& batch, const std::vector<DeadLetter>& dead,
+                int64_t watermark);
+
+  std::vector<AppendResult> outcomes;  // scratch, as the ones above
+};
+
+}  // namespace edgesync::storage
