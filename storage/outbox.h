@@ -93,13 +93,16 @@ class Outbox {
     int64_t max_bytes = int64_t{1} << 30;
     int64_t keep_delivered = 10000;
     std::chrono::milliseconds retry_after{2000};
-    // How long a delivered watermark may wait in memory before it is written. It is not written
-    // with every append batch: that would add a page and a query to every commit.
-    std::chrono::milliseconds watermark_flush{200};
-    // The WAL is checkpointed into the database once it holds this many frames, by the writer
-    // after it has sent a round's replies (not inside a commit, where SQLite's own
-    // auto-checkpoint would make those replies wait).
-    int checkpoint_frames = 1000;
+    // A delivered watermark rides along with the next append round once it has waited this
+    // long, and is written on its own (a commit and a sync of its own) after twice this with no
+    // append round to take it. Not with every append: that would add a page to every commit.
+    std::chrono::milliseconds watermark_flush{500};
+    // The WAL is checkpointed into the database once it holds this many bytes of frames, by the
+    // writer after it has sent a round's replies (not inside a commit, where SQLite's own
+    // auto-checkpoint would make those replies wait). A checkpoint writes every page changed
+    // since the last one once more; the longer the WAL, the more changes of the same page (the
+    // right edge of the event table, the state row) it folds into one write.
+    int64_t checkpoint_bytes = int64_t{8} << 20;
     size_t max_batch = 4096;
     // commit_queued() commits a lone event on the owner's thread, but once two producers' events
     // met in one round it leaves every commit to the writer thread for this long: with many

@@ -15,6 +15,14 @@ Result<std::unique_ptr<Database>> open_outbox_database(const std::string& path,
   auto opened = Database::open(path, dbo);
   if (!opened) return opened.status();
   auto& d = **opened;
+  // 1 KiB pages, set before anything is written (a database keeps the page size it was created
+  // with; one made by an earlier release keeps its 4 KiB). Each commit of a lone event appends
+  // its changed pages to the WAL as frames of page size + 24 bytes, and every frame dirties
+  // whole 4 KiB pages of the file: with 4 KiB pages a single event's commit (a table leaf, an
+  // id-index leaf, now and then a parent) wrote ~14.5 KB, with 1 KiB pages ~7.9 KB. Smaller
+  // pages did not help further (more leaves and parents per row). See docs/PERFORMANCE.md.
+  Status ps = d.exec("PRAGMA page_size=1024");
+  if (!ps) return ps;
   auto mode = d.prepare("PRAGMA journal_mode=WAL");
   if (!mode) return mode.status();
   auto row = (*mode)->step();

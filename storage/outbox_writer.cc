@@ -9,13 +9,16 @@ namespace edgesync::storage {
 Outbox::Writer::Writer(const Options& o)
     : options(o),
       budget(OutboxBudget::Limits{o.max_bytes, o.keep_delivered, o.prune_step}),
-      checkpoints(o.checkpoint_frames) {}
+      checkpoints(o.checkpoint_bytes) {}
 
 Status Outbox::Writer::open() {
   close();
   auto opened = open_outbox_database(options.path, options.vfs);
   if (!opened) return opened.status();
   auto& d = **opened;
+  auto page_size = d.query_int64("PRAGMA page_size", 4096);
+  if (!page_size) return page_size.status();
+  checkpoints.set_page_size(*page_size);
   Status s = rows.prepare(d);
   if (!s) return s;
 

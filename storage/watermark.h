@@ -2,8 +2,11 @@
 //
 // Acks move it in memory at once (mark()); a round of the writer writes it to disk in the round's
 // transaction, when to_write() says so. Losing an unwritten watermark in a crash only causes
-// re-sends (duplicates), never loss; writing it costs a page and a query, so it waits for more
-// acks instead of riding along with every commit.
+// re-sends (duplicates), never loss; writing it costs a page (a WAL frame) and a query, so it
+// waits for more acks instead of riding along with every commit. Once it has waited `flush` it
+// rides along with the next append round (one more frame in a commit that syncs anyway); only
+// when no append round comes for twice that is it written in a commit of its own, which costs a
+// sync and, on flash, a page program of its own.
 //
 // REQUIRES: guarded by the outbox's mutex.
 #pragma once
@@ -34,7 +37,7 @@ class Watermark {
   int64_t persisted() const { return persisted_; }  // ... as written by the last round
   bool dirty() const { return wanted_ > persisted_; }
   // When a dirty watermark is due to be written on its own.
-  Clock::time_point due_at() const { return dirty_since_ + flush_; }
+  Clock::time_point due_at() const { return dirty_since_ + 2 * flush_; }
 
   // Every seq at or below `seq` is delivered; lower values than before are ignored. Returns true
   // when the watermark just became dirty: the writer must be woken to write it in time.
@@ -52,10 +55,13 @@ class Watermark {
   template <typename NeedsRoom>
   int64_t to_write(const RoundContents& round, NeedsRoom needs_room) const {
     if (!dirty()) return persisted_;
-    // Written when due, when closing, with dead letters, and when the room it frees may be
-    // needed by this round's appends.
-    const bool due = Clock::now() >= due_at();
-    if (due || round.closing || round.dead_letters || needs_room()) return wanted_;
+    // Written when due on its own, with appends once it has waited `flush`, when closing, with
+    // dead letters, and when the room it frees may be needed by this round's appends.
+    const auto now = Clock::now();
+    const bool rides = round.appends && now >= dirty_since_ + flush_;
+    if (now >= due_at() || rides || round.closing || round.dead_letters || needs_room()) {
+      return wanted_;
+    }
     return persisted_;
   }
 
