@@ -361,8 +361,11 @@ int64_t proc_status_kb(pid_t pid, const char* field) {
   return -1;
 }
 
-int64_t proc_cpu_ticks(pid_t pid) {
-  std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+// utime + stime from a /proc/.../stat file; -1 if unreadable.
+int64_t stat_cpu_ticks(const std::string& path) {
+  std::string s = read_file(path);
   size_t close = s.rfind(')');
   if (close == std::string::npos) return -1;
   std::istringstream in(s.substr(close + 2));
@@ -374,6 +377,26 @@ int64_t proc_cpu_ticks(pid_t pid) {
     if (field == 15) stime = std::atoll(tok.c_str());
   }
   return utime + stime;
+}
+
+}  // namespace
+
+int64_t proc_cpu_ticks(pid_t pid) {
+  return stat_cpu_ticks("/proc/" + std::to_string(pid) + "/stat");
+}
+
+std::map<std::string, int64_t> proc_thread_cpu_ticks(pid_t pid) {
+  std::map<std::string, int64_t> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string path = task.path().string();
+    std::string name = read_file(path + "/comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    const int64_t ticks = stat_cpu_ticks(path + "/stat");
+    if (ticks >= 0) out[name] += ticks;
+  }
+  return out;
 }
 
 IngestClient::IngestClient(const std::string& socket_path) {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -106,6 +107,8 @@ class Broker {
 int64_t proc_status_kb(pid_t pid, const char* field);
 // utime + stime in clock ticks from /proc/<pid>/stat; -1 if unreadable.
 int64_t proc_cpu_ticks(pid_t pid);
+// utime + stime per thread name from /proc/<pid>/task/*/stat (threads of one name summed).
+std::map<std::string, int64_t> proc_thread_cpu_ticks(pid_t pid);
 
 // Blocking client of the agent's ingest socket.
 class IngestClient {

@@ -1,0 +1,90 @@
+#include "bench/agent_process.h"
+
+#include <stdexcept>
+#include <thread>
+
+#include "bench/events.h"
+
+namespace edgesync::bench {
+
+Agent::Agent(const Options& opt, const std::string& dir, const Broker& broker,
+             const nlohmann::json& patch)
+    : opt_(opt), dir_(dir) {
+  nlohmann::json c = {
+      {"device", {{"id", kDevice}, {"store_id", kStore}}},
+      {"storage", {{"path", db()}}},
+      {"ingest", {{"socket", socket()}}},
+      {"hub",
+       {{"uri", broker.uri()},
+        {"ca_file", broker.tls().ca_file},
+        {"cert_file", broker.tls().client_cert},
+        {"key_file", broker.tls().client_key},
+        {"keepalive_s", 30},
+        {"max_inflight", 64}}},
+      // Short backoff so the agent finds the hub soon after it comes back.
+      {"retry", {{"initial_ms", 50}, {"max_ms", 200}}},
+  };
+  c.merge_patch(patch);
+  config_ = dir + "/agent.json";
+  write_file(config_, c.dump(2) + "\n");
+}
+
+Agent::~Agent() { child_.stop(); }
+
+void Agent::start() {
+  child_.spawn({opt_.agent_bin, "agent", "--config", config_}, log());
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (!unix_socket_accepts(socket())) {
+    if (!child_.running() || Clock::now() > deadline) {
+      throw std::runtime_error("agent did not start; log:\n" + read_file(log()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void Agent::stop() { child_.stop(); }
+
+nlohmann::json Agent::status() const {
+  auto r = run_command({opt_.agent_bin, "status", "--config", config_, "--json"});
+  try {
+    return nlohmann::json::parse(r.out);
+  } catch (const std::exception&) {
+    throw std::runtime_error("edgesync status --json: unexpected output: " + r.out);
+  }
+}
+
+bool Agent::wait_hub_connected(std::chrono::seconds timeout) const {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    auto s = status();
+    if (s["hub"]["state"] == "connected") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+WatermarkReader::WatermarkReader(const std::string& db_path) {
+  storage::Database::Options o;
+  o.read_only = true;
+  o.busy_timeout_ms = 1000;
+  auto db = storage::Database::open(db_path, o);
+  if (!db) throw std::runtime_error("cannot open " + db_path + ": " + db.status().message());
+  db_ = std::move(*db);
+  auto q = db_->prepare("SELECT value FROM state WHERE key = 'delivered_seq'");
+  if (!q) throw std::runtime_error("watermark query: " + q.status().message());
+  query_ = std::move(*q);
+}
+
+WatermarkReader::~WatermarkReader() {
+  query_.reset();  // before the database it belongs to
+}
+
+int64_t WatermarkReader::read() {
+  int64_t v = -1;
+  auto row = query_->step();
+  if (row && *row) v = query_->column_int64(0);
+  query_->reset();
+  return v;
+}
+
+}  // namespace edgesync::bench

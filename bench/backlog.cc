@@ -1,0 +1,93 @@
+#include "bench/backlog.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include "bench/agent_process.h"
+#include "bench/events.h"
+#include "bench/ingest.h"
+
+namespace edgesync::bench {
+namespace {
+
+constexpr int64_t kDefaultMaxBytes = int64_t{1} << 30;  // agent/config.h
+constexpr int64_t kKeepDelivered = 10000;               // agent/config.h
+
+}  // namespace
+
+BacklogResult backlog_run(const Options& opt, const std::string& root, const std::string& name,
+                          Broker& broker, int64_t n, bool measure_idle) {
+  std::string dir = root + "/" + name;
+  std::filesystem::create_directories(dir);
+  if (broker.running()) broker.stop();
+  BacklogResult r;
+  r.events = n;
+  r.counted_bytes = EventFactory{name}.counted_size();
+  // The whole backlog is pending at once and must fit storage.max_bytes (pending and kept
+  // history share it); twice that leaves room for the history of earlier events.
+  r.max_bytes = std::max(kDefaultMaxBytes, 2 * (n + kKeepDelivered) * r.counted_bytes);
+  Agent agent(opt, dir, broker, {{"storage", {{"max_bytes", r.max_bytes}}}});
+  agent.start();
+  r.fill_per_s = fill_backlog(agent.socket(), n, name);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  r.rss_kb_backlog = proc_status_kb(agent.pid(), "VmRSS");
+
+  WatermarkReader wm(agent.db());
+  const int64_t lo = n / 10, hi = n - n / 10;
+  double t_lo = -1, t_hi = -1;
+  int64_t d_lo = 0, d_hi = 0;
+  auto t0 = Clock::now();
+  broker.start();
+  while (true) {
+    int64_t d = wm.read();
+    double t = seconds_since(t0);
+    if (t_lo < 0 && d >= lo) t_lo = t, d_lo = d;
+    if (t_hi < 0 && d >= hi) t_hi = t, d_hi = d;
+    if (d >= n) {
+      r.drain_s = t;
+      break;
+    }
+    if (t > 600) {
+      throw std::runtime_error("backlog not drained after 600 s (delivered " + std::to_string(d) +
+                               " of " + std::to_string(n) + "); agent log " + agent.log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (t_hi > t_lo && t_lo >= 0) {
+    r.deliver_events = d_hi - d_lo;
+    r.deliver_s = t_hi - t_lo;
+    r.deliver_per_s = r.deliver_events / r.deliver_s;
+  }
+  auto st = agent.status();
+  r.status_line = "pending=" + st["outbox"]["pending"].dump() +
+                  " last_delivered_seq=" + st["outbox"]["last_delivered_seq"].dump() +
+                  " hub=" + st["hub"]["state"].get<std::string>();
+  if (st["outbox"]["pending"] != 0) {
+    throw std::runtime_error("edgesync status disagrees with the drained watermark: " + st.dump());
+  }
+  r.hwm_kb = proc_status_kb(agent.pid(), "VmHWM");
+  r.rss_kb_after = proc_status_kb(agent.pid(), "VmRSS");
+  if (measure_idle) {
+    // Let the watermark flush and any last acks settle first.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    int64_t a = proc_cpu_ticks(agent.pid());
+    auto ti = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(opt.idle_seconds));
+    int64_t b = proc_cpu_ticks(agent.pid());
+    r.idle_seconds = seconds_since(ti);
+    r.idle_ticks = b - a;
+  }
+  agent.stop();
+  if (!opt.keep) {
+    // A million-event outbox is half a gigabyte: give the space back before the next case.
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::error_code ec;
+      std::filesystem::remove(agent.db() + suffix, ec);
+    }
+  }
+  return r;
+}
+
+}  // namespace edgesync::bench

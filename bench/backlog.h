@@ -1,0 +1,34 @@
+// A backlog built with the hub down (pipelined producers), then drained once the broker starts:
+// drain time, delivery rate, memory, and idle CPU afterwards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "bench/harness.h"
+#include "bench/options.h"
+
+namespace edgesync::bench {
+
+struct BacklogResult {
+  int64_t events = 0;
+  int64_t counted_bytes = 0;  // per event, against storage.max_bytes
+  int64_t max_bytes = 0;      // the agent's storage.max_bytes for this run
+  double fill_per_s = 0;
+  int64_t rss_kb_backlog = 0;  // VmRSS with the backlog waiting, hub down
+  double drain_s = 0;          // hub start -> pending == 0
+  double deliver_per_s = 0;    // steady part of the drain (10% -> 90% of the backlog)
+  int64_t deliver_events = 0;  // the events and seconds that rate is made of
+  double deliver_s = 0;
+  int64_t hwm_kb = 0;          // VmHWM after the drain
+  int64_t rss_kb_after = 0;    // VmRSS after the drain
+  int64_t idle_ticks = -1;     // utime+stime over idle_seconds, hub connected, no events
+  double idle_seconds = 0;
+  std::string status_line;
+};
+
+// A fresh agent in <root>/<name>. Throws if the fill is refused or the drain does not finish.
+BacklogResult backlog_run(const Options& opt, const std::string& root, const std::string& name,
+                          Broker& broker, int64_t n, bool measure_idle);
+
+}  // namespace edgesync::bench

@@ -1,0 +1,31 @@
+// The producer cases with the hub connected and their raw counterparts, each measured in
+// slices that alternate with the other, so that a disk or CPU disturbance from other work on the
+// machine hits both sides of a ratio alike.
+#pragma once
+
+#include <cstdint>
+
+#include "bench/harness.h"
+#include "bench/ingest.h"
+#include "bench/options.h"
+#include "bench/raw_storage.h"
+
+namespace edgesync::bench {
+
+struct IngestFigures {
+  SqliteResult sq1, sq1000, sq64;
+  IngestResult echo64;  // the do-nothing server, 64 lock-step clients
+  IngestResult one, eight, many, many_hub_down, one_hub_down;
+  int64_t stored_bytes = 0;  // counted size of one of these events
+
+  // The 64-producer floor: a lock-step socket round trip and a 64-row commit in series.
+  double floor64() const {
+    return 1.0 / (1.0 / echo64.per_s + 1.0 / sq64.rows_per_s);
+  }
+};
+
+// A fresh agent in <root>/ingest, warmed up past keep_delivered; the echo server beside it.
+// Leaves the broker stopped (the last cases run with the hub down).
+IngestFigures ingest_rounds(const Options& opt, TempDir& root, Broker& broker);
+
+}  // namespace edgesync::bench

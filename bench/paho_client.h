@@ -1,0 +1,30 @@
+// paho.mqtt.cpp clients of the bench's broker: the bare publisher (the delivery baseline) and
+// the connect options shared with the latency subscriber.
+#pragma once
+
+#include <mqtt/async_client.h>
+
+#include <cstdint>
+
+#include "bench/harness.h"
+
+namespace edgesync::bench {
+
+// MQTT v5, clean start, mutual TLS with the bench's client certificate.
+mqtt::connect_options tls_connect_options(const Broker& broker);
+
+struct PahoResult {
+  double msgs_per_s = 0;
+  int64_t n = 0;
+  int64_t failures = 0;
+  size_t payload_bytes = 0;
+  double elapsed_s = 0;
+
+  void merge(const PahoResult& o);
+};
+
+// A bare publisher: QoS 1, no persistence, `window` in flight, content type and user properties
+// id/seq as the agent sends them, `n` events of the bench's shape.
+PahoResult raw_paho(const Broker& broker, int64_t n, int64_t window);
+
+}  // namespace edgesync::bench

@@ -1,0 +1,37 @@
+// What the disk and SQLite alone can do: a write+fdatasync loop, and inserts into a database
+// opened exactly as the agent opens its outbox (storage::open_outbox_database).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace edgesync::bench {
+
+struct SyncResult {
+  double per_s = 0, p50_ms = 0, p99_ms = 0;
+  int64_t n = 0;
+};
+
+// write 300 B + fdatasync in a loop for `seconds`.
+SyncResult raw_fdatasync(const std::string& path, double seconds);
+
+struct SqliteResult {
+  double rows_per_s = 0;
+  int64_t rows = 0;
+  double elapsed_s = 0;
+  int64_t counted_bytes = 0;  // what one row counts against storage.max_bytes
+  double cpu_s = 0;           // the inserting thread's CPU (user + system)
+  int64_t written_bytes = 0;  // the bench process's write_bytes over the run (-1: unreadable)
+
+  // Adds another slice of the same case.
+  void merge(const SqliteResult& o);
+};
+
+// One prepared storage::kInsertEventSql per row, `rows_per_txn` rows per BEGIN IMMEDIATE ...
+// COMMIT, and a PASSIVE checkpoint when the agent's writer would take one (storage's
+// CheckpointPolicy with the agent's default threshold; SQLite's own auto-checkpoint is off in
+// storage::Database).
+SqliteResult raw_sqlite(const std::string& path, int rows_per_txn, double seconds,
+                        int64_t max_rows);
+
+}  // namespace edgesync::bench
