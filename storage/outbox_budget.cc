@@ -22,10 +22,28 @@ Status OutboxBudget::make_room(EventRows& rows, int64_t delivered, int64_t size)
   // Over budget: delivered history gives way first (a sixty-fourth of the budget more than this
   // event needs, so that it happens rarely); only when pending events alone fill the budget is
   // the event refused.
-  if (history_bytes_ > 0 && pending_bytes_ + size <= limits_.max_bytes) {
-    const int64_t over = pending_bytes_ + history_bytes_ + size - limits_.max_bytes;
-    return prune_history_for(rows, delivered, over + limits_.max_bytes / 64);
+  const int64_t limit = counted_limit();
+  if (history_bytes_ > 0 && pending_bytes_ + size <= limit) {
+    const int64_t over = pending_bytes_ + history_bytes_ + size - limit;
+    return prune_history_for(rows, delivered, over + limit / 64);
   }
+  return Status::ok();
+}
+
+Status OutboxBudget::calibrate(Database& db) {
+  // Too little stored to say anything (the schema's own pages would dominate).
+  const int64_t counted = pending_bytes_ + history_bytes_;
+  if (counted < 64 * 1024) return Status::ok();
+  auto pages = db.query_int64("PRAGMA page_count", 0);
+  if (!pages) return pages.status();
+  auto free_pages = db.query_int64("PRAGMA freelist_count", 0);
+  if (!free_pages) return free_pages.status();
+  auto page_size = db.query_int64("PRAGMA page_size", 4096);
+  if (!page_size) return page_size.status();
+  const int64_t live = (*pages - *free_pages) * *page_size;
+  // Dead letters and the schema live in the same file and raise the ratio: the budget then
+  // leaves them their room too. Capped so that a skewed reading cannot shut the outbox.
+  file_per_counted_permille_ = std::clamp<int64_t>(live * 1000 / counted, 1000, 8000);
   return Status::ok();
 }
 

@@ -6,6 +6,12 @@
 // events alone fill the budget is the append refused. Apart from that, history beyond
 // keep_delivered is pruned in slices after a round's replies went out.
 //
+// counted_size() is what an event stores, not what its rows take in the file: pages are partly
+// filled and carry headers, and with small pages (the outbox's 1 KiB) rows of a few hundred
+// bytes waste a third of a page or more. So once the budget is half used, calibrate() measures
+// the database's live pages against the counted bytes and the budget is spent in those terms:
+// storage.max_bytes stays the size of the file, whatever the events' sizes.
+//
 // Used by whoever holds the writer token. A copy is a snapshot of the figures: the writer takes
 // one before a transaction and puts it back when the transaction fails; the outbox keeps one
 // under its mutex for stats() and for deciding when the watermark's room is needed.
@@ -41,8 +47,14 @@ class OutboxBudget {
 
   // Whether `bytes` more fit in the budget as it is (without pruning).
   bool fits(int64_t bytes) const {
-    return pending_bytes_ + history_bytes_ + bytes <= limits_.max_bytes;
+    return pending_bytes_ + history_bytes_ + bytes <= counted_limit();
   }
+
+  // After a commit: whether calibrate() is worth its two queries (the budget is half used).
+  bool calibration_due() const { return 2 * (pending_bytes_ + history_bytes_) >= counted_limit(); }
+  // Measures the live pages of the database (page_count - freelist_count, times page_size)
+  // against the counted bytes stored, and budgets with that ratio from now on.
+  Status calibrate(Database& db);
   // An event of `size` bytes was stored (pending).
   void stored(int64_t size) { pending_bytes_ += size; }
   // The watermark passed events of `bytes` in all: they are history now.
@@ -66,11 +78,15 @@ class OutboxBudget {
 
  private:
   Status prune_history_for(EventRows& rows, int64_t delivered, int64_t want);
+  // storage.max_bytes in counted bytes: what the file can hold at the measured overhead.
+  int64_t counted_limit() const { return limits_.max_bytes * 1000 / file_per_counted_permille_; }
 
   Limits limits_;
   int64_t pending_bytes_ = 0;  // counted_size() of the events after `delivered`
   int64_t history_bytes_ = 0;  // ... of the delivered events still kept (pruned_through, delivered]
   int64_t pruned_through_ = 0;  // every seq at or below is gone from `events`
+  // Bytes of live database pages per 1,000 counted bytes, as last measured; never below 1,000.
+  int64_t file_per_counted_permille_ = 1000;
 };
 
 }  // namespace edgesync::storage

@@ -32,6 +32,10 @@ Status Outbox::Writer::open() {
   next_seq = std::max(*max_seq, delivered) + 1;
   s = budget.load(rows, delivered, next_seq, *min_seq);
   if (!s) return s;
+  if (budget.calibration_due()) {
+    s = budget.calibrate(d);
+    if (!s) return s;
+  }
   db = std::move(*opened);
   failed = false;
   return Status::ok();
@@ -169,6 +173,8 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
     outcomes.clear();
     return s;
   }
+  // Outside the transaction: a failed reading keeps the last ratio, it loses nothing.
+  if (budget.calibration_due()) budget.calibrate(*db);
   return Status::ok();
 }
 
