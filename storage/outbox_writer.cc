@@ -13,9 +13,19 @@ Outbox::Writer::Writer(const Options& o)
 
 Status Outbox::Writer::open() {
   close();
+  Status s = open_connection();
+  // Statements first, then the connection: a failed (re)open leaves nothing open. It is retried
+  // every retry_after while storage is down; a leak here cost a connection, its descriptors
+  // and its cache each time.
+  if (!s) close();
+  return s;
+}
+
+Status Outbox::Writer::open_connection() {
   auto opened = open_outbox_database(options.path, options.vfs);
   if (!opened) return opened.status();
-  auto& d = **opened;
+  db = std::move(*opened);
+  auto& d = *db;
   auto page_size = d.query_int64("PRAGMA page_size", 4096);
   if (!page_size) return page_size.status();
   checkpoints.set_page_size(*page_size);
@@ -36,7 +46,6 @@ Status Outbox::Writer::open() {
     s = budget.calibrate(d);
     if (!s) return s;
   }
-  db = std::move(*opened);
   failed = false;
   return Status::ok();
 }

@@ -75,6 +75,8 @@ struct Outbox::Writer {
   std::vector<Completion> results_scratch;
 
  private:
+  // open() without the cleanup: on failure `db` and the statements may be half set up.
+  Status open_connection();
   // Whether this round may write: true unless failed and retry_after has not passed or
   // reopening failed.
   bool writable_now();

@@ -107,7 +107,13 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path,
   return database;
 }
 
-Database::~Database() { sqlite3_close(db_); }
+Database::~Database() {
+  // close_v2: if a Statement of this connection is still alive (an owner that destroys them in
+  // the wrong order), the connection is freed when the last one is finalized instead of staying
+  // open for ever, with its file descriptors and cache. The hook must not outlive this object.
+  sqlite3_wal_hook(db_, nullptr, nullptr);
+  sqlite3_close_v2(db_);
+}
 
 Status Database::exec(const char* sql) {
   char* err = nullptr;

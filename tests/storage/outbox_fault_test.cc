@@ -2,8 +2,10 @@
 // what was committed intact, and the outbox recovers once the storage works again.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 
+#include "storage/outbox_database.h"
 #include "tests/storage/fault_fixture.h"
 
 namespace edgesync::test {
@@ -120,6 +122,43 @@ TEST_F(OutboxFault, CloseReturnsPromptlyWhileStorageIsDown) {
   EXPECT_EQ(stats->stored_events, 3);
   EXPECT_EQ(stats->dead_letters == 1, stats->delivered_seq == 2)
       << stats->dead_letters << " dead letters, watermark " << stats->delivered_seq;
+}
+
+}  // namespace
+}  // namespace edgesync::test
+
+namespace edgesync::test {
+namespace {
+
+int open_descriptors() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Regression: when opening failed after some statements were prepared, the connection was
+// closed while they were alive, which SQLite refuses: the connection, its descriptors and its
+// cache leaked on every attempt (every retry_after while storage is down).
+TEST(OutboxOpen, AFailedOpenLeavesNoConnectionOpen) {
+  TempPath dir;
+  const std::string path = dir.file("outbox.db");
+  {
+    // A current schema whose state table is gone: the writer's statements on it cannot be
+    // prepared, after the ones on `events` were.
+    auto db = storage::open_outbox_database(path, "");
+    ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+    ASSERT_TRUE((*db)->exec("DROP TABLE state"));
+  }
+  storage::Outbox::Options o;
+  o.path = path;
+  auto attempt = [&] {
+    auto box = storage::Outbox::open(o, inline_dispatch());
+    EXPECT_FALSE(box.is_ok());
+  };
+  attempt();  // the first may open lasting things (SQLite's own per-process state)
+  const int before = open_descriptors();
+  for (int i = 0; i < 20; ++i) attempt();
+  EXPECT_LE(open_descriptors(), before) << "descriptors leaked by failed opens";
 }
 
 }  // namespace
