@@ -4,10 +4,13 @@
 #include <thread>
 
 #include "bench/events.h"
+#include "bench/harness.h"
+#include "tests/harness/net_util.h"
+#include "tests/harness/temp_dir.h"
 
 namespace edgesync::bench {
 
-Agent::Agent(const Options& opt, const std::string& dir, const Broker& broker,
+Agent::Agent(const Options& opt, const std::string& dir, const test::MosquittoBroker& broker,
              const nlohmann::json& patch)
     : opt_(opt), dir_(dir) {
   nlohmann::json c = {
@@ -17,8 +20,8 @@ Agent::Agent(const Options& opt, const std::string& dir, const Broker& broker,
       {"hub",
        {{"uri", broker.uri()},
         {"ca_file", broker.tls().ca_file},
-        {"cert_file", broker.tls().client_cert},
-        {"key_file", broker.tls().client_key},
+        {"cert_file", broker.tls().client_cert_file},
+        {"key_file", broker.tls().client_key_file},
         {"keepalive_s", 30},
         {"max_inflight", 64}}},
       // Short backoff so the agent finds the hub soon after it comes back.
@@ -26,26 +29,26 @@ Agent::Agent(const Options& opt, const std::string& dir, const Broker& broker,
   };
   c.merge_patch(patch);
   config_ = dir + "/agent.json";
-  write_file(config_, c.dump(2) + "\n");
+  test::write_file(config_, c.dump(2) + "\n");
 }
 
-Agent::~Agent() { child_.stop(); }
+Agent::~Agent() { stop(); }
 
 void Agent::start() {
   child_.spawn({opt_.agent_bin, "agent", "--config", config_}, log());
   auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (!unix_socket_accepts(socket())) {
+  while (!test::unix_socket_accepts(socket())) {
     if (!child_.running() || Clock::now() > deadline) {
-      throw std::runtime_error("agent did not start; log:\n" + read_file(log()));
+      throw std::runtime_error("agent did not start; log:\n" + test::read_file(log()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
-void Agent::stop() { child_.stop(); }
+void Agent::stop() { child_.stop(std::chrono::seconds(20)); }
 
 nlohmann::json Agent::status() const {
-  auto r = run_command({opt_.agent_bin, "status", "--config", config_, "--json"});
+  auto r = test::run_command({opt_.agent_bin, "status", "--config", config_, "--json"});
   try {
     return nlohmann::json::parse(r.out);
   } catch (const std::exception&) {

@@ -9,9 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "bench/harness.h"
 #include "bench/options.h"
 #include "storage/sqlite.h"
+#include "tests/harness/mosquitto_broker.h"
+#include "tests/harness/process.h"
 
 namespace edgesync::bench {
 
@@ -19,7 +20,7 @@ class Agent {
  public:
   // `patch` is merged into the config (JSON merge patch). The bench sets no pacing keys
   // (hub.linger_ms): every case runs with the agent's default for them.
-  Agent(const Options& opt, const std::string& dir, const Broker& broker,
+  Agent(const Options& opt, const std::string& dir, const test::MosquittoBroker& broker,
         const nlohmann::json& patch = nlohmann::json::object());
   ~Agent();
   Agent(const Agent&) = delete;
@@ -40,7 +41,7 @@ class Agent {
   const Options& opt_;
   std::string dir_;
   std::string config_;
-  Child child_;
+  test::ChildProcess child_;
 };
 
 // Polls the persisted delivered watermark (what `edgesync status` reports as

@@ -7,7 +7,9 @@
 
 #include "bench/agent_process.h"
 #include "bench/events.h"
+#include "bench/harness.h"
 #include "bench/ingest.h"
+#include "tests/harness/proc_stats.h"
 
 namespace edgesync::bench {
 namespace {
@@ -18,7 +20,7 @@ constexpr int64_t kKeepDelivered = 10000;               // agent/config.h
 }  // namespace
 
 BacklogResult backlog_run(const Options& opt, const std::string& root, const std::string& name,
-                          Broker& broker, int64_t n, bool measure_idle) {
+                          test::MosquittoBroker& broker, int64_t n, bool measure_idle) {
   std::string dir = root + "/" + name;
   std::filesystem::create_directories(dir);
   if (broker.running()) broker.stop();
@@ -32,7 +34,7 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
   agent.start();
   r.fill_per_s = fill_backlog(agent.socket(), n, name);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  r.rss_kb_backlog = proc_status_kb(agent.pid(), "VmRSS");
+  r.rss_kb_backlog = test::proc_status_kb(agent.pid(), "VmRSS");
 
   WatermarkReader wm(agent.db());
   const int64_t lo = n / 10, hi = n - n / 10;
@@ -67,15 +69,15 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
   if (st["outbox"]["pending"] != 0) {
     throw std::runtime_error("edgesync status disagrees with the drained watermark: " + st.dump());
   }
-  r.hwm_kb = proc_status_kb(agent.pid(), "VmHWM");
-  r.rss_kb_after = proc_status_kb(agent.pid(), "VmRSS");
+  r.hwm_kb = test::proc_status_kb(agent.pid(), "VmHWM");
+  r.rss_kb_after = test::proc_status_kb(agent.pid(), "VmRSS");
   if (measure_idle) {
     // Let the watermark flush and any last acks settle first.
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    int64_t a = proc_cpu_ticks(agent.pid());
+    int64_t a = test::proc_cpu_ticks(agent.pid());
     auto ti = Clock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(opt.idle_seconds));
-    int64_t b = proc_cpu_ticks(agent.pid());
+    int64_t b = test::proc_cpu_ticks(agent.pid());
     r.idle_seconds = seconds_since(ti);
     r.idle_ticks = b - a;
   }

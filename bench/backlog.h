@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "bench/harness.h"
 #include "bench/options.h"
+#include "tests/harness/mosquitto_broker.h"
 
 namespace edgesync::bench {
 
@@ -29,6 +29,6 @@ struct BacklogResult {
 
 // A fresh agent in <root>/<name>. Throws if the fill is refused or the drain does not finish.
 BacklogResult backlog_run(const Options& opt, const std::string& root, const std::string& name,
-                          Broker& broker, int64_t n, bool measure_idle);
+                          test::MosquittoBroker& broker, int64_t n, bool measure_idle);
 
 }  // namespace edgesync::bench

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "bench/harness.h"
+#include "tests/harness/temp_dir.h"
 
 namespace edgesync::bench {
 
@@ -38,7 +38,7 @@ BlockDevice::BlockDevice(const std::string& path) {
 
 int64_t BlockDevice::written_bytes() const {
   if (stat_path_.empty()) return -1;
-  std::istringstream in(read_file(stat_path_));
+  std::istringstream in(test::read_file(stat_path_));
   // Fields: reads, reads merged, sectors read, ms reading, writes, writes merged,
   // sectors written (7th), ...
   int64_t v = -1;

@@ -13,6 +13,10 @@
 #include <thread>
 #include <unordered_map>
 
+#include "bench/harness.h"
+#include "tests/harness/net_util.h"
+#include "tests/harness/temp_dir.h"
+
 namespace edgesync::bench {
 namespace {
 
@@ -131,9 +135,10 @@ EchoServer::EchoServer(const std::string& self_exe, const std::string& dir)
     : socket_(dir + "/echo.sock") {
   child_.spawn({self_exe, "--echo-server", socket_}, dir + "/echo.log");
   auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (!unix_socket_accepts(socket_)) {
+  while (!test::unix_socket_accepts(socket_)) {
     if (!child_.running() || Clock::now() > deadline) {
-      throw std::runtime_error("echo server did not start; log:\n" + read_file(dir + "/echo.log"));
+      throw std::runtime_error("echo server did not start; log:\n" +
+                               test::read_file(dir + "/echo.log"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "bench/harness.h"
+#include "tests/harness/process.h"
 
 namespace edgesync::bench {
 
@@ -23,7 +23,7 @@ class EchoServer {
 
  private:
   std::string socket_;
-  Child child_;
+  test::ChildProcess child_;
 };
 
 }  // namespace edgesync::bench

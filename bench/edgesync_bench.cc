@@ -32,6 +32,9 @@
 #include "bench/paho_client.h"
 #include "bench/raw_storage.h"
 #include "bench/report.h"
+#include "tests/harness/mosquitto_broker.h"
+#include "tests/harness/temp_dir.h"
+#include "tests/harness/tls_material.h"
 
 namespace edgesync::bench {
 namespace {
@@ -213,7 +216,7 @@ void backlog_targets(const BacklogResult& small, const BacklogResult& large,
 
 // --load N: one producer case on its own, for a profiler attached to the agent (its pid is
 // printed, then the load starts after 2 s).
-int load_only(const Options& opt, TempDir& root, Broker& broker) {
+int load_only(const Options& opt, test::TempDir& root, test::MosquittoBroker& broker) {
   std::string dir = root.file("load");
   std::filesystem::create_directories(dir);
   Agent agent(opt, dir, broker);
@@ -257,15 +260,15 @@ int run(const Options& opt) {
   double load_start[3] = {0, 0, 0};
   ::getloadavg(load_start, 3);
   std::fflush(stdout);
-  TempDir root(opt.base_dir, opt.keep);
+  test::TempDir root("esb", opt.base_dir, opt.keep);
   if (opt.keep) std::printf("  keeping %s\n", root.path().c_str());
   const BlockDevice device(root.path());
 
   std::filesystem::create_directories(root.file("tls"));
   std::filesystem::create_directories(root.file("broker"));
   progress("generating TLS material, starting mosquitto");
-  Tls tls = Tls::generate(root.file("tls"));
-  Broker broker(root.file("broker"), tls);
+  const test::TlsMaterial tls = test::TlsMaterial::generate(root.file("tls"), "edgesync-bench");
+  test::MosquittoBroker broker(root.file("broker"), tls, broker_options());
   broker.start();
   if (opt.load_producers > 0) return load_only(opt, root, broker);
 

@@ -11,7 +11,10 @@
 
 #include "bench/disk_io.h"
 #include "bench/events.h"
+#include "bench/harness.h"
 #include "bench/report.h"
+#include "tests/harness/ingest_client.h"
+#include "tests/harness/proc_stats.h"
 
 namespace edgesync::bench {
 
@@ -43,8 +46,10 @@ IngestResult ingest_closed_loop(const std::string& socket, int producers, double
   std::vector<std::vector<double>> lat(producers);
   std::vector<int64_t> errors(producers, 0);
   std::vector<std::string> first_error(producers);
-  std::vector<std::unique_ptr<IngestClient>> clients;
-  for (int t = 0; t < producers; ++t) clients.push_back(std::make_unique<IngestClient>(socket));
+  std::vector<std::unique_ptr<test::IngestClient>> clients;
+  for (int t = 0; t < producers; ++t) {
+    clients.push_back(std::make_unique<test::IngestClient>(socket));
+  }
   std::atomic<bool> go{false};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
@@ -101,16 +106,16 @@ int64_t self_cpu_ticks() {
   return (us(u.ru_utime) + us(u.ru_stime)) * ::sysconf(_SC_CLK_TCK) / 1000000;
 }
 
-IngestResult ingest_case(const Agent& agent, Broker& broker, int producers, double seconds,
-                         const std::string& prefix) {
+IngestResult ingest_case(const Agent& agent, test::MosquittoBroker& broker, int producers,
+                         double seconds, const std::string& prefix) {
   const bool hub = broker.running();
-  const int64_t a0 = proc_cpu_ticks(agent.pid()), p0 = self_cpu_ticks();
-  const int64_t b0 = hub ? proc_cpu_ticks(broker.pid()) : 0;
+  const int64_t a0 = test::proc_cpu_ticks(agent.pid()), p0 = self_cpu_ticks();
+  const int64_t b0 = hub ? test::proc_cpu_ticks(broker.pid()) : 0;
   const int64_t w0 = proc_write_bytes(agent.pid());
   IngestResult r = ingest_closed_loop(agent.socket(), producers, seconds, prefix);
-  r.agent_ticks = proc_cpu_ticks(agent.pid()) - a0;
+  r.agent_ticks = test::proc_cpu_ticks(agent.pid()) - a0;
   r.producer_ticks = self_cpu_ticks() - p0;
-  r.broker_ticks = hub ? proc_cpu_ticks(broker.pid()) - b0 : 0;
+  r.broker_ticks = hub ? test::proc_cpu_ticks(broker.pid()) - b0 : 0;
   const int64_t w1 = proc_write_bytes(agent.pid());
   r.agent_write_bytes = w0 >= 0 && w1 >= 0 ? w1 - w0 : -1;
   return r;
@@ -136,7 +141,7 @@ double fill_backlog(const std::string& socket, int64_t n, const std::string& pre
     threads.emplace_back([&, t] {
       int64_t mine = n / connections + (t < n % connections ? 1 : 0);
       try {
-        IngestClient c(socket);
+        test::IngestClient c(socket);
         std::string chunk;
         for (int64_t i = 0; i < mine;) {
           int64_t k = std::min<int64_t>(depth, mine - i);

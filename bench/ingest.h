@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "bench/agent_process.h"
-#include "bench/harness.h"
+#include "tests/harness/mosquitto_broker.h"
 
 namespace edgesync::bench {
 
@@ -38,8 +38,8 @@ IngestResult ingest_closed_loop(const std::string& socket, int producers, double
                                 const std::string& prefix);
 
 // ingest_closed_loop() against the agent, with the CPU each side used and the agent's writes.
-IngestResult ingest_case(const Agent& agent, Broker& broker, int producers, double seconds,
-                         const std::string& prefix);
+IngestResult ingest_case(const Agent& agent, test::MosquittoBroker& broker, int producers,
+                         double seconds, const std::string& prefix);
 
 // "CPU/event: agent 41 us, producers 22 us, broker 9 us"
 std::string cpu_per_event(const IngestResult& r);

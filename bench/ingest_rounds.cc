@@ -11,7 +11,8 @@
 
 namespace edgesync::bench {
 
-IngestFigures ingest_rounds(const Options& opt, TempDir& root, Broker& broker) {
+IngestFigures ingest_rounds(const Options& opt, test::TempDir& root,
+                            test::MosquittoBroker& broker) {
   IngestFigures f;
   f.stored_bytes = EventFactory{"p8r0"}.counted_size();
   std::string dir = root.file("ingest");
@@ -21,7 +22,8 @@ IngestFigures ingest_rounds(const Options& opt, TempDir& root, Broker& broker) {
   Agent agent(opt, dir, broker);
   agent.start();
   if (!agent.wait_hub_connected(std::chrono::seconds(20))) {
-    throw std::runtime_error("agent did not connect to the hub; log:\n" + read_file(agent.log()));
+    throw std::runtime_error("agent did not connect to the hub; log:\n" +
+                             test::read_file(agent.log()));
   }
   progress("warm-up: 12000 events delivered (past keep_delivered)");
   warm_up(agent, 12000);

@@ -5,10 +5,11 @@
 
 #include <cstdint>
 
-#include "bench/harness.h"
 #include "bench/ingest.h"
 #include "bench/options.h"
 #include "bench/raw_storage.h"
+#include "tests/harness/mosquitto_broker.h"
+#include "tests/harness/temp_dir.h"
 
 namespace edgesync::bench {
 
@@ -26,6 +27,7 @@ struct IngestFigures {
 
 // A fresh agent in <root>/ingest, warmed up past keep_delivered; the echo server beside it.
 // Leaves the broker stopped (the last cases run with the hub down).
-IngestFigures ingest_rounds(const Options& opt, TempDir& root, Broker& broker);
+IngestFigures ingest_rounds(const Options& opt, test::TempDir& root,
+                            test::MosquittoBroker& broker);
 
 }  // namespace edgesync::bench

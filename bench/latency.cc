@@ -13,9 +13,13 @@
 
 #include "bench/agent_process.h"
 #include "bench/events.h"
+#include "bench/harness.h"
 #include "bench/ingest.h"
 #include "bench/paho_client.h"
 #include "bench/report.h"
+#include "tests/harness/ingest_client.h"
+#include "tests/harness/proc_stats.h"
+#include "tests/harness/temp_dir.h"
 
 namespace edgesync::bench {
 namespace {
@@ -26,7 +30,7 @@ int64_t now_ns() { return Clock::now().time_since_epoch().count(); }
 // each event of the current run (ids "<prefix>-000-<index>") on paho's callback thread.
 class ArrivalRecorder {
  public:
-  explicit ArrivalRecorder(const Broker& broker)
+  explicit ArrivalRecorder(const test::MosquittoBroker& broker)
       : client_(broker.uri(), "edgesync-bench-subscriber", mqtt::create_options(MQTTVERSION_5),
                 nullptr) {
     client_.set_message_callback([this](mqtt::const_message_ptr m) { on_message(*m); });
@@ -76,7 +80,7 @@ class ArrivalRecorder {
 // Sends `rate` events/s for `seconds` on one connection: write a line, read its reply, sleep
 // until the next slot. Slots come from the steady clock (start + i * period), so a slow reply
 // does not shift every later send.
-LatencyResult paced_run(const Agent& agent, IngestClient& producer, ArrivalRecorder& sub,
+LatencyResult paced_run(const Agent& agent, test::IngestClient& producer, ArrivalRecorder& sub,
                         const BlockDevice& device, int rate, double seconds,
                         const std::string& prefix) {
   const int64_t n = std::max<int64_t>(1, std::llround(rate * seconds));
@@ -92,8 +96,8 @@ LatencyResult paced_run(const Agent& agent, IngestClient& producer, ArrivalRecor
   LatencyResult r;
   r.rate = rate;
   const auto period = std::chrono::nanoseconds(1000000000LL / rate);
-  const int64_t ticks0 = proc_cpu_ticks(agent.pid());
-  const auto threads0 = proc_thread_cpu_ticks(agent.pid());
+  const int64_t ticks0 = test::proc_cpu_ticks(agent.pid());
+  const auto threads0 = test::proc_thread_cpu_ticks(agent.pid());
   IoMeter io(agent.pid(), device);
   const auto start = Clock::now() + std::chrono::milliseconds(20);
   for (int64_t i = 0; i < n; ++i) {
@@ -123,8 +127,8 @@ LatencyResult paced_run(const Agent& agent, IngestClient& producer, ArrivalRecor
   while (sub.arrived() < r.acked && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  r.agent_ticks = proc_cpu_ticks(agent.pid()) - ticks0;
-  for (const auto& [name, ticks] : proc_thread_cpu_ticks(agent.pid())) {
+  r.agent_ticks = test::proc_cpu_ticks(agent.pid()) - ticks0;
+  for (const auto& [name, ticks] : test::proc_thread_cpu_ticks(agent.pid())) {
     auto it = threads0.find(name);
     r.thread_ticks[name] = ticks - (it == threads0.end() ? 0 : it->second);
   }
@@ -168,17 +172,18 @@ std::string LatencyResult::cpu_per_event_by_thread() const {
 }
 
 std::vector<LatencyResult> latency_runs(const Options& opt, const std::string& root,
-                                        Broker& broker, const BlockDevice& device) {
+                                        test::MosquittoBroker& broker, const BlockDevice& device) {
   const std::string dir = root + "/latency";
   std::filesystem::create_directories(dir);
   if (!broker.running()) broker.start();
   Agent agent(opt, dir, broker);
   agent.start();
   if (!agent.wait_hub_connected(std::chrono::seconds(20))) {
-    throw std::runtime_error("agent did not connect to the hub; log:\n" + read_file(agent.log()));
+    throw std::runtime_error("agent did not connect to the hub; log:\n" +
+                             test::read_file(agent.log()));
   }
   ArrivalRecorder sub(broker);
-  IngestClient producer(agent.socket());
+  test::IngestClient producer(agent.socket());
   // A few events through the whole path first, so that first-use costs (page cache, the
   // subscriber's session, lazy allocations) are not in the 20 ev/s figure.
   paced_run(agent, producer, sub, device, 50, 0.4, "latprime");

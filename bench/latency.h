@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "bench/disk_io.h"
-#include "bench/harness.h"
 #include "bench/options.h"
+#include "tests/harness/mosquitto_broker.h"
 
 namespace edgesync::bench {
 
@@ -39,6 +39,6 @@ struct LatencyResult {
 // A fresh agent in <root>/latency, the broker started if it is not running, one run per rate in
 // kLatencyRates for opt.latency_seconds.
 std::vector<LatencyResult> latency_runs(const Options& opt, const std::string& root,
-                                        Broker& broker, const BlockDevice& device);
+                                        test::MosquittoBroker& broker, const BlockDevice& device);
 
 }  // namespace edgesync::bench

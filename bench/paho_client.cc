@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "bench/events.h"
+#include "bench/harness.h"
 
 namespace edgesync::bench {
 namespace {
@@ -59,11 +60,11 @@ class CountingListener : public mqtt::iaction_listener {
 
 }  // namespace
 
-mqtt::connect_options tls_connect_options(const Broker& broker) {
+mqtt::connect_options tls_connect_options(const test::MosquittoBroker& broker) {
   auto ssl = mqtt::ssl_options_builder()
                  .trust_store(broker.tls().ca_file)
-                 .key_store(broker.tls().client_cert)
-                 .private_key(broker.tls().client_key)
+                 .key_store(broker.tls().client_cert_file)
+                 .private_key(broker.tls().client_key_file)
                  .enable_server_cert_auth(true)
                  .verify(true)
                  .finalize();
@@ -83,7 +84,7 @@ void PahoResult::merge(const PahoResult& o) {
   msgs_per_s = n / elapsed_s;
 }
 
-PahoResult raw_paho(const Broker& broker, int64_t n, int64_t window) {
+PahoResult raw_paho(const test::MosquittoBroker& broker, int64_t n, int64_t window) {
   mqtt::create_options create(MQTTVERSION_5);
   create.set_send_while_disconnected(false);
   mqtt::async_client client(broker.uri(), "edgesync-bench-bare", create, nullptr);

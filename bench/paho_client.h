@@ -6,12 +6,12 @@
 
 #include <cstdint>
 
-#include "bench/harness.h"
+#include "tests/harness/mosquitto_broker.h"
 
 namespace edgesync::bench {
 
 // MQTT v5, clean start, mutual TLS with the bench's client certificate.
-mqtt::connect_options tls_connect_options(const Broker& broker);
+mqtt::connect_options tls_connect_options(const test::MosquittoBroker& broker);
 
 struct PahoResult {
   double msgs_per_s = 0;
@@ -25,6 +25,6 @@ struct PahoResult {
 
 // A bare publisher: QoS 1, no persistence, `window` in flight, content type and user properties
 // id/seq as the agent sends them, `n` events of the bench's shape.
-PahoResult raw_paho(const Broker& broker, int64_t n, int64_t window);
+PahoResult raw_paho(const test::MosquittoBroker& broker, int64_t n, int64_t window);
 
 }  // namespace edgesync::bench

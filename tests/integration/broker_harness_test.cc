@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "tests/harness/mosquitto_broker.h"
+#include "tests/harness/process.h"
+#include "tests/harness/temp_dir.h"
+#include "tests/harness/tls_material.h"
 #include "tests/support/events.h"
 #include "tests/support/hub_subscriber.h"
-#include "tests/support/mosquitto_broker.h"
-#include "tests/support/process.h"
-#include "tests/support/temp_dir.h"
-#include "tests/support/tls_material.h"
 
 namespace edgesync::test {
 namespace {

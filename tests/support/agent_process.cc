@@ -5,14 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
-#include <sstream>
-
-#include "tests/support/mosquitto_broker.h"
-#include "tests/support/net_util.h"
-#include "tests/support/temp_dir.h"
+#include "tests/harness/mosquitto_broker.h"
+#include "tests/harness/net_util.h"
+#include "tests/harness/temp_dir.h"
 
 namespace edgesync::test {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/process.h"
+#include "tests/harness/process.h"
 
 namespace edgesync::test {
 

@@ -1,4 +1,4 @@
-// A POS-app stand-in: a Unix stream socket client for the agent's ingest socket.
+// A POS-app stand-in for the tests: the harness's IngestClient with timeouts and JSON replies.
 //
 // Requests are newline-delimited JSON; the agent answers each with one reply line, in order.
 // send_all() pipelines: one thread writes every line while the caller reads the replies.
@@ -11,15 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/harness/ingest_client.h"
+
 namespace edgesync::test {
 
 class Producer {
  public:
   // Connects to the socket; throws std::runtime_error on failure.
   explicit Producer(const std::string& socket_path);
-  ~Producer();
-  Producer(const Producer&) = delete;
-  Producer& operator=(const Producer&) = delete;
 
   // Writes line + '\n'. Throws std::runtime_error if the write fails.
   void send_line(const std::string& line);
@@ -45,14 +44,12 @@ class Producer {
       const std::function<void(const nlohmann::json&)>& on_reply = nullptr);
 
   // Half-close (no more requests) and full close.
-  void shutdown_write();
-  void close();
-  bool eof() const { return eof_; }
+  void shutdown_write() { client_.shutdown_write(); }
+  void close() { client_.close(); }
+  bool eof() const { return client_.eof(); }
 
  private:
-  int fd_ = -1;
-  std::string buf_;  // bytes read but not yet returned
-  bool eof_ = false;
+  IngestClient client_;
 };
 
 }  // namespace edgesync::test

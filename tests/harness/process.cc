@@ -1,4 +1,4 @@
-#include "tests/support/process.h"
+#include "tests/harness/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -179,6 +179,16 @@ std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
   if (status_) return status_;
   auto st = wait_pid_until(pid_, Clock::now() + timeout);
   if (st) status_ = st;
+  return st;
+}
+
+std::optional<int> ChildProcess::stop(std::chrono::milliseconds timeout) {
+  signal(SIGTERM);
+  auto st = wait(timeout);
+  if (!st) {
+    signal(SIGKILL);
+    st = wait(std::chrono::seconds(10));
+  }
   return st;
 }
 

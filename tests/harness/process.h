@@ -1,8 +1,8 @@
-// Child processes for the integration tests: long-running ones (broker, agent) and short
-// commands whose output is captured (the CLI).
+// Child processes for the integration tests and the bench: long-running ones (broker, agent,
+// the bench's echo server) and short commands whose output is captured (the CLI, openssl).
 //
 // Children are started with fork+execve and PR_SET_PDEATHSIG(SIGKILL), so they die with the
-// test process even if it crashes. Start them from a thread that outlives them (the test's
+// test or bench process even if it crashes. Start them from a thread that outlives them (the
 // main thread): the death signal is tied to the thread that forked.
 #pragma once
 
@@ -40,6 +40,9 @@ class ChildProcess {
   // Waits for the child to exit; returns its wait status, or nullopt on timeout (child left
   // running). Returns the remembered status if it was already reaped.
   std::optional<int> wait(std::chrono::milliseconds timeout);
+  // SIGTERM, and SIGKILL if the child has not exited within timeout; reaps it either way.
+  // Returns its wait status; nullopt if it was never started.
+  std::optional<int> stop(std::chrono::milliseconds timeout);
   // Last reaped wait status, if any.
   std::optional<int> exit_status() const { return status_; }
 

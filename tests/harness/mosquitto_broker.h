@@ -1,16 +1,20 @@
 // A real mosquitto broker child process with a mutual-TLS listener on a free loopback port.
 //
-// The broker keeps its persistence database and log in the given directory, so a subscriber's
-// persistent session (and its queued QoS 1 messages) survives stop()/start(). The listener
-// requires a client certificate signed by the test CA. restart() reuses the same ports.
+// By default (the tests' broker) it keeps its persistence database and log in the given
+// directory, so a subscriber's persistent session (and its queued QoS 1 messages) survives
+// stop()/start(). The listener requires a client certificate signed by the test CA. restart()
+// reuses the same ports.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
-#include "tests/support/process.h"
-#include "tests/support/tls_material.h"
+#include "tests/harness/process.h"
+#include "tests/harness/tls_material.h"
 
 namespace edgesync::test {
 
@@ -18,6 +22,14 @@ struct BrokerOptions {
   bool plain_listener = false;  // also listen without TLS on plain_port()
   std::string extra_config;     // more global settings, one per line (e.g. message_size_limit)
   bool require_client_certificate = true;  // false: server-authenticated TLS only
+  // Sessions and queued messages saved to <dir>/mosquitto.db (autosave every 5 s and on a clean
+  // stop). The bench turns it off: no broker database writes in its disk figures.
+  bool persistence = true;
+  // Per-client queue; mosquitto drops what does not fit without telling anyone, and reads 0 as
+  // "no queue", so "no limit" has to be a large number.
+  int64_t max_queued_messages = 1000000;
+  // log_type information besides error, warning and notice (start-up, autosaves).
+  bool log_information = true;
 };
 
 class MosquittoBroker {
@@ -39,6 +51,8 @@ class MosquittoBroker {
   void restart();
   bool running();
 
+  // The broker's process id; 0 before the first start().
+  pid_t pid() const;
   int port() const { return port_; }
   int plain_port() const { return plain_port_; }  // 0 unless options.plain_listener
   // "ssl://127.0.0.1:<port>": verified against the certificate's IP SAN, so a machine

@@ -1,4 +1,4 @@
-#include "tests/support/net_util.h"
+#include "tests/harness/net_util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

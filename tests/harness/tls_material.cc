@@ -1,12 +1,12 @@
-#include "tests/support/tls_material.h"
+#include "tests/harness/tls_material.h"
 
 #include <sys/stat.h>
 
 #include <functional>
 #include <stdexcept>
 
-#include "tests/support/process.h"
-#include "tests/support/temp_dir.h"
+#include "tests/harness/process.h"
+#include "tests/harness/temp_dir.h"
 
 namespace edgesync::test {
 namespace {

@@ -1,4 +1,4 @@
-#include "tests/support/temp_dir.h"
+#include "tests/harness/temp_dir.h"
 
 #include <sys/stat.h>
 
@@ -12,9 +12,13 @@
 
 namespace edgesync::test {
 
-TempDir::TempDir(const std::string& prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+TempDir::TempDir(const std::string& prefix, const std::string& base, bool keep) : keep_(keep) {
+  std::string dir = base;
+  if (dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    dir = tmp && *tmp ? tmp : "/tmp";
+  }
+  std::string tmpl = dir + "/" + prefix + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {
@@ -25,6 +29,7 @@ TempDir::TempDir(const std::string& prefix) {
 }
 
 TempDir::~TempDir() {
+  if (keep_) return;
   const char* keep = std::getenv("EDGESYNC_KEEP_TEST_DIRS");
   if (keep && *keep) {
     std::cerr << "[edgesync test] keeping " << path_ << "\n";
