@@ -100,7 +100,11 @@ echo
 echo "== what the hub received"
 cat hub.log
 echo
-sleep 0.5  # the delivered watermark reaches disk within 200 ms
+# The delivered watermark reaches the disk within a second (it is batched to spare the flash).
+for _ in $(seq 30); do
+  "$BIN" status --config edgesync.json --json | grep -q '"pending": *0[,}]' && break
+  sleep 0.1
+done
 echo "== edgesync status"
 "$BIN" status --config edgesync.json
 echo

@@ -1,6 +1,8 @@
 // How an event is a row: the columns read back into a StoredEvent, what a stored row counts
-// against storage.max_bytes, and the prepared statements of the writer's connection. Every SQL
-// text that reads or writes event rows is here, beside counted_size(), which must agree with it.
+// against storage.max_bytes, and the prepared statements of the writer's connection. The SQL
+// that reads or writes event rows is here, beside counted_size(), which must agree with it;
+// the insert itself is storage::kInsertEventSql (outbox_database.h), which the benchmark's raw
+// loops share.
 // Storage layer only.
 #pragma once
 

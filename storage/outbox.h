@@ -142,7 +142,8 @@ class Outbox {
   Status read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out);
 
   // Any thread. Every event with seq <= `seq` has been delivered (or dead-lettered). Written
-  // with the next commit or within watermark_flush. Lower values than before are ignored.
+  // with the next append round once it has waited watermark_flush, on its own after twice
+  // that, and at once with dead letters and at close. Lower values than before are ignored.
   void mark_delivered(int64_t seq);
 
   // Any thread. Moves the event to the dead-letter table with its reason; persisted in the

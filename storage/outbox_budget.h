@@ -50,8 +50,14 @@ class OutboxBudget {
     return pending_bytes_ + history_bytes_ + bytes <= counted_limit();
   }
 
-  // After a commit: whether calibrate() is worth its two queries (the budget is half used).
-  bool calibration_due() const { return 2 * (pending_bytes_ + history_bytes_) >= counted_limit(); }
+  // After a commit: whether calibrate() is worth its three queries: the budget is half used and
+  // the counted bytes moved by a 256th of it since the last reading (not after every commit:
+  // a lone event's commit runs on the ingest thread).
+  bool calibration_due() const {
+    const int64_t counted = pending_bytes_ + history_bytes_;
+    const int64_t moved = counted > calibrated_at_ ? counted - calibrated_at_ : calibrated_at_ - counted;
+    return 2 * counted >= counted_limit() && (calibrated_at_ < 0 || moved >= limits_.max_bytes / 256);
+  }
   // Measures the live pages of the database (page_count - freelist_count, times page_size)
   // against the counted bytes stored, and budgets with that ratio from now on.
   Status calibrate(Database& db);
@@ -87,6 +93,7 @@ class OutboxBudget {
   int64_t pruned_through_ = 0;  // every seq at or below is gone from `events`
   // Bytes of live database pages per 1,000 counted bytes, as last measured; never below 1,000.
   int64_t file_per_counted_permille_ = 1000;
+  int64_t calibrated_at_ = -1;  // the counted bytes at the last calibrate(); -1: never
 };
 
 }  // namespace edgesync::storage

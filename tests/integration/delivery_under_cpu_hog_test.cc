@@ -3,7 +3,9 @@
 // in the normal scheduling class; in SCHED_IDLE, as they once were, such a hog held events
 // back for seconds each.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +28,9 @@ class CpuHog {
     for (int i = 0; i < processes; ++i) {
       pid_t pid = ::fork();
       if (pid == 0) {
+        // Dies with the test, even if ctest kills it: a hog left spinning would slow every
+        // test after it.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         volatile unsigned long spin = 0;
         for (;;) spin = spin + 1;
       }
@@ -56,9 +61,13 @@ TEST_F(DeliveryUnderCpuHogTest, EventsReachTheHubPromptlyWhileAnotherProcessHogs
   ASSERT_EQ(warm.value("ok", false), true) << warm.dump();
   ASSERT_TRUE(hub_->wait_for_distinct_seqs(1, 30s)) << "the agent never delivered";
 
-  const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
-  CpuHog hog(static_cast<int>(2 * cores));
-  ASSERT_EQ(hog.size(), static_cast<size_t>(2 * cores));
+  // The cores this process may run on (a CI container can be pinned to 2 of many), capped.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cores = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
+  const int hogs = std::clamp(2 * cores, 2, 16);
+  CpuHog hog(hogs);
+  ASSERT_EQ(hog.size(), static_cast<size_t>(hogs));
   constexpr int kEvents = 40;
   std::vector<double> ms;
   for (int i = 1; i <= kEvents; ++i) {
@@ -74,13 +83,15 @@ TEST_F(DeliveryUnderCpuHogTest, EventsReachTheHubPromptlyWhileAnotherProcessHogs
   double sum = 0;
   for (double v : ms) sum += v;
   const double mean = sum / ms.size(), median = ms[ms.size() / 2], worst = ms.back();
-  std::printf("write -> hub under a %zu-process CPU hog: mean %.1f ms, median %.1f ms, max %.1f ms\n",
-              hog.size(), mean, median, worst);
-  // Measured on a 2-core VM with other builds running: nice +5 in the normal class, mean 3-18 ms,
-  // max 16-35 ms; SCHED_IDLE (the old policy), mean 150-190 ms, max 0.8-1.2 s. The bounds leave
+  const double p90 = ms[ms.size() * 9 / 10];
+  std::printf("write -> hub under a %zu-process CPU hog: mean %.1f ms, median %.1f ms, p90 %.1f ms, "
+              "max %.1f ms\n",
+              hog.size(), mean, median, p90, worst);
+  // Measured on a 2-core VM with other builds running: nice +5 in the normal class, mean 1-6 ms,
+  // p90 4-10 ms; SCHED_IDLE (the old policy), mean 52-280 ms, p90 190-940 ms. The bounds leave
   // room for a slow CI machine.
-  EXPECT_LT(mean, 50.0);
-  EXPECT_LT(worst, 500.0);
+  EXPECT_LT(mean, 25.0);
+  EXPECT_LT(p90, 50.0);
 }
 
 }  // namespace

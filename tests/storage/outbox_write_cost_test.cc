@@ -168,7 +168,7 @@ TEST_F(OutboxWriteCost, DatabaseFileStaysNearTheBudgetThroughFillsAndRefills) {
       }
       box_->mark_delivered(box_->stats().next_seq - 1);  // the hub took everything
     }
-    box_->close();  // the last checkpoint folds the WAL into the file
+    box_.reset();  // closing the last connection folds the WAL into the file
     const auto size = std::filesystem::file_size(options_.path);
     std::printf("%zu-byte events: database file %ju bytes for a budget of %jd\n", data_bytes,
                 static_cast<uintmax_t>(size), static_cast<intmax_t>(options_.max_bytes));
