@@ -1,5 +1,6 @@
 #include "bench/agent_process.h"
 
+#include <csignal>
 #include <stdexcept>
 #include <thread>
 
@@ -45,7 +46,14 @@ void Agent::start() {
   }
 }
 
-void Agent::stop() { child_.stop(std::chrono::seconds(20)); }
+void Agent::stop() {
+  resume();  // a stopped process would hold SIGTERM pending until the SIGKILL
+  child_.stop(std::chrono::seconds(20));
+}
+
+void Agent::pause() { child_.signal(SIGSTOP); }
+
+void Agent::resume() { child_.signal(SIGCONT); }
 
 nlohmann::json Agent::status() const {
   auto r = test::run_command({opt_.agent_bin, "status", "--config", config_, "--json"});

@@ -28,6 +28,10 @@ class Agent {
 
   void start();
   void stop();
+  // SIGSTOP / SIGCONT: holds the agent still (timers, reconnects) while the bench sets up
+  // something that must be in place before it acts. stop() resumes it first.
+  void pause();
+  void resume();
   pid_t pid() const { return child_.pid(); }
   std::string socket() const { return dir_ + "/ingest.sock"; }
   std::string db() const { return dir_ + "/outbox.db"; }

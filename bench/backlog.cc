@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -20,7 +21,8 @@ constexpr int64_t kKeepDelivered = 10000;               // agent/config.h
 }  // namespace
 
 BacklogResult backlog_run(const Options& opt, const std::string& root, const std::string& name,
-                          test::MosquittoBroker& broker, int64_t n, bool measure_idle) {
+                          test::MosquittoBroker& broker, int64_t n, bool measure_idle,
+                          bool count_arrivals) {
   std::string dir = root + "/" + name;
   std::filesystem::create_directories(dir);
   if (broker.running()) broker.stop();
@@ -37,16 +39,28 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
   r.rss_kb_backlog = test::proc_status_kb(agent.pid(), "VmRSS");
 
   WatermarkReader wm(agent.db());
-  const int64_t lo = n / 10, hi = n - n / 10;
-  double t_lo = -1, t_hi = -1;
-  int64_t d_lo = 0, d_hi = 0;
+  std::optional<ArrivalCounter> sub;
+  if (count_arrivals) {
+    // The agent is held still until the subscriber has subscribed: its reconnect would otherwise
+    // race the subscriber's, and what it publishes first nobody would count.
+    agent.pause();
+    sub.emplace(opt, dir + "/subscriber", broker, "edgesync-bench-drain-" + name, name + "-", n);
+  }
   auto t0 = Clock::now();
   broker.start();
+  if (sub) {
+    try {
+      sub->wait_ready();
+    } catch (const std::exception& e) {
+      r.arrivals.expected = n;
+      r.arrivals.unmeasured = e.what();
+      sub.reset();
+    }
+    agent.resume();
+  }
   while (true) {
     int64_t d = wm.read();
     double t = seconds_since(t0);
-    if (t_lo < 0 && d >= lo) t_lo = t, d_lo = d;
-    if (t_hi < 0 && d >= hi) t_hi = t, d_hi = d;
     if (d >= n) {
       r.drain_s = t;
       break;
@@ -57,11 +71,7 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (t_hi > t_lo && t_lo >= 0) {
-    r.deliver_events = d_hi - d_lo;
-    r.deliver_s = t_hi - t_lo;
-    r.deliver_per_s = r.deliver_events / r.deliver_s;
-  }
+  if (sub) r.arrivals = sub->finish();
   auto st = agent.status();
   r.status_line = "pending=" + st["outbox"]["pending"].dump() +
                   " last_delivered_seq=" + st["outbox"]["last_delivered_seq"].dump() +

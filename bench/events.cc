@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 namespace edgesync::bench {
 
@@ -62,6 +63,18 @@ std::string payload_event_id(const char* payload, size_t size) {
   const void* end = std::memchr(start, '"', size - kKeyLen);
   if (!end) return {};
   return std::string(start, static_cast<const char*>(end));
+}
+
+int64_t payload_seq(const char* payload, size_t size) {
+  static constexpr char kKey[] = "\",\"seq\":";  // after the id's closing quote
+  const std::string_view p(payload, size);
+  const size_t at = p.find(kKey);
+  if (at == std::string_view::npos) return -1;
+  int64_t seq = 0;
+  size_t i = at + sizeof kKey - 1;
+  if (i >= p.size() || p[i] < '0' || p[i] > '9') return -1;
+  for (; i < p.size() && p[i] >= '0' && p[i] <= '9'; ++i) seq = seq * 10 + (p[i] - '0');
+  return seq;
 }
 
 }  // namespace edgesync::bench

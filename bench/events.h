@@ -40,5 +40,7 @@ std::string hub_payload(const std::string& id, int64_t seq, const std::string& d
 
 // The value of "id" in a hub payload (it is the first key), or empty.
 std::string payload_event_id(const char* payload, size_t size);
+// The value of "seq" in a hub payload (the key after "id"), or -1.
+int64_t payload_seq(const char* payload, size_t size);
 
 }  // namespace edgesync::bench

@@ -11,6 +11,8 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+int64_t now_ns() { return Clock::now().time_since_epoch().count(); }
+
 std::string filesystem_type(const std::string& path) {
   struct statfs s;
   if (::statfs(path.c_str(), &s) != 0) return "unknown";

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ namespace edgesync::bench {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0);
+// Clock::now() in ns: a plain number to stamp from paho's callback thread.
+int64_t now_ns();
 
 // "ext4", "tmpfs", ... for the file system holding path (best effort).
 std::string filesystem_type(const std::string& path);

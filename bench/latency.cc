@@ -1,6 +1,5 @@
 #include "bench/latency.h"
 
-#include <mqtt/async_client.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,8 +14,8 @@
 #include "bench/events.h"
 #include "bench/harness.h"
 #include "bench/ingest.h"
-#include "bench/paho_client.h"
 #include "bench/report.h"
+#include "bench/subscriber.h"
 #include "tests/harness/ingest_client.h"
 #include "tests/harness/proc_stats.h"
 #include "tests/harness/temp_dir.h"
@@ -24,25 +23,13 @@
 namespace edgesync::bench {
 namespace {
 
-int64_t now_ns() { return Clock::now().time_since_epoch().count(); }
-
-// A QoS 1 subscriber to every event topic of the bench's device. It stamps the first arrival of
-// each event of the current run (ids "<prefix>-000-<index>") on paho's callback thread.
+// Stamps the first arrival of each event of the current run (ids "<prefix>-000-<index>") at a
+// QoS 1 subscriber to every event topic of the bench's device.
 class ArrivalRecorder {
  public:
   explicit ArrivalRecorder(const test::MosquittoBroker& broker)
-      : client_(broker.uri(), "edgesync-bench-subscriber", mqtt::create_options(MQTTVERSION_5),
-                nullptr) {
-    client_.set_message_callback([this](mqtt::const_message_ptr m) { on_message(*m); });
-    client_.connect(tls_connect_options(broker))->wait();
-    client_.subscribe(events_topic_filter(), 1)->wait();
-  }
-  ~ArrivalRecorder() {
-    try {
-      client_.disconnect()->wait();
-    } catch (const std::exception&) {
-    }
-  }
+      : sub_(broker.uri(), broker.tls(), "edgesync-bench-subscriber",
+             [this](const char* p, size_t n, int64_t t) { on_message(p, n, t); }) {}
 
   void expect(const std::string& prefix, int64_t n) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -58,10 +45,8 @@ class ArrivalRecorder {
   }
 
  private:
-  void on_message(const mqtt::message& m) {
-    const int64_t t = now_ns();
-    const mqtt::binary_ref& payload = m.get_payload_ref();
-    const std::string id = payload_event_id(payload.data(), payload.size());
+  void on_message(const char* payload, size_t size, int64_t t) {
+    const std::string id = payload_event_id(payload, size);
     std::lock_guard<std::mutex> lock(mu_);
     if (id.size() != prefix_.size() + 9 || id.compare(0, prefix_.size(), prefix_) != 0) return;
     const int64_t i = std::atoll(id.c_str() + prefix_.size());
@@ -70,11 +55,11 @@ class ArrivalRecorder {
     ++arrived_;
   }
 
-  mqtt::async_client client_;
   std::mutex mu_;
   std::string prefix_ = "-";
   std::vector<int64_t> arrival_ns_;
   std::atomic<int64_t> arrived_{0};
+  EventSubscriber sub_;  // last: disconnected before what its handler touches goes
 };
 
 // Sends `rate` events/s for `seconds` on one connection: write a line, read its reply, sleep

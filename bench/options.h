@@ -29,6 +29,8 @@ struct Options {
   double idle_seconds = 5;
   // Paced end-to-end latency: seconds at 20, 200 and 1,000 events/s.
   double latency_seconds[3] = {10, 5, 5};
+  // SQLite alone, 1 row per transaction at kPacedSqliteRate rows/s.
+  double paced_sqlite_seconds = 5;
 
   void make_quick() {
     quick = true;
@@ -43,9 +45,12 @@ struct Options {
     latency_seconds[0] = 4;
     latency_seconds[1] = 2;
     latency_seconds[2] = 2;
+    paced_sqlite_seconds = 2;
   }
 };
 
 inline constexpr int kLatencyRates[3] = {20, 200, 1000};
+// The pace of the target "agent CPU per event at 200 ev/s", for its raw SQLite floor.
+inline constexpr int kPacedSqliteRate = 200;
 
 }  // namespace edgesync::bench

@@ -60,11 +60,11 @@ class CountingListener : public mqtt::iaction_listener {
 
 }  // namespace
 
-mqtt::connect_options tls_connect_options(const test::MosquittoBroker& broker) {
+mqtt::connect_options tls_connect_options(const test::TlsMaterial& tls) {
   auto ssl = mqtt::ssl_options_builder()
-                 .trust_store(broker.tls().ca_file)
-                 .key_store(broker.tls().client_cert_file)
-                 .private_key(broker.tls().client_key_file)
+                 .trust_store(tls.ca_file)
+                 .key_store(tls.client_cert_file)
+                 .private_key(tls.client_key_file)
                  .enable_server_cert_auth(true)
                  .verify(true)
                  .finalize();

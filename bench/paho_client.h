@@ -7,11 +7,15 @@
 #include <cstdint>
 
 #include "tests/harness/mosquitto_broker.h"
+#include "tests/harness/tls_material.h"
 
 namespace edgesync::bench {
 
 // MQTT v5, clean start, mutual TLS with the bench's client certificate.
-mqtt::connect_options tls_connect_options(const test::MosquittoBroker& broker);
+mqtt::connect_options tls_connect_options(const test::TlsMaterial& tls);
+inline mqtt::connect_options tls_connect_options(const test::MosquittoBroker& broker) {
+  return tls_connect_options(broker.tls());
+}
 
 struct PahoResult {
   double msgs_per_s = 0;

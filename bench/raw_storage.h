@@ -25,6 +25,7 @@ struct SqliteResult {
 
   // Adds another slice of the same case.
   void merge(const SqliteResult& o);
+  double cpu_us_per_row() const;  // -1 without rows
 };
 
 // One prepared storage::kInsertEventSql per row, `rows_per_txn` rows per BEGIN IMMEDIATE ...
@@ -33,5 +34,10 @@ struct SqliteResult {
 // storage::Database).
 SqliteResult raw_sqlite(const std::string& path, int rows_per_txn, double seconds,
                         int64_t max_rows);
+
+// The same, one row per transaction, paced at `rate` rows/s for `seconds` (sleeping until each
+// slot of a steady clock): the floor for the agent's CPU and bytes written per event at that
+// pace, where each event is committed on its own and nothing is amortised over a batch.
+SqliteResult raw_sqlite_paced(const std::string& path, int rate, double seconds);
 
 }  // namespace edgesync::bench

@@ -1,10 +1,13 @@
 #include "bench/report.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace edgesync::bench {
 
 std::string fmt(const char* f, double v) {
+  // A figure that could not be measured (0/0, x/0) must not read as a number.
+  if (!std::isfinite(v)) return "n/a";
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;

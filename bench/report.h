@@ -7,6 +7,7 @@
 
 namespace edgesync::bench {
 
+// printf of one number; "n/a" for nan and inf.
 std::string fmt(const char* f, double v);
 // "n/a" when bytes < 0 (the counter could not be read) or there were no events.
 std::string bytes_per_event(int64_t bytes, int64_t events);

@@ -17,11 +17,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
+#include "tests/harness/proc_stats.h"
 #include "tests/support/hub_fixture.h"
 
 namespace edgesync::test {
@@ -54,20 +53,6 @@ int connect_nonblocking(const std::string& path) {
 bool wait_for(int fd, short events, std::chrono::milliseconds timeout) {
   pollfd p{fd, events, 0};
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
-}
-
-// utime + stime of a process, in clock ticks.
-int64_t cpu_ticks(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::istringstream rest(text.substr(text.rfind(')') + 2));  // fields from 3 (state) on
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoll(field);
-    if (i == 15) stime = std::stoll(field);
-  }
-  return utime + stime;
 }
 
 int open_fd_count(pid_t pid) {
@@ -183,9 +168,12 @@ TEST_F(IngestLimitsTest, OutOfFileDescriptorsTheAgentWaitsAndServesQueuedProduce
   }
   // Three producers wait in the listen queue and accept fails: the agent must not spin.
   std::this_thread::sleep_for(300ms);
-  const int64_t t0 = cpu_ticks(pid);
+  const int64_t t0 = proc_cpu_ticks(pid);
+  ASSERT_GE(t0, 0) << "cannot read /proc/" << pid << "/stat";
   std::this_thread::sleep_for(2s);
-  const int64_t used = cpu_ticks(pid) - t0;
+  const int64_t t1 = proc_cpu_ticks(pid);
+  ASSERT_GE(t1, 0) << "cannot read /proc/" << pid << "/stat";
+  const int64_t used = t1 - t0;
   EXPECT_LT(used, 40) << "CPU ticks in 2 s while accept fails (200 = one core busy)";
   EXPECT_NE(agent_->log().find("accepting a producer connection failed"), std::string::npos)
       << agent_->log();

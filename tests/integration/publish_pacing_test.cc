@@ -5,11 +5,10 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
+#include "tests/harness/proc_stats.h"
 #include "tests/support/hub_fixture.h"
 
 namespace edgesync::test {
@@ -83,31 +82,10 @@ TEST_F(PublishPacingTest, ZeroLingerPublishesEveryEventAtOnce) {
   }
 }
 
-struct ThreadSched {
-  int policy = -1;
-  int nice = 0;
-};
-
-// The scheduling policy and nice value of each thread of `pid`, by thread name (fields 41 and
-// 19 of /proc/<pid>/task/<tid>/stat; the name is in parentheses and may hold spaces).
-std::multimap<std::string, ThreadSched> thread_policies(pid_t pid) {
-  std::multimap<std::string, ThreadSched> out;
-  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& entry : std::filesystem::directory_iterator(task_dir)) {
-    std::ifstream in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto open = stat.find('('), close = stat.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    std::string field;
-    ThreadSched sched;
-    // After the name: field 3 (state) ... field 41 (policy) is the 39th.
-    for (int i = 3; i <= 41 && rest >> field; ++i) {
-      if (i == 19) sched.nice = std::atoi(field.c_str());
-    }
-    sched.policy = std::atoi(field.c_str());
-    out.emplace(stat.substr(open + 1, close - open - 1), sched);
-  }
+// The threads of `pid` by name (a name may repeat).
+std::multimap<std::string, ThreadStat> thread_policies(pid_t pid) {
+  std::multimap<std::string, ThreadStat> out;
+  for (ThreadStat& t : proc_threads(pid)) out.emplace(t.name, std::move(t));
   return out;
 }
 
