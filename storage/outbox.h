@@ -119,8 +119,9 @@ class Outbox {
   static Result<std::unique_ptr<Outbox>> open(const Options& options, Dispatcher dispatch);
   ~Outbox();  // close()
 
-  // Called on the writer thread after each batch that stored at least one new event, once its
-  // completions were dispatched. It must only hand over (post to another thread), never block.
+  // Called after each batch that stored at least one new event, once its completions were
+  // dispatched: on the writer thread, or on the owner's thread when commit_queued() committed a
+  // lone event there. It must only hand over (post to another thread), never block.
   // REQUIRES: set before the first append.
   void set_on_committed(std::function<void()> fn) { on_committed_ = std::move(fn); }
 
