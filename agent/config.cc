@@ -206,6 +206,7 @@ std::vector<std::string> parse_config(const std::string& text, Config* out, File
     ingest.text("socket", &c.ingest.socket);
     ingest.integer("max_line_bytes", &c.ingest.max_line_bytes, 1024, 64 << 20);
     ingest.integer("max_connections", &c.ingest.max_connections, 1, 65536);
+    ingest.integer("idle_timeout_s", &c.ingest.idle_timeout_s, 1, 86400);
 
     Fields hub(top.object("hub", true), "hub", &errors);
     hub.text("uri", &c.hub.uri, true);

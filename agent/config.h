@@ -26,6 +26,9 @@ struct Config {
     std::string socket = "/run/edgesync/ingest.sock";
     int64_t max_line_bytes = 256 * 1024;
     int64_t max_connections = 256;
+    // A connection that sent part of a line and then nothing for this long is closed: the
+    // partial line was never a request, and the connection holds one of max_connections.
+    int64_t idle_timeout_s = 30;
   } ingest;
   struct Hub {
     std::string uri;

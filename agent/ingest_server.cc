@@ -22,14 +22,39 @@ constexpr size_t kReadChunk = 16 * 1024;
 // far more than group commit needs to form full batches.
 constexpr size_t kMaxUnwrittenReplies = 1024;
 constexpr std::chrono::milliseconds kAcceptRetry{200};
+// A connection is closed for a waiting producer only after it has been idle this long: a
+// producer between two requests is not "idle".
+constexpr std::chrono::milliseconds kEvictAfterIdle{500};
+using Clock = std::chrono::steady_clock;
 }  // namespace
 
 class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
  public:
   IngestConnection(IngestServer& server, stream_protocol::socket socket)
-      : server_(server), socket_(std::move(socket)), chunk_(kReadChunk) {}
+      : server_(server),
+        socket_(std::move(socket)),
+        chunk_(kReadChunk),
+        midline_timer_(server.io_),
+        last_active_(Clock::now()) {}
 
   void start() { read(); }
+
+  // Nothing outstanding: no request waits for its commit or its reply. Closing it loses nothing
+  // (a partial line was never a request).
+  bool evictable() const {
+    return !closed_ && outstanding_ == 0 && replies_.empty() && !writing_;
+  }
+  Clock::time_point last_active() const { return last_active_; }
+
+  // Closes the connection both ways; the producer sees end of file and reconnects.
+  void evict() {
+    stop_reading_ = true;
+    midline_timer_.cancel();
+    asio::error_code ec;
+    socket_.shutdown(stream_protocol::socket::shutdown_both, ec);
+    socket_.cancel(ec);
+    maybe_close();
+  }
 
   void stop_reading() {
     stop_reading_ = true;
@@ -64,9 +89,39 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
       maybe_close();
       return;
     }
+    last_active_ = Clock::now();
     consume(chunk_.data(), n);
+    if (!line_.empty() || discarding_) watch_partial_line();
     flush();
     read();
+  }
+
+  // A partial line must be completed within ingest.idle_timeout_s of the last byte received.
+  void watch_partial_line() {
+    if (midline_armed_) return;
+    midline_armed_ = true;
+    const auto timeout = std::chrono::seconds(server_.config_.ingest.idle_timeout_s);
+    midline_timer_.expires_at(last_active_ + timeout);
+    midline_timer_.async_wait([self = shared_from_this()](asio::error_code ec) {
+      self->midline_armed_ = false;
+      if (ec || self->closed_ || (self->line_.empty() && !self->discarding_)) return;
+      if (Clock::now() < self->last_active_ + std::chrono::seconds(
+                                                  self->server_.config_.ingest.idle_timeout_s)) {
+        self->watch_partial_line();  // more bytes came meanwhile
+        return;
+      }
+      std::cerr << "edgesync: closing a producer connection that sent part of a line and "
+                   "nothing for "
+                << self->server_.config_.ingest.idle_timeout_s
+                << " s (ingest.idle_timeout_s)\n";
+      self->line_.clear();
+      self->discarding_ = false;
+      self->stop_reading_ = true;
+      asio::error_code e;
+      self->socket_.shutdown(stream_protocol::socket::shutdown_receive, e);
+      self->socket_.cancel(e);
+      self->maybe_close();
+    });
   }
 
   void consume(const char* p, size_t n) {
@@ -165,6 +220,7 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](asio::error_code ec, size_t) {
                         self->writing_ = false;
+                        self->last_active_ = Clock::now();
                         if (ec) self->write_failed_ = true;
                         self->flush();
                         self->read();
@@ -179,6 +235,7 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     bool output_done = !writing_ && (replies_.empty() || write_failed_);
     if (!input_done || !output_done || outstanding_ > 0 || reading_) return;
     closed_ = true;
+    midline_timer_.cancel();
     asio::error_code ec;
     socket_.close(ec);
     server_.connection_closed(this);
@@ -199,6 +256,9 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   bool stop_reading_ = false;
   bool write_failed_ = false;
   bool closed_ = false;
+  asio::steady_timer midline_timer_;
+  bool midline_armed_ = false;
+  Clock::time_point last_active_;  // last bytes read or reply written
 };
 
 IngestServer::IngestServer(asio::io_context& io, const Config& config, storage::Outbox& outbox)
@@ -239,8 +299,10 @@ void IngestServer::accept() {
   if (stopping_) return;
   if (connections_.size() >= static_cast<size_t>(config_.ingest.max_connections)) {
     accepting_paused_ = true;  // resumed when a connection closes
+    make_room_when_a_producer_waits();
     return;
   }
+  evicting_logged_ = false;
   acceptor_.async_accept([this](asio::error_code ec, stream_protocol::socket socket) {
     if (stopping_) return;
     if (ec == asio::error::operation_aborted) return;
@@ -265,6 +327,40 @@ void IngestServer::accept() {
     connections_.insert(c);
     c->start();
     accept();
+  });
+}
+
+void IngestServer::make_room_when_a_producer_waits() {
+  if (waiting_for_room_ || stopping_) return;
+  waiting_for_room_ = true;
+  acceptor_.async_wait(stream_protocol::acceptor::wait_read, [this](asio::error_code ec) {
+    waiting_for_room_ = false;
+    if (ec || stopping_ || !accepting_paused_) return;
+    // A producer waits. The connection idle the longest, with nothing outstanding, gives way.
+    std::shared_ptr<IngestConnection> victim;
+    const auto now = Clock::now();
+    for (const auto& c : connections_) {
+      if (!c->evictable() || now - c->last_active() < kEvictAfterIdle) continue;
+      if (!victim || c->last_active() < victim->last_active()) victim = c;
+    }
+    if (victim) {
+      if (!evicting_logged_) {
+        std::cerr << "edgesync: all " << connections_.size()
+                  << " producer connections (ingest.max_connections) are in use and a producer "
+                     "waits: closing the ones idle the longest\n";
+        evicting_logged_ = true;
+      }
+      victim->evict();  // its close resumes accepting (connection_closed)
+      return;
+    }
+    // Every connection is busy: look again shortly (the waiting producer keeps the acceptor
+    // readable, so waiting on it again at once would spin).
+    waiting_for_room_ = true;
+    accept_retry_.expires_after(kAcceptRetry);
+    accept_retry_.async_wait([this](asio::error_code e) {
+      waiting_for_room_ = false;
+      if (!e && accepting_paused_) make_room_when_a_producer_waits();
+    });
   });
 }
 

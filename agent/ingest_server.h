@@ -4,6 +4,12 @@
 // pipeline: it can send many lines before reading replies; reading pauses when a connection has
 // too many replies outstanding, so memory stays bounded per connection. Runs on the agent's
 // io_context thread only.
+//
+// Connection slots (ingest.max_connections) cannot be held by idle connections against a
+// producer that wants in: when every slot is taken and another producer waits in the listen
+// queue, the connection idle the longest with nothing outstanding (no request waiting for its
+// reply) is closed to make room; a connection that sent part of a line and then nothing for
+// ingest.idle_timeout_s is closed.
 #pragma once
 
 #include <asio.hpp>
@@ -38,6 +44,9 @@ class IngestServer {
  private:
   friend class IngestConnection;
   void accept();
+  // Every slot is taken: once a producer waits in the listen queue, close the connection idle
+  // the longest, if one is idle and has nothing outstanding; otherwise look again shortly.
+  void make_room_when_a_producer_waits();
   void connection_closed(IngestConnection* c);
   void maybe_finish_stop();
   // Commits the events appended by this round of socket reads, once they have all been read.
@@ -51,6 +60,8 @@ class IngestServer {
   // connection stays in the listen queue and an immediate retry would fail again at once.
   asio::steady_timer accept_retry_;
   bool accept_failing_ = false;  // logged once per spell of failures
+  bool waiting_for_room_ = false;  // an acceptor wait or a room retry is pending
+  bool evicting_logged_ = false;   // logged once per spell of full slots
   IdGenerator ids_;
   std::set<std::shared_ptr<IngestConnection>> connections_;
   bool stopping_ = false;

@@ -160,6 +160,7 @@ TEST(Config, EveryRangeIsCheckedAtBothEnds) {
       {"storage", "keep_delivered", -1, 0, 100000000, 100000001},
       {"ingest", "max_line_bytes", 1023, 1024, 64 << 20, (64 << 20) + 1},
       {"ingest", "max_connections", 0, 1, 65536, 65537},
+      {"ingest", "idle_timeout_s", 0, 1, 86400, 86401},
       {"hub", "keepalive_s", 4, 5, 3600, 3601},
       {"hub", "max_inflight", 0, 1, 65535, 65536},
       {"hub", "linger_ms", -1, 0, 10000, 10001},

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -188,6 +189,99 @@ TEST_F(IngestLimitsTest, OutOfFileDescriptorsTheAgentWaitsAndServesQueuedProduce
     EXPECT_EQ(q.value("ok", false), true) << "queued producer " << i << ": " << q.dump();
   }
   EXPECT_NE(agent_->log().find("accepting producer connections again"), std::string::npos);
+}
+
+// True once the agent closed its end: a read returns end of file (or the connection was reset).
+bool closed_by_agent(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[256];
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!wait_for(fd, POLLIN, 100ms)) continue;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) return true;
+  }
+  return false;
+}
+
+// Regression: connections that sent nothing, or half a line, held every ingest.max_connections
+// slot, and a new producer's event waited in the listen queue with no reply until they closed
+// (20 s and more; for ever if they never close).
+TEST_F(IngestLimitsTest, IdleConnectionsGiveWayToAWaitingProducer) {
+  agent_->config().max_connections = 4;
+  agent_->start();
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(connect_nonblocking(agent_->socket_path()));
+    if (i % 2 == 1) {
+      const std::string half = R"({"id":"half-)" + std::to_string(i) + R"(","type":"sale)";
+      ASSERT_EQ(::write(idle.back(), half.data(), half.size()), static_cast<ssize_t>(half.size()));
+    }
+  }
+  std::this_thread::sleep_for(1s);  // all four now hold their slots, idle
+
+  Producer late(agent_->socket_path());
+  const auto t0 = std::chrono::steady_clock::now();
+  json r = late.request(make_request("late-1", "sale.completed", json::object()), 10s);
+  EXPECT_EQ(r.value("ok", false), true) << r.dump();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "the waiting producer was not let in";
+  int closed = 0;
+  for (int fd : idle) closed += closed_by_agent(fd, 200ms) ? 1 : 0;
+  EXPECT_GE(closed, 1) << "no idle connection gave way";
+  EXPECT_NE(agent_->log().find("closing the ones idle the longest"), std::string::npos)
+      << agent_->log();
+  for (int fd : idle) ::close(fd);
+}
+
+// A producer that keeps sending is never closed for another: only idle ones give way.
+TEST_F(IngestLimitsTest, AnActiveProducerIsNotClosedForAWaitingProducer) {
+  agent_->config().max_connections = 1;
+  agent_->start();
+  Producer first(agent_->socket_path());
+  json r1 = first.request(make_request("first-1", "sale.completed", json::object()), 10s);
+  ASSERT_EQ(r1.value("ok", false), true) << r1.dump();
+  // The only slot is held by a producer that keeps sending: it is never idle for long.
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::thread busy([&] {
+    for (int i = 2; !stop; ++i) {
+      json r = first.request(make_request("first-" + std::to_string(i), "sale.completed",
+                                          json::object()),
+                             10s);
+      if (r.value("ok", false)) ++sent;
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  int waiting = connect_nonblocking(agent_->socket_path());
+  const std::string line = make_request("waiting-1", "sale.completed", json::object()) + "\n";
+  ASSERT_EQ(::write(waiting, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  std::this_thread::sleep_for(2s);
+  EXPECT_FALSE(wait_for(waiting, POLLIN, 0ms)) << "the waiting producer got in while the slot was busy";
+  stop = true;
+  busy.join();
+  EXPECT_GE(sent.load(), 10) << "the busy producer was disturbed";
+  // Once the busy producer goes idle, the waiting one gets in.
+  ASSERT_TRUE(wait_for(waiting, POLLIN, 5s)) << "the waiting producer never got in";
+  ::close(waiting);
+}
+
+TEST_F(IngestLimitsTest, AConnectionStuckMidLineIsClosedAfterTheIdleTimeout) {
+  agent_->config().idle_timeout_s = 1;
+  agent_->start();
+  int stuck = connect_nonblocking(agent_->socket_path());
+  const std::string half = R"({"id":"stuck-1","type":"sale.compl)";
+  ASSERT_EQ(::write(stuck, half.data(), half.size()), static_cast<ssize_t>(half.size()));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(closed_by_agent(stuck, 5s)) << "a connection stuck mid-line was kept open";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 900ms) << "closed before the timeout";
+  ::close(stuck);
+  // A producer that sends whole lines is not affected, however long it pauses.
+  Producer slow(agent_->socket_path());
+  json r1 = slow.request(make_request("slow-1", "sale.completed", json::object()), 10s);
+  ASSERT_EQ(r1.value("ok", false), true) << r1.dump();
+  std::this_thread::sleep_for(2s);
+  json r2 = slow.request(make_request("slow-2", "sale.completed", json::object()), 10s);
+  EXPECT_EQ(r2.value("ok", false), true) << r2.dump();
+  EXPECT_NE(agent_->log().find("sent part of a line"), std::string::npos) << agent_->log();
 }
 
 }  // namespace

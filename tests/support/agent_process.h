@@ -33,6 +33,8 @@ struct AgentConfig {
   int64_t keep_delivered = 10000;
   std::string socket_path;
   int64_t max_line_bytes = 262144;
+  int64_t max_connections = -1;  // ingest.max_connections; -1 leaves it out (the default)
+  int64_t idle_timeout_s = -1;   // ingest.idle_timeout_s; -1 leaves it out (the default)
   std::string hub_uri;
   std::string topic_prefix = "edgesync/v1";
   std::string ca_file;
