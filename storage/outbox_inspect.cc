@@ -56,6 +56,19 @@ Result<OutboxStats> compute_stats(Database& db) {
   return st;
 }
 
+// Every row of `q` (already bound), read into `out` (cleared first) with `read`.
+template <typename T, typename Read>
+Status collect_rows(Statement& q, std::vector<T>* out, Read read) {
+  out->clear();
+  while (true) {
+    auto row = q.step();
+    if (!row) return row.status();
+    if (!*row) return Status::ok();
+    out->emplace_back();
+    read(q, &out->back());
+  }
+}
+
 }  // namespace
 
 Result<OutboxStats> Outbox::inspect(const std::string& path) {
@@ -75,15 +88,7 @@ Status Outbox::list(const std::string& path, bool pending_only, size_t limit,
   if (!q) return q.status();
   (*q)->bind(1, pending_only ? st->delivered_seq : 0);
   (*q)->bind(2, static_cast<int64_t>(limit));
-  out->clear();
-  while (true) {
-    auto row = (*q)->step();
-    if (!row) return row.status();
-    if (!*row) break;
-    out->emplace_back();
-    read_event(**q, &out->back());
-  }
-  return Status::ok();
+  return collect_rows(**q, out, read_event);
 }
 
 Status Outbox::list_dead_letters(const std::string& path, size_t limit,
@@ -93,15 +98,7 @@ Status Outbox::list_dead_letters(const std::string& path, size_t limit,
   auto q = (*db)->prepare(kSelectDeadLettersSql);
   if (!q) return q.status();
   (*q)->bind(1, static_cast<int64_t>(limit));
-  out->clear();
-  while (true) {
-    auto row = (*q)->step();
-    if (!row) return row.status();
-    if (!*row) break;
-    out->emplace_back();
-    read_dead_letter(**q, &out->back());
-  }
-  return Status::ok();
+  return collect_rows(**q, out, read_dead_letter);
 }
 
 }  // namespace edgesync::storage
