@@ -21,6 +21,12 @@ constexpr size_t kReadChunk = 16 * 1024;
 // producer that pipelines without reading can cost (about 100 bytes a reply); 1,024 in flight is
 // far more than group commit needs to form full batches.
 constexpr size_t kMaxUnwrittenReplies = 1024;
+// Request bytes read but not yet committed, per connection and over all connections, before
+// reading pauses. The reply bound alone let one producer park 1,024 lines of up to
+// ingest.max_line_bytes (256 MiB at the default) in the agent while a slow sync held commits;
+// a 256 MB store box cannot afford that. Group commit needs far less to form full batches.
+constexpr size_t kMaxPendingBytesPerConnection = size_t{4} << 20;
+constexpr size_t kMaxPendingBytesTotal = size_t{32} << 20;
 constexpr std::chrono::milliseconds kAcceptRetry{200};
 // A connection is closed for a waiting producer only after it has been idle this long: a
 // producer between two requests is not "idle".
@@ -38,6 +44,10 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
         last_active_(Clock::now()) {}
 
   void start() { read(); }
+  void resume_reading() {
+    waiting_for_memory_ = false;
+    read();
+  }
 
   // Nothing outstanding: no request waits for its commit or its reply. Closing it loses nothing
   // (a partial line was never a request).
@@ -67,12 +77,19 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   struct Reply {
     bool ready = false;
     std::string text;
+    size_t request_bytes = 0;  // held until the commit completes
   };
 
   void read() {
     if (reading_ || stop_reading_ || eof_ || write_failed_) return;
     // Resumed once replies are written (the write handler) or completed (complete()).
     if (replies_.size() >= kMaxUnwrittenReplies) return;
+    if (pending_bytes_ >= kMaxPendingBytesPerConnection) return;  // resumed by complete()
+    if (server_.pending_bytes_over_bound()) {
+      if (!waiting_for_memory_) server_.wait_for_memory(shared_from_this());
+      waiting_for_memory_ = true;  // resumed by release_bytes()
+      return;
+    }
     reading_ = true;
     socket_.async_read_some(asio::buffer(chunk_),
                             [self = shared_from_this()](asio::error_code ec, size_t n) {
@@ -168,7 +185,11 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     }
     uint64_t index = first_index_ + replies_.size();
     // Until the reply is ready its text slot holds the event id the reply will name.
-    replies_.emplace_back().text = req.id;
+    Reply& slot = replies_.emplace_back();
+    slot.text = req.id;
+    slot.request_bytes = text.size();
+    pending_bytes_ += text.size();
+    server_.hold_bytes(text.size());
     ++outstanding_;
     // [this, index] fits std::function's inline storage: no allocation per event. The
     // connection outlives every outstanding append (see maybe_close).
@@ -188,6 +209,9 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   void complete(uint64_t index, const storage::AppendResult& result) {
     Reply& r = replies_[index - first_index_];
     r.ready = true;
+    pending_bytes_ -= r.request_bytes;
+    server_.release_bytes(r.request_bytes);
+    r.request_bytes = 0;
     std::string id = std::move(r.text);
     r.text.clear();
     using Outcome = storage::AppendResult::Outcome;
@@ -249,6 +273,8 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   std::deque<Reply> replies_;
   uint64_t first_index_ = 0;
   size_t outstanding_ = 0;
+  size_t pending_bytes_ = 0;  // request bytes of the replies still waiting for their commit
+  bool waiting_for_memory_ = false;  // in the server's list until the total drops
   std::string out_;
   bool reading_ = false;
   bool writing_ = false;
@@ -362,6 +388,32 @@ void IngestServer::make_room_when_a_producer_waits() {
       if (!e && accepting_paused_) make_room_when_a_producer_waits();
     });
   });
+}
+
+bool IngestServer::pending_bytes_over_bound() const {
+  return pending_bytes_ >= kMaxPendingBytesTotal;
+}
+
+void IngestServer::hold_bytes(size_t n) {
+  pending_bytes_ += n;
+  if (pending_bytes_ > peak_pending_bytes_) peak_pending_bytes_ = pending_bytes_;
+}
+
+void IngestServer::release_bytes(size_t n) {
+  pending_bytes_ -= n;
+  if (pending_bytes_over_bound() || waiting_for_memory_.empty()) return;
+  auto waiting = std::move(waiting_for_memory_);
+  waiting_for_memory_.clear();
+  // Not from inside complete(): each resumed connection starts its read from the loop.
+  asio::post(io_, [waiting = std::move(waiting)] {
+    for (const auto& w : waiting) {
+      if (auto c = w.lock()) c->resume_reading();
+    }
+  });
+}
+
+void IngestServer::wait_for_memory(std::shared_ptr<IngestConnection> c) {
+  waiting_for_memory_.push_back(c);
 }
 
 void IngestServer::schedule_commit() {

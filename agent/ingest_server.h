@@ -2,7 +2,8 @@
 //
 // A reply is written only once the event's transaction has committed (or failed). A producer may
 // pipeline: it can send many lines before reading replies; reading pauses when a connection has
-// too many replies outstanding, so memory stays bounded per connection. Runs on the agent's
+// too many replies outstanding, or too many request bytes waiting for their commit (per
+// connection and in all), so memory stays bounded however large the lines and slow the disk. Runs on the agent's
 // io_context thread only.
 //
 // Connection slots (ingest.max_connections) cannot be held by idle connections against a
@@ -13,10 +14,12 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/event_contract.h"
@@ -40,6 +43,8 @@ class IngestServer {
   void stop(std::function<void()> done);
 
   size_t connection_count() const { return connections_.size(); }
+  // Any thread: the most request bytes that were read but not yet committed at any one time.
+  size_t peak_pending_bytes() const { return peak_pending_bytes_; }
 
  private:
   friend class IngestConnection;
@@ -49,6 +54,12 @@ class IngestServer {
   void make_room_when_a_producer_waits();
   void connection_closed(IngestConnection* c);
   void maybe_finish_stop();
+  // Request bytes read and not yet committed, over all connections: reading pauses above a
+  // bound, and resumes for every connection that waited once commits bring it down.
+  bool pending_bytes_over_bound() const;
+  void hold_bytes(size_t n);
+  void release_bytes(size_t n);
+  void wait_for_memory(std::shared_ptr<IngestConnection> c);
   // Commits the events appended by this round of socket reads, once they have all been read.
   void schedule_commit();
 
@@ -62,6 +73,9 @@ class IngestServer {
   bool accept_failing_ = false;  // logged once per spell of failures
   bool waiting_for_room_ = false;  // an acceptor wait or a room retry is pending
   bool evicting_logged_ = false;   // logged once per spell of full slots
+  size_t pending_bytes_ = 0;
+  std::atomic<size_t> peak_pending_bytes_{0};
+  std::vector<std::weak_ptr<IngestConnection>> waiting_for_memory_;
   IdGenerator ids_;
   std::set<std::shared_ptr<IngestConnection>> connections_;
   bool stopping_ = false;

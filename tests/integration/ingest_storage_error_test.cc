@@ -102,5 +102,43 @@ TEST_F(IngestStorageErrorTest, FailedSyncIsReportedAndTheSameEventGoesInLater) {
   EXPECT_EQ(rows[1].id, "se-2");
 }
 
+// Regression: ingest bounded a connection by its number of outstanding replies (1,024) only, so
+// while a slow sync held commits, producers pipelining large lines parked hundreds of MB in the
+// agent (1,024 x 256 KiB per connection). Now each connection holds at most ~4 MiB of request
+// bytes waiting for their commit (and all together at most ~32 MiB); nothing is lost.
+TEST_F(IngestStorageErrorTest, PipelinedLargeLinesOnASlowDiskHoldBoundedMemory) {
+  switches_->sync_delay_ms = 100;  // a slow SD card
+  constexpr int kProducers = 4, kLines = 50;
+  const std::string blob(200 * 1024, 'x');
+  std::vector<std::thread> threads;
+  std::vector<std::vector<json>> replies(kProducers);
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      std::vector<std::string> lines;
+      for (int i = 0; i < kLines; ++i) {
+        lines.push_back(make_request("big-" + std::to_string(p) + "-" + std::to_string(i),
+                                     "inventory.received", json{{"blob", blob}}));
+      }
+      Producer producer(config_.ingest.socket);
+      replies[p] = producer.send_all(lines, 120s);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int p = 0; p < kProducers; ++p) {
+    ASSERT_EQ(replies[p].size(), static_cast<size_t>(kLines)) << "producer " << p;
+    for (int i = 0; i < kLines; ++i) {
+      EXPECT_EQ(replies[p][i].value("ok", false), true) << replies[p][i].dump().substr(0, 300);
+      EXPECT_EQ(replies[p][i].value("id", std::string()),
+                "big-" + std::to_string(p) + "-" + std::to_string(i));
+    }
+  }
+  // Per connection: the bound, plus the line that crossed it.
+  const size_t bound = kProducers * ((size_t{4} << 20) + 256 * 1024);
+  const size_t peak = server_->peak_pending_bytes();
+  std::printf("peak request bytes waiting for their commit: %zu (bound %zu, sent %zu)\n", peak,
+              bound, size_t{kProducers} * kLines * blob.size());
+  EXPECT_LE(peak, bound);
+}
+
 }  // namespace
 }  // namespace edgesync::test

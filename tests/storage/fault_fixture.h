@@ -18,6 +18,7 @@ class FaultVfsTest : public ::testing::Test {
     switches_ = &register_fault_vfs();
     switches_->fail_sync = false;
     switches_->fail_write = false;
+    switches_->sync_delay_ms = 0;
     options_.path = dir_.file("outbox.db");
     options_.vfs = "edgesync-fault";
     options_.retry_after = std::chrono::milliseconds(100);
@@ -25,6 +26,7 @@ class FaultVfsTest : public ::testing::Test {
   void TearDown() override {
     switches_->fail_sync = false;
     switches_->fail_write = false;
+    switches_->sync_delay_ms = 0;
   }
   // Opens box_ with options_ (tests may change options_ first).
   void open_box() {

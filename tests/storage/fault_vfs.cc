@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace edgesync::test {
 namespace {
@@ -35,6 +37,9 @@ int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
 }
 int x_sync(sqlite3_file* f, int flags) {
   ++g_switches.syncs;
+  if (int ms = g_switches.sync_delay_ms.load(); ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  }
   if (g_switches.fail_sync) return SQLITE_IOERR_FSYNC;
   return real(f)->pMethods->xSync(real(f), flags);
 }
