@@ -46,6 +46,8 @@ int run_agent(const Config& config) {
   oo.path = config.storage.path;
   oo.max_bytes = config.storage.max_bytes;
   oo.keep_delivered = config.storage.keep_delivered;
+  oo.max_dead_letters = config.storage.max_dead_letters;
+  oo.dead_letter_max_age = std::chrono::hours(24 * config.storage.dead_letter_days);
   auto opened = storage::Outbox::open(oo, [&io](std::function<void()> fn) {
     asio::post(io, std::move(fn));
   });

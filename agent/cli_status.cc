@@ -73,6 +73,7 @@ int cli_status(const Config& config, bool as_json) {
                      {"next_seq", st.next_seq},
                      {"stored_events", st.stored_events},
                      {"dead_letters", st.dead_letters},
+                     {"dead_letters_pruned", st.dead_letters_pruned},
                      {"max_bytes", config.storage.max_bytes}};
       j["outbox"]["oldest_pending_age_s"] =
           st.oldest_pending_received_ms
@@ -106,7 +107,12 @@ int cli_status(const Config& config, bool as_json) {
                             : "-");
   row("last delivered", "seq " + std::to_string(st.delivered_seq));
   row("next seq", std::to_string(st.next_seq));
-  row("dead letters", std::to_string(st.dead_letters));
+  row("dead letters",
+      std::to_string(st.dead_letters) +
+          (st.dead_letters_pruned > 0
+               ? " (" + std::to_string(st.dead_letters_pruned) +
+                     " older ones pruned: storage.max_dead_letters, storage.dead_letter_days)"
+               : ""));
   return 0;
 }
 

@@ -201,6 +201,8 @@ std::vector<std::string> parse_config(const std::string& text, Config* out, File
     storage.text("path", &c.storage.path);
     storage.integer("max_bytes", &c.storage.max_bytes, 1 << 20, int64_t{1} << 50);
     storage.integer("keep_delivered", &c.storage.keep_delivered, 0, 100000000);
+    storage.integer("max_dead_letters", &c.storage.max_dead_letters, 1, 10000000);
+    storage.integer("dead_letter_days", &c.storage.dead_letter_days, 1, 3650);
 
     Fields ingest(top.object("ingest", false), "ingest", &errors);
     ingest.text("socket", &c.ingest.socket);

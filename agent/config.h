@@ -21,6 +21,8 @@ struct Config {
     std::string path = "/var/lib/edgesync/outbox.db";
     int64_t max_bytes = int64_t{1} << 30;
     int64_t keep_delivered = 10000;
+    int64_t max_dead_letters = 10000;  // the newest are kept
+    int64_t dead_letter_days = 30;     // older ones are dropped
   } storage;
   struct Ingest {
     std::string socket = "/run/edgesync/ingest.sock";

@@ -55,6 +55,7 @@ Status read_pending_figures(Database& db, OutboxStats* stats) {
 }
 
 Status EventRows::prepare(Database& d) {
+  db_ = &d;
 #define PREPARE(field, sql)    \
   {                            \
     auto p = d.prepare(sql);   \
@@ -72,6 +73,14 @@ Status EventRows::prepare(Database& d) {
           "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
           "reason, failed_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
   PREPARE(prune_, "DELETE FROM events WHERE seq <= ?");
+  // Everything at or below the (keep+1)-th newest; nothing when there are no more than `keep`.
+  PREPARE(prune_dead_count_,
+          "DELETE FROM dead_letters WHERE seq <= "
+          "(SELECT seq FROM dead_letters ORDER BY seq DESC LIMIT 1 OFFSET ?)");
+  PREPARE(prune_dead_age_, "DELETE FROM dead_letters WHERE failed_ms < ?");
+  PREPARE(add_dead_pruned_,
+          "INSERT INTO state(key, value) VALUES('dead_letters_pruned', ?) "
+          "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value");
 #undef PREPARE
   return Status::ok();
 }
@@ -83,6 +92,10 @@ void EventRows::reset() {
   sizes_between_.reset();
   set_delivered_.reset();
   insert_dead_.reset();
+  db_ = nullptr;
+  prune_dead_count_.reset();
+  prune_dead_age_.reset();
+  add_dead_pruned_.reset();
   prune_.reset();
 }
 
@@ -166,6 +179,23 @@ Status EventRows::insert_dead_letter(const DeadLetter& d) {
   st.bind_text(7, d.reason);
   st.bind(8, d.failed_ms);
   return st.run();
+}
+
+Result<int64_t> EventRows::prune_dead_letters(int64_t keep, int64_t failed_before_ms) {
+  prune_dead_count_->bind(1, keep);
+  Status s = prune_dead_count_->run();
+  if (!s) return s;
+  int64_t pruned = db_->changes();
+  prune_dead_age_->bind(1, failed_before_ms);
+  s = prune_dead_age_->run();
+  if (!s) return s;
+  pruned += db_->changes();
+  if (pruned > 0) {
+    add_dead_pruned_->bind(1, pruned);
+    s = add_dead_pruned_->run();
+    if (!s) return s;
+  }
+  return pruned;
 }
 
 }  // namespace edgesync::storage

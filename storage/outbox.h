@@ -74,6 +74,7 @@ struct OutboxStats {
   std::optional<int64_t> oldest_pending_received_ms;
   int64_t stored_events = 0;  // pending plus kept history
   int64_t dead_letters = 0;
+  int64_t dead_letters_pruned = 0;  // dropped over max_dead_letters or dead_letter_max_age, ever
 };
 
 struct DeadLetter {
@@ -111,6 +112,11 @@ class Outbox {
     std::chrono::milliseconds concurrency_hold{10};
     // Delivered history is deleted once this many rows beyond keep_delivered are due.
     int64_t prune_step = 1000;
+    // Dead letters kept: the newest max_dead_letters, none older than dead_letter_max_age
+    // (pruned when new ones are written and at open). A hub that refuses a common event would
+    // otherwise fill the disk with them, and then every append would fail.
+    int64_t max_dead_letters = 10000;
+    std::chrono::seconds dead_letter_max_age{30 * 24 * 3600};
     std::string vfs;  // tests only: a fault-injecting SQLite VFS
   };
 

@@ -44,6 +44,10 @@ Result<OutboxStats> compute_stats(Database& db) {
   if (!stored) return done(stored.status());
   auto dead = db.query_int64("SELECT count(*) FROM dead_letters", 0);
   if (!dead) return done(dead.status());
+  auto dead_pruned =
+      db.query_int64("SELECT value FROM state WHERE key = 'dead_letters_pruned'", 0);
+  if (!dead_pruned) return done(dead_pruned.status());
+  st.dead_letters_pruned = *dead_pruned;
   st.delivered_seq = *delivered;
   st.next_seq = std::max(*max_seq, *delivered) + 1;
   st.pending = st.next_seq - 1 - st.delivered_seq;

@@ -46,6 +46,11 @@ Status Outbox::Writer::open_connection() {
     s = budget.calibrate(d);
     if (!s) return s;
   }
+  // Dead letters past their age go at start too, not only when new ones come.
+  s = db->exec("BEGIN IMMEDIATE");
+  if (s) s = prune_dead_letters();
+  if (s) s = db->exec("COMMIT");
+  if (!s) return s;
   failed = false;
   return Status::ok();
 }
@@ -174,6 +179,7 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
     }
   }
   for (size_t i = 0; s && i < dead.size(); ++i) s = rows.insert_dead_letter(dead[i]);
+  if (s && !dead.empty()) s = prune_dead_letters();
   if (s) s = db->exec("COMMIT");
   if (!s) {
     next_seq = seq_before;
@@ -185,6 +191,17 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
   // Outside the transaction: a failed reading keeps the last ratio, it loses nothing.
   if (budget.calibration_due()) budget.calibrate(*db);
   return Status::ok();
+}
+
+Status Outbox::Writer::prune_dead_letters() {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  const int64_t max_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.dead_letter_max_age).count();
+  auto pruned = rows.prune_dead_letters(std::max<int64_t>(options.max_dead_letters, 1),
+                                        now_ms - max_age_ms);
+  return pruned.status();
 }
 
 bool Outbox::Writer::prune_due() const { return db && budget.prune_due(delivered); }

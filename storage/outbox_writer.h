@@ -77,6 +77,8 @@ struct Outbox::Writer {
  private:
   // open() without the cleanup: on failure `db` and the statements may be half set up.
   Status open_connection();
+  // Inside a transaction: dead letters beyond max_dead_letters or dead_letter_max_age go.
+  Status prune_dead_letters();
   // Whether this round may write: true unless failed and retry_after has not passed or
   // reopening failed.
   bool writable_now();

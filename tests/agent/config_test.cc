@@ -161,6 +161,8 @@ TEST(Config, EveryRangeIsCheckedAtBothEnds) {
       {"ingest", "max_line_bytes", 1023, 1024, 64 << 20, (64 << 20) + 1},
       {"ingest", "max_connections", 0, 1, 65536, 65537},
       {"ingest", "idle_timeout_s", 0, 1, 86400, 86401},
+      {"storage", "max_dead_letters", 0, 1, 10000000, 10000001},
+      {"storage", "dead_letter_days", 0, 1, 3650, 3651},
       {"hub", "keepalive_s", 4, 5, 3600, 3601},
       {"hub", "max_inflight", 0, 1, 65535, 65536},
       {"hub", "linger_ms", -1, 0, 10000, 10001},

@@ -346,3 +346,64 @@ TEST(Outbox, WalIsCheckpointedAndStaysBounded) {
 
 }  // namespace
 }  // namespace edgesync::test
+
+namespace edgesync::test {
+namespace {
+
+// Regression: dead letters were never pruned, so a hub whose size limit is below a common event
+// filled the disk with them until every append failed with storage_error.
+TEST(OutboxDeadLetters, OnlyTheNewestMaxDeadLettersAreKeptAndStatusCountsThePruned) {
+  TempPath dir;
+  auto o = options(dir);
+  o.max_dead_letters = 3;
+  auto box = open_box(o);
+  for (int i = 1; i <= 5; ++i) {
+    auto r = append_wait(*box, event("refused-" + std::to_string(i)));
+    ASSERT_EQ(r.outcome, storage::AppendResult::Outcome::kStored);
+    std::vector<storage::StoredEvent> one;
+    ASSERT_TRUE(box->read_pending(r.seq - 1, 1, &one));
+    ASSERT_EQ(one.size(), 1u);
+    box->dead_letter(one[0], "PUBACK reason code 149");
+    box->mark_delivered(r.seq);
+  }
+  box->close();
+  std::vector<storage::DeadLetter> dead;
+  ASSERT_TRUE(storage::Outbox::list_dead_letters(o.path, 100, &dead));
+  ASSERT_EQ(dead.size(), 3u);
+  EXPECT_EQ(dead[0].event.seq, 3);
+  EXPECT_EQ(dead[2].event.seq, 5);
+  auto st = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->dead_letters, 3);
+  EXPECT_EQ(st->dead_letters_pruned, 2);
+  EXPECT_EQ(st->pending, 0);
+}
+
+TEST(OutboxDeadLetters, DeadLettersOlderThanTheirMaximumAgeArePrunedAtOpen) {
+  TempPath dir;
+  auto o = options(dir);
+  {
+    auto box = open_box(o);
+    auto r = append_wait(*box, event("old-refused"));
+    ASSERT_EQ(r.outcome, storage::AppendResult::Outcome::kStored);
+    std::vector<storage::StoredEvent> one;
+    ASSERT_TRUE(box->read_pending(0, 1, &one));
+    box->dead_letter(one[0], "PUBACK reason code 149");
+    box->mark_delivered(r.seq);
+    box->close();
+  }
+  auto st = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(st.is_ok());
+  ASSERT_EQ(st->dead_letters, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  o.dead_letter_max_age = std::chrono::seconds(1);
+  auto box = open_box(o);
+  box->close();
+  st = storage::Outbox::inspect(o.path);
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->dead_letters, 0);
+  EXPECT_EQ(st->dead_letters_pruned, 1);
+}
+
+}  // namespace
+}  // namespace edgesync::test
