@@ -113,17 +113,19 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     read();
   }
 
+  Clock::time_point idle_deadline() const {
+    return last_active_ + std::chrono::seconds(server_.config_.ingest.idle_timeout_s);
+  }
+
   // A partial line must be completed within ingest.idle_timeout_s of the last byte received.
   void watch_partial_line() {
     if (midline_armed_) return;
     midline_armed_ = true;
-    const auto timeout = std::chrono::seconds(server_.config_.ingest.idle_timeout_s);
-    midline_timer_.expires_at(last_active_ + timeout);
+    midline_timer_.expires_at(idle_deadline());
     midline_timer_.async_wait([self = shared_from_this()](asio::error_code ec) {
       self->midline_armed_ = false;
       if (ec || self->closed_ || (self->line_.empty() && !self->discarding_)) return;
-      if (Clock::now() < self->last_active_ + std::chrono::seconds(
-                                                  self->server_.config_.ingest.idle_timeout_s)) {
+      if (Clock::now() < self->idle_deadline()) {
         self->watch_partial_line();  // more bytes came meanwhile
         return;
       }

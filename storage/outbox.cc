@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "platform/clock.h"
 #include "platform/threads.h"
 #include "storage/event_rows.h"
 #include "storage/outbox_writer.h"
@@ -12,12 +13,6 @@ namespace edgesync::storage {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -80,7 +75,7 @@ void Outbox::mark_delivered(int64_t seq) {
 
 void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  dead_letter_queue_.push_back({event, std::move(reason), now_ms()});
+  dead_letter_queue_.push_back({event, std::move(reason), platform::unix_ms()});
   wake_.notify_one();
 }
 

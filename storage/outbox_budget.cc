@@ -38,9 +38,7 @@ Status OutboxBudget::calibrate(Database& db) {
   if (!pages) return pages.status();
   auto free_pages = db.query_int64("PRAGMA freelist_count", 0);
   if (!free_pages) return free_pages.status();
-  auto page_size = db.query_int64("PRAGMA page_size", 4096);
-  if (!page_size) return page_size.status();
-  const int64_t live = (*pages - *free_pages) * *page_size;
+  const int64_t live = (*pages - *free_pages) * page_size_;
   // Dead letters and the schema live in the same file and raise the ratio: the budget then
   // leaves them their room too. Capped so that a skewed reading cannot shut the outbox.
   file_per_counted_permille_ = std::clamp<int64_t>(live * 1000 / counted, 1000, 8000);

@@ -61,6 +61,8 @@ class OutboxBudget {
   // Measures the live pages of the database (page_count - freelist_count, times page_size)
   // against the counted bytes stored, and budgets with that ratio from now on.
   Status calibrate(Database& db);
+  // The database's page size, read by the writer when it opens the connection.
+  void set_page_size(int64_t page_size) { page_size_ = page_size; }
   // An event of `size` bytes was stored (pending).
   void stored(int64_t size) { pending_bytes_ += size; }
   // The watermark passed events of `bytes` in all: they are history now.
@@ -94,6 +96,7 @@ class OutboxBudget {
   // Bytes of live database pages per 1,000 counted bytes, as last measured; never below 1,000.
   int64_t file_per_counted_permille_ = 1000;
   int64_t calibrated_at_ = -1;  // the counted bytes at the last calibrate(); -1: never
+  int64_t page_size_ = 4096;
 };
 
 }  // namespace edgesync::storage

@@ -2,15 +2,11 @@
 
 #include "storage/schema.h"
 
-#define EDGESYNC_STRINGIFY_(x) #x
-#define EDGESYNC_STRINGIFY(x) EDGESYNC_STRINGIFY_(x)
-
 namespace edgesync::storage {
 namespace {
 
-#define EDGESYNC_PAGE_SIZE 1024
-constexpr int64_t kPageSize = EDGESYNC_PAGE_SIZE;
-constexpr const char* kSetPageSize = "PRAGMA page_size=" EDGESYNC_STRINGIFY(EDGESYNC_PAGE_SIZE);
+constexpr int64_t kPageSize = 1024;
+constexpr const char* kSetPageSize = "PRAGMA page_size=1024";  // kPageSize
 // An outbox up to this size made with other pages is rewritten at start (a second or two on an
 // SD card); a larger one keeps its pages rather than delay the start and need its size again
 // in free space.
@@ -54,8 +50,9 @@ Result<std::unique_ptr<Database>> open_outbox_database(const std::string& path,
   if (!opened) return opened.status();
   auto& d = **opened;
   // 1 KiB pages, set before anything is written (a database keeps the page size it was created
-  // with; a small one made by an earlier release is rewritten, see adopt_page_size). Each commit of a lone event appends
-  // its changed pages to the WAL as frames of page size + 24 bytes, and every frame dirties
+  // with; a small one made by an earlier release is rewritten, see adopt_page_size). Each
+  // commit of a lone event appends its changed pages to the WAL as frames of page size + 24
+  // bytes, and every frame dirties
   // whole 4 KiB pages of the file: with 4 KiB pages a single event's commit (a table leaf, an
   // id-index leaf, now and then a parent) wrote ~14.5 KB, with 1 KiB pages ~7.9 KB. Smaller
   // pages did not help further (more leaves and parents per row). See docs/PERFORMANCE.md.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "platform/clock.h"
 #include "storage/outbox_database.h"
 
 namespace edgesync::storage {
@@ -29,6 +30,7 @@ Status Outbox::Writer::open_connection() {
   auto page_size = d.query_int64("PRAGMA page_size", 4096);
   if (!page_size) return page_size.status();
   checkpoints.set_page_size(*page_size);
+  budget.set_page_size(*page_size);
   Status s = rows.prepare(d);
   if (!s) return s;
 
@@ -194,13 +196,10 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
 }
 
 Status Outbox::Writer::prune_dead_letters() {
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
   const int64_t max_age_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.dead_letter_max_age).count();
   auto pruned = rows.prune_dead_letters(std::max<int64_t>(options.max_dead_letters, 1),
-                                        now_ms - max_age_ms);
+                                        platform::unix_ms() - max_age_ms);
   return pruned.status();
 }
 

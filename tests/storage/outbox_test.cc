@@ -350,6 +350,17 @@ TEST(Outbox, WalIsCheckpointedAndStaysBounded) {
 namespace edgesync::test {
 namespace {
 
+// Stores an event and dead-letters it at once, as the publisher does with a permanent refusal.
+void append_and_dead_letter(storage::Outbox& box, const std::string& id) {
+  auto r = append_wait(box, event(id));
+  ASSERT_EQ(r.outcome, storage::AppendResult::Outcome::kStored);
+  std::vector<storage::StoredEvent> one;
+  ASSERT_TRUE(box.read_pending(r.seq - 1, 1, &one));
+  ASSERT_EQ(one.size(), 1u);
+  box.dead_letter(one[0], "PUBACK reason code 149");
+  box.mark_delivered(r.seq);
+}
+
 // Regression: dead letters were never pruned, so a hub whose size limit is below a common event
 // filled the disk with them until every append failed with storage_error.
 TEST(OutboxDeadLetters, OnlyTheNewestMaxDeadLettersAreKeptAndStatusCountsThePruned) {
@@ -357,15 +368,7 @@ TEST(OutboxDeadLetters, OnlyTheNewestMaxDeadLettersAreKeptAndStatusCountsThePrun
   auto o = options(dir);
   o.max_dead_letters = 3;
   auto box = open_box(o);
-  for (int i = 1; i <= 5; ++i) {
-    auto r = append_wait(*box, event("refused-" + std::to_string(i)));
-    ASSERT_EQ(r.outcome, storage::AppendResult::Outcome::kStored);
-    std::vector<storage::StoredEvent> one;
-    ASSERT_TRUE(box->read_pending(r.seq - 1, 1, &one));
-    ASSERT_EQ(one.size(), 1u);
-    box->dead_letter(one[0], "PUBACK reason code 149");
-    box->mark_delivered(r.seq);
-  }
+  for (int i = 1; i <= 5; ++i) append_and_dead_letter(*box, "refused-" + std::to_string(i));
   box->close();
   std::vector<storage::DeadLetter> dead;
   ASSERT_TRUE(storage::Outbox::list_dead_letters(o.path, 100, &dead));
@@ -384,12 +387,7 @@ TEST(OutboxDeadLetters, DeadLettersOlderThanTheirMaximumAgeArePrunedAtOpen) {
   auto o = options(dir);
   {
     auto box = open_box(o);
-    auto r = append_wait(*box, event("old-refused"));
-    ASSERT_EQ(r.outcome, storage::AppendResult::Outcome::kStored);
-    std::vector<storage::StoredEvent> one;
-    ASSERT_TRUE(box->read_pending(0, 1, &one));
-    box->dead_letter(one[0], "PUBACK reason code 149");
-    box->mark_delivered(r.seq);
+    append_and_dead_letter(*box, "old-refused");
     box->close();
   }
   auto st = storage::Outbox::inspect(o.path);
