@@ -16,9 +16,11 @@ int64_t counted_size(const AppendRequest& r) {
          kRowOverhead;
 }
 
+// The join costs one primary-key probe of dead_letters per event (usually empty).
 const char* const kSelectEventsAfterSql =
-    "SELECT seq, id, type, occurred_at, received_ms, data FROM events "
-    "WHERE seq > ? ORDER BY seq LIMIT ?";
+    "SELECT e.seq, e.id, e.type, e.occurred_at, e.received_ms, e.data, d.reason, d.failed_ms "
+    "FROM events e LEFT JOIN dead_letters d ON d.seq = e.seq "
+    "WHERE e.seq > ? ORDER BY e.seq LIMIT ?";
 
 const char* const kSelectDeadLettersSql =
     "SELECT seq, id, type, occurred_at, received_ms, data, reason, failed_ms "
@@ -31,10 +33,14 @@ void read_event(const Statement& st, StoredEvent* e) {
   e->occurred_at.assign(st.column_text(3));
   e->received_ms = st.column_int64(4);
   e->data.assign(st.column_blob(5));
+  e->dead_reason.assign(st.column_text(6));
+  e->dead_ms = st.column_int64(7);
 }
 
 void read_dead_letter(const Statement& st, DeadLetter* d) {
   read_event(st, &d->event);
+  d->event.dead_reason.clear();
+  d->event.dead_ms = 0;
   d->reason.assign(st.column_text(6));
   d->failed_ms = st.column_int64(7);
 }

@@ -16,7 +16,8 @@
 
 namespace edgesync::storage {
 
-// Events after a seq, in seq order. Parameters: after_seq, limit. Rows for read_event().
+// Events after a seq, in seq order, each with its dead letter's reason and time when it has one.
+// Parameters: after_seq, limit. Rows for read_event().
 extern const char* const kSelectEventsAfterSql;
 // Dead letters in seq order. Parameter: limit. Rows for read_dead_letter().
 extern const char* const kSelectDeadLettersSql;

@@ -29,6 +29,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
   auto reader = PendingReader::open(options.path, options.vfs);
   if (!reader) return reader.status();
   box->reader_ = std::move(*reader);
+  box->incarnation_ = box->writer_->incarnation;
   box->watermark_.reset(box->writer_->delivered);
   box->next_seq_seen_ = box->writer_->next_seq;
   box->budget_seen_ = box->writer_->budget;

@@ -64,9 +64,14 @@ struct StoredEvent {
   std::string occurred_at;
   int64_t received_ms = 0;
   std::string data;
+  // read_pending() only: the event was dead-lettered (reason and when) but the watermark has
+  // not passed it yet; the hub gets a dead-letter notice for it instead of the event.
+  std::string dead_reason;
+  int64_t dead_ms = 0;
 };
 
 struct OutboxStats {
+  std::string incarnation;  // inspect() only
   int64_t next_seq = 1;
   int64_t delivered_seq = 0;  // watermark as persisted
   int64_t pending = 0;        // next_seq - 1 - delivered_seq
@@ -160,6 +165,9 @@ class Outbox {
   // Owner thread. Figures as of now (pending from the in-memory seq counter and watermark).
   OutboxStats stats();
   int64_t delivered_seq() const;
+  // Any thread. The id this outbox file was created with (schema.h): with seq, the identity of
+  // an event at the hub.
+  const std::string& incarnation() const { return incarnation_; }
 
   // Waits for queued appends to finish, writes the watermark, stops the writer. Idempotent.
   void close();
@@ -201,6 +209,7 @@ class Outbox {
 
   const Options options_;
   Dispatcher dispatch_;
+  std::string incarnation_;  // set by open(), then constant
   std::function<void()> on_committed_;
 
   std::unique_ptr<PendingReader> reader_;  // read_pending() and stats()

@@ -48,6 +48,9 @@ Result<OutboxStats> compute_stats(Database& db) {
       db.query_int64("SELECT value FROM state WHERE key = 'dead_letters_pruned'", 0);
   if (!dead_pruned) return done(dead_pruned.status());
   st.dead_letters_pruned = *dead_pruned;
+  auto incarnation = read_incarnation(db);
+  if (!incarnation) return done(incarnation.status());
+  st.incarnation = std::move(*incarnation);
   st.delivered_seq = *delivered;
   st.next_seq = std::max(*max_seq, *delivered) + 1;
   st.pending = st.next_seq - 1 - st.delivered_seq;

@@ -4,6 +4,7 @@
 
 #include "platform/clock.h"
 #include "storage/outbox_database.h"
+#include "storage/schema.h"
 
 namespace edgesync::storage {
 
@@ -33,6 +34,9 @@ Status Outbox::Writer::open_connection() {
   budget.set_page_size(*page_size);
   Status s = rows.prepare(d);
   if (!s) return s;
+  auto incarnation_r = read_incarnation(d);
+  if (!incarnation_r) return incarnation_r.status();
+  incarnation = std::move(*incarnation_r);
 
   auto delivered_r = d.query_int64("SELECT value FROM state WHERE key = 'delivered_seq'", 0);
   if (!delivered_r) return delivered_r.status();

@@ -66,6 +66,7 @@ struct Outbox::Writer {
   CheckpointPolicy checkpoints;
   int64_t next_seq = 1;
   int64_t delivered = 0;  // the watermark on disk
+  std::string incarnation;
   bool failed = false;
   std::string failure;
   Clock::time_point failed_at;

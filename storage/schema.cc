@@ -29,6 +29,17 @@ const char* const kMigrations[] = {
     "  data BLOB NOT NULL,"
     "  reason TEXT NOT NULL,"
     "  failed_ms INTEGER NOT NULL);",
+
+    // 2 -> 3: the outbox's incarnation, a random UUID (version 4) made with the database and
+    // never changed. seq restarts at 1 in a new file (an outbox moved aside, or quarantined),
+    // so the hub keys events on (device, incarnation, seq). An outbox migrated from an earlier
+    // release gets its incarnation here: the events it sent before carried none.
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta(key, value) SELECT 'incarnation',"
+    "  substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-' ||"
+    "  substr('89ab', 1 + (unicode(substr(h, 17, 1)) % 4), 1) || substr(h, 18, 3) || '-' ||"
+    "  substr(h, 21, 12)"
+    "  FROM (SELECT lower(hex(randomblob(16))) AS h);",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -62,6 +73,15 @@ Status migrate_schema(Database& db) {
   if (s) s = db.exec("COMMIT");
   if (!s) db.exec("ROLLBACK");
   return s;
+}
+
+Result<std::string> read_incarnation(Database& db) {
+  auto q = db.prepare("SELECT value FROM meta WHERE key = 'incarnation'");
+  if (!q) return q.status();
+  auto row = (*q)->step();
+  if (!row) return row.status();
+  if (!*row) return Status::io_error("the outbox has no incarnation id (meta table is empty)");
+  return std::string((*q)->column_text(0));
 }
 
 Status check_schema_readable(Database& db) {

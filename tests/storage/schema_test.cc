@@ -2,6 +2,8 @@
 // events; a newer schema than this build knows is refused with a clear message, untouched.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "storage/outbox.h"
 #include "storage/schema.h"
 #include "storage/sqlite.h"
@@ -84,6 +86,48 @@ TEST(Schema, NotADatabaseIsReportedAsCorruption) {
   auto box = storage::Outbox::open(o, inline_dispatch());
   ASSERT_FALSE(box.is_ok());
   EXPECT_EQ(box.status().code(), Status::Code::kCorruption) << box.status().to_string();
+}
+
+// The hub keys events on (device, incarnation, seq): seq restarts at 1 in a new file, so the
+// incarnation must differ between files and never change for one.
+TEST(Schema, EveryOutboxHasItsOwnIncarnationThatSurvivesReopening) {
+  TempPath dir;
+  const std::regex uuid_v4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  storage::Outbox::Options a;
+  a.path = dir.file("a.db");
+  std::string first;
+  {
+    auto box = storage::Outbox::open(a, inline_dispatch());
+    ASSERT_TRUE(box.is_ok()) << box.status().to_string();
+    first = (*box)->incarnation();
+  }
+  EXPECT_TRUE(std::regex_match(first, uuid_v4)) << first;
+  {
+    auto box = storage::Outbox::open(a, inline_dispatch());
+    ASSERT_TRUE(box.is_ok());
+    EXPECT_EQ((*box)->incarnation(), first);
+  }
+  auto inspected = storage::Outbox::inspect(a.path);
+  ASSERT_TRUE(inspected.is_ok()) << inspected.status().to_string();
+  EXPECT_EQ(inspected->incarnation, first);
+
+  storage::Outbox::Options b;
+  b.path = dir.file("b.db");
+  auto other = storage::Outbox::open(b, inline_dispatch());
+  ASSERT_TRUE(other.is_ok());
+  EXPECT_TRUE(std::regex_match((*other)->incarnation(), uuid_v4));
+  EXPECT_NE((*other)->incarnation(), first);
+}
+
+TEST(Schema, AnOutboxFromAnEarlierReleaseGetsAnIncarnationWhenMigrated) {
+  TempPath dir;
+  std::string path = dir.file("outbox.db");
+  make_v1_database(path);
+  storage::Outbox::Options o;
+  o.path = path;
+  auto box = storage::Outbox::open(o, inline_dispatch());
+  ASSERT_TRUE(box.is_ok()) << box.status().to_string();
+  EXPECT_EQ((*box)->incarnation().size(), 36u);
 }
 
 }  // namespace
