@@ -4,6 +4,7 @@
 set -euo pipefail
 PKGS=(
   g++ cmake make pkg-config            # toolchain
+  clang                                # -Wthread-safety: checks the locking annotations
   libasio-dev                          # event loop, Unix sockets, timers, signals
   libsqlite3-dev                       # the outbox
   libmbedtls-dev                       # application crypto (signed config, device keys)
@@ -13,6 +14,7 @@ PKGS=(
   libcli11-dev                         # the command line
   libsystemd-dev                       # sd_notify: readiness and watchdog
   libgtest-dev                         # unit and integration tests
+  libclang-rt-14-dev llvm-14           # fuzzing (.ci/fuzz.sh): libFuzzer and sanitizer runtimes, llvm-symbolizer
   mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
 )
 missing=()

@@ -57,6 +57,15 @@ int run_agent(const Config& config) {
   }
   storage::Outbox& outbox = **opened;
   const int64_t next_seq = outbox.stats().next_seq;
+  if (const auto& q = outbox.quarantine()) {
+    std::cerr << "edgesync: WARNING: outbox quarantined at "
+              << platform::format_rfc3339_ms(q->at_ms) << ": " << config.storage.path << ": "
+              << q->reason << ". It is kept, unchanged, as " << q->file
+              << (q->incarnation.empty() ? "" : " (incarnation " + q->incarnation + ")")
+              << "; events still pending in it were not delivered. Capture goes on in a fresh "
+                 "outbox (incarnation "
+              << outbox.incarnation() << ")\n";
+  }
 
   // Written by the delivery thread while it runs, by this one before and after.
   AgentState state;
@@ -75,6 +84,9 @@ int run_agent(const Config& config) {
     state.hub_state = hub_state_name(hs);
     state.hub_since_ms = platform::unix_ms();
     if (!detail.empty()) state.last_error = detail;
+    // A damaged page met while running stops delivery at it; the publisher reports that as a
+    // state change, and the reason goes to the status file with it.
+    if (auto c = outbox.corruption_seen()) state.outbox_error = *c;
     if (hs != HubState::kStopped) save_state();
   });
   outbox.set_on_committed([&] {

@@ -75,12 +75,25 @@ int cli_status(const Config& config, bool as_json) {
                      {"dead_letters", st.dead_letters},
                      {"dead_letters_pruned", st.dead_letters_pruned},
                      {"max_bytes", config.storage.max_bytes}};
+      j["outbox"]["incarnation"] = st.incarnation;
+      if (st.quarantine) {
+        j["outbox"]["quarantine"] = {
+            {"file", st.quarantine->file},
+            {"reason", st.quarantine->reason},
+            {"at", platform::format_rfc3339_ms(st.quarantine->at_ms)},
+            {"incarnation", st.quarantine->incarnation.empty()
+                                ? json(nullptr)
+                                : json(st.quarantine->incarnation)}};
+      }
       j["outbox"]["oldest_pending_age_s"] =
           st.oldest_pending_received_ms
               ? json((now - *st.oldest_pending_received_ms) / 1000.0)
               : json(nullptr);
     } else {
       j["outbox"] = {{"path", config.storage.path}, {"error", stats.status().message()}};
+    }
+    if (running && !agent_state->outbox_error.empty()) {
+      j["outbox"]["damaged_while_running"] = agent_state->outbox_error;
     }
     std::cout << j.dump(2) << "\n";
     return stats ? 0 : 1;
@@ -94,6 +107,11 @@ int cli_status(const Config& config, bool as_json) {
   }
   row("hub", hub + "  " + config.hub.uri);
   if (agent_state && !agent_state->last_error.empty()) row("last hub error", agent_state->last_error);
+  if (running && !agent_state->outbox_error.empty()) {
+    row("outbox damaged", agent_state->outbox_error +
+                              " (delivery stopped at the damage; the file is quarantined at the "
+                              "next start of the agent)");
+  }
   if (!stats) {
     row("outbox", stats.status().to_string());
     return 1;
@@ -107,6 +125,11 @@ int cli_status(const Config& config, bool as_json) {
                             : "-");
   row("last delivered", "seq " + std::to_string(st.delivered_seq));
   row("next seq", std::to_string(st.next_seq));
+  row("incarnation", st.incarnation);
+  if (st.quarantine) {
+    row("quarantined", platform::format_rfc3339_ms(st.quarantine->at_ms) + ": " +
+                           st.quarantine->file + " (kept; " + st.quarantine->reason + ")");
+  }
   row("dead letters",
       std::to_string(st.dead_letters) +
           (st.dead_letters_pruned > 0

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -42,6 +43,14 @@ class Fields {
     if (!v) return;
     if (!v->is_number_integer()) {
       errors_->push_back(name(key) + ": must be an integer");
+      return;
+    }
+    // Above INT64_MAX, get<int64_t>() would wrap to a negative number and the message would
+    // name a value the file does not hold.
+    if (v->is_number_unsigned() &&
+        v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      errors_->push_back(name(key) + ": must be between " + std::to_string(min) + " and " +
+                         std::to_string(max) + ", got " + v->dump());
       return;
     }
     int64_t n = v->get<int64_t>();
@@ -182,7 +191,9 @@ std::vector<std::string> parse_config(const std::string& text, Config* out, File
   json root;
   try {
     root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number too large for a double ("1e400") is out_of_range, and
+    // an escaped exception would end the agent (or check-config) instead of naming the problem.
     errors.push_back(std::string("config is not valid JSON: ") + e.what());
     return errors;
   }
@@ -222,6 +233,7 @@ std::vector<std::string> parse_config(const std::string& text, Config* out, File
     hub.integer("keepalive_s", &c.hub.keepalive_s, 5, 3600);
     hub.integer("max_inflight", &c.hub.max_inflight, 1, 65535);
     hub.integer("linger_ms", &c.hub.linger_ms, 0, 10000);
+    hub.integer("refused_retry_s", &c.hub.refused_retry_s, 0, 7 * 24 * 3600);
     hub.boolean("allow_insecure", &c.hub.allow_insecure);
 
     Fields retry(top.object("retry", false), "retry", &errors);

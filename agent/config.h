@@ -48,6 +48,10 @@ struct Config {
     // events keep arriving, publish them at most this often (an event after a quiet spell still
     // goes out at once).
     int64_t linger_ms = 0;
+    // An event the hub refuses with a reason that may clear (not authorized, quota exceeded,
+    // an unspecified or plugin error) is retried with backoff for this long, while the events
+    // behind it keep flowing; then it is dead-lettered with the reason code.
+    int64_t refused_retry_s = 300;
     bool allow_insecure = false;
   } hub;
   struct Retry {

@@ -1,5 +1,6 @@
 #include "agent/event_contract.h"
 
+#include <algorithm>
 #include <array>
 #include <nlohmann/json.hpp>
 
@@ -80,6 +81,37 @@ bool is_valid_id(std::string_view id) {
   return true;
 }
 
+namespace {
+// How deep objects and arrays may nest in a request line, the line's own object included:
+// "data" gets 64 levels. Parsing is iterative, but re-serializing "data" (and every consumer
+// that walks it) recurses once per level: a 200 KB line of '[' (under the default
+// max_line_bytes) overflowed the ingest thread's stack and ended the agent.
+constexpr int kMaxNesting = 65;
+
+// REQUIRES: `json` is valid JSON, so brackets inside strings are the only ones to skip.
+int nesting_depth(std::string_view json) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+}  // namespace
+
 bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
                  storage::AppendRequest* out, ParseFailure* failure) {
   auto fail = [failure](IngestError e, std::string msg) {
@@ -94,6 +126,11 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
                 "terminated by \\n");
   }
   if (!doc.is_object()) return fail(IngestError::kInvalidEvent, "the event must be a JSON object");
+  if (nesting_depth(line) > kMaxNesting) {
+    return fail(IngestError::kInvalidEvent,
+                "objects and arrays in \"data\" may nest at most " +
+                    std::to_string(kMaxNesting - 1) + " levels deep");
+  }
 
   const ordered_json* type = nullptr;
   const ordered_json* id = nullptr;

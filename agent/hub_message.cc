@@ -14,17 +14,30 @@ void build_event_topic(const Config& config, const storage::StoredEvent& e, std:
   out->append(e.type);
 }
 
-void build_event_payload(const Config& config, const storage::StoredEvent& e, std::string* out) {
-  out->clear();
+namespace {
+
+// "id", "seq", "incarnation", "type", "device_id", "store_id": the head both messages share.
+void append_identity(const Config& config, std::string_view incarnation,
+                     const storage::StoredEvent& e, std::string* out) {
   out->append("{\"id\":");
   append_json_string(out, e.id);
   out->append(",\"seq\":").append(std::to_string(e.seq));
+  out->append(",\"incarnation\":");
+  append_json_string(out, incarnation);
   out->append(",\"type\":");
   append_json_string(out, e.type);
   out->append(",\"device_id\":");
   append_json_string(out, config.device.id);
   out->append(",\"store_id\":");
   append_json_string(out, config.device.store_id);
+}
+
+}  // namespace
+
+void build_event_payload(const Config& config, std::string_view incarnation,
+                         const storage::StoredEvent& e, std::string* out) {
+  out->clear();
+  append_identity(config, incarnation, e, out);
   out->append(",\"occurred_at\":");
   if (e.occurred_at.empty()) {
     out->append("null");
@@ -35,12 +48,38 @@ void build_event_payload(const Config& config, const storage::StoredEvent& e, st
   out->append("\",\"data\":").append(e.data).push_back('}');
 }
 
-std::string build_status_payload(const Config& config, bool online, const std::string& reason) {
+std::string dead_letter_topic(const Config& config) {
+  return config.topic_base() + "/deadletter";
+}
+
+void build_dead_letter_notice(const Config& config, std::string_view incarnation,
+                              const storage::StoredEvent& e, std::string_view reason,
+                              int64_t failed_ms, std::string* out) {
+  out->clear();
+  append_identity(config, incarnation, e, out);
+  out->append(",\"reason\":");
+  append_json_string(out, reason);
+  out->append(",\"failed_at\":\"").append(platform::format_rfc3339_ms(failed_ms));
+  out->append("\"}");
+}
+
+OutboxFacts outbox_facts(const storage::Outbox& outbox) {
+  OutboxFacts f;
+  f.incarnation = outbox.incarnation();
+  f.quarantine = outbox.quarantine();
+  f.damaged = outbox.corruption_seen();
+  return f;
+}
+
+std::string build_status_payload(const Config& config, const OutboxFacts& outbox, bool online,
+                                 const std::string& reason) {
   std::string out = online ? "{\"online\":true" : "{\"online\":false";
   out.append(",\"device_id\":");
   append_json_string(&out, config.device.id);
   out.append(",\"store_id\":");
   append_json_string(&out, config.device.store_id);
+  out.append(",\"incarnation\":");
+  append_json_string(&out, outbox.incarnation);
   out.append(",\"version\":\"").append(kVersion).append("\"");
   if (online) {
     out.append(",\"since\":\"").append(platform::format_rfc3339_ms(platform::unix_ms()));
@@ -49,6 +88,22 @@ std::string build_status_payload(const Config& config, bool online, const std::s
   if (!reason.empty()) {
     out.append(",\"reason\":");
     append_json_string(&out, reason);
+  }
+  if (const auto& q = outbox.quarantine) {
+    out.append(",\"quarantine\":{\"file\":");
+    append_json_string(&out, q->file);
+    out.append(",\"reason\":");
+    append_json_string(&out, q->reason);
+    out.append(",\"at\":\"").append(platform::format_rfc3339_ms(q->at_ms)).append("\"");
+    if (!q->incarnation.empty()) {
+      out.append(",\"incarnation\":");
+      append_json_string(&out, q->incarnation);
+    }
+    out.push_back('}');
+  }
+  if (outbox.damaged) {
+    out.append(",\"outbox_damaged\":");
+    append_json_string(&out, *outbox.damaged);
   }
   out.push_back('}');
   return out;

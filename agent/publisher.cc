@@ -1,10 +1,12 @@
 #include "agent/publisher.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <iostream>
 
 #include "agent/backoff.h"
 #include "agent/hub_message.h"
+#include "platform/clock.h"
 
 namespace edgesync::agent {
 
@@ -14,6 +16,11 @@ namespace {
 constexpr auto kStableConnection = std::chrono::seconds(30);
 // Events read from the outbox per query; memory does not grow with the backlog.
 constexpr size_t kMinReadBatch = 256;
+// Completions of dead-letter notices carry the seq with this bit set.
+constexpr uint64_t kNoticeTag = uint64_t{1} << 62;
+// paho refusing to start the same publish this many times in a row (each on a new session)
+// means it never will: the event is dead-lettered rather than block the stream.
+constexpr int kMaxSyncRefusals = 3;
 }  // namespace
 
 const char* hub_state_name(HubState s) {
@@ -32,10 +39,12 @@ Publisher::Publisher(asio::io_context& io, const Config& config, storage::Outbox
       config_(config),
       outbox_(outbox),
       on_state_(std::move(on_state)),
+      park_timer_(io),
       retry_timer_(io),
       linger_timer_(io),
       rng_(std::random_device{}()) {
   status_topic_ = config_.topic_base() + "/status";
+  dead_letter_topic_ = dead_letter_topic(config_);
 }
 
 Publisher::~Publisher() = default;
@@ -51,7 +60,7 @@ Status Publisher::start() {
   o.password = config_.hub.password;
   o.keepalive_s = static_cast<int>(config_.hub.keepalive_s);
   o.will_topic = status_topic_;
-  o.will_payload = build_status_payload(config_, false, "connection lost");
+  o.will_payload = build_status_payload(config_, outbox_facts(outbox_), false, "connection lost");
   auto t = platform::MqttTransport::create(o, [this] {
     // paho's thread: only hand over to ours.
     asio::post(io_, [this] { on_transport_events(); });
@@ -72,6 +81,8 @@ void Publisher::set_state(HubState s, const std::string& detail) {
 
 void Publisher::connect() {
   if (state_ == HubState::kStopped) return;
+  // One attempt at a time: a retry still armed would start another over this one.
+  retry_timer_.cancel();
   set_state(HubState::kConnecting, "");
   generation_ = transport_->connect();
 }
@@ -83,6 +94,9 @@ void Publisher::connection_down(const std::string& why) {
                     std::chrono::steady_clock::now() - connected_at_ >= kStableConnection;
   if (was_stable) attempt_ = 0;
   inflight_.clear();
+  sent_ = 0;
+  for (auto& [seq, r] : refused_) r.parked = false;  // resent from the watermark
+  park_timer_.cancel();
   buffer_.clear();
   buffer_pos_ = 0;
   set_state(HubState::kDisconnected, why);
@@ -92,7 +106,7 @@ void Publisher::connection_down(const std::string& why) {
   ++attempt_;
   retry_timer_.expires_after(delay);
   retry_timer_.async_wait([this](asio::error_code ec) {
-    if (!ec) connect();
+    if (!ec && state_ == HubState::kDisconnected) connect();
   });
 }
 
@@ -103,22 +117,23 @@ void Publisher::on_transport_events() {
     if (e.generation != generation_) continue;
     switch (e.kind) {
       case platform::MqttEvent::Kind::kConnected: {
-        if (state_ == HubState::kStopped) break;
+        if (state_ != HubState::kConnecting) break;
         connected_at_ = std::chrono::steady_clock::now();
         size_t window = static_cast<size_t>(config_.hub.max_inflight);
         if (e.receive_maximum > 0) window = std::min(window, size_t(e.receive_maximum));
         window_ = std::max<size_t>(window, 1);
+        max_packet_ = e.maximum_packet_size;
         inflight_.clear();
+        sent_ = 0;
         buffer_.clear();
         buffer_pos_ = 0;
         read_through_ = acked_through_;
         outbox_drained_ = false;
         set_state(HubState::kConnected, "");
-        std::cerr << "edgesync: connected to " << config_.hub.uri << " (window " << window_
-                  << ", resending from seq " << acked_through_ + 1 << ")\n";
-        Status s = transport_->publish_retained(status_topic_,
-                                                build_status_payload(config_, true, ""));
-        if (!s) std::cerr << "edgesync: status publish: " << s.to_string() << "\n";
+        std::cerr << "edgesync: connected to " << config_.hub.uri << " (window " << window_;
+        if (max_packet_ > 0) std::cerr << ", broker's maximum packet " << max_packet_ << " bytes";
+        std::cerr << ", resending from seq " << acked_through_ + 1 << ")\n";
+        publish_status();
         fill();
         break;
       }
@@ -134,44 +149,151 @@ void Publisher::on_transport_events() {
   if (state_ == HubState::kConnected) fill();
 }
 
+size_t Publisher::index_of(int64_t seq) const {
+  if (inflight_.empty()) return SIZE_MAX;
+  int64_t index = seq - inflight_.front().seq;
+  if (index < 0 || index >= static_cast<int64_t>(inflight_.size())) return SIZE_MAX;
+  return static_cast<size_t>(index);
+}
+
 void Publisher::handle_publish_done(const platform::MqttEvent& e) {
   // Acks still count after stop() began: they move the watermark and spare duplicates.
   bool live = state_ == HubState::kConnected || state_ == HubState::kStopped;
-  if (e.tag == 0 || !live || inflight_.empty()) return;
-  int64_t seq = static_cast<int64_t>(e.tag);
-  int64_t index = seq - inflight_.front().seq;
-  if (index < 0 || index >= static_cast<int64_t>(inflight_.size())) return;
-  switch (e.outcome) {
-    case platform::PublishOutcome::kDelivered:
-      inflight_[index].acked = true;
-      break;
-    case platform::PublishOutcome::kNever: {
-      // The hub will never take this message: keep it, with the reason, and move on.
-      std::vector<storage::StoredEvent> one;
-      Status s = outbox_.read_pending(seq - 1, 1, &one);
-      if (s && !one.empty() && one.front().seq == seq) {
-        std::cerr << "edgesync: seq " << seq << " dead-lettered: " << e.detail << "\n";
-        outbox_.dead_letter(one.front(), e.detail);
-        inflight_[index].acked = true;
-      } else {
-        connection_down("cannot dead-letter seq " + std::to_string(seq) + ": " + s.to_string());
-        return;
-      }
-      break;
-    }
-    case platform::PublishOutcome::kRetry:
-      if (state_ == HubState::kStopped) return;
-      // Resend everything from the watermark on a fresh session.
-      transport_->disconnect(std::chrono::milliseconds(0));
-      connection_down("seq " + std::to_string(seq) + " not acknowledged: " + e.detail);
-      return;
+  if (e.tag == 0 || !live) return;
+  const bool notice = (e.tag & kNoticeTag) != 0;
+  const int64_t seq = static_cast<int64_t>(e.tag & ~kNoticeTag);
+  const size_t index = index_of(seq);
+  if (index == SIZE_MAX || inflight_[index].slot != Slot::kSent) return;
+
+  if (e.outcome == platform::PublishOutcome::kRetry) {
+    if (state_ == HubState::kStopped) return;
+    // Resend everything from the watermark on a fresh session.
+    transport_->disconnect(std::chrono::milliseconds(0));
+    connection_down("seq " + std::to_string(seq) + " not acknowledged: " + e.detail);
+    return;
   }
+  if (notice) {
+    // The dead letter is on disk whatever the hub made of its notice; a refused notice leaves
+    // a gap the hub's reconciliation shows.
+    if (e.outcome != platform::PublishOutcome::kDelivered) {
+      std::cerr << "edgesync: dead-letter notice for seq " << seq << " refused: " << e.detail
+                << "\n";
+    }
+    inflight_[index].slot = Slot::kDone;
+    --sent_;
+  } else {
+    switch (e.outcome) {
+      case platform::PublishOutcome::kDelivered:
+        inflight_[index].slot = Slot::kDone;
+        --sent_;
+        refused_.erase(seq);
+        break;
+      case platform::PublishOutcome::kNever: {
+        if (state_ == HubState::kStopped) return;  // announced after the restart
+        // The hub will never take this message: keep it, with the reason, and move on.
+        std::vector<storage::StoredEvent> one;
+        Status s = outbox_.read_pending(seq - 1, 1, &one);
+        if (!s || one.empty() || one.front().seq != seq) {
+          connection_down("cannot dead-letter seq " + std::to_string(seq) + ": " + s.to_string());
+          return;
+        }
+        // The slot stays kSent: its notice takes the event's place in the window.
+        refused_.erase(seq);
+        if (!send_dead_letter(one.front(), e.detail)) return;
+        break;
+      }
+      case platform::PublishOutcome::kRefused:
+        if (state_ == HubState::kStopped) return;
+        refused(index, e);
+        break;
+      case platform::PublishOutcome::kRetry:
+        break;  // handled above
+    }
+  }
+  pop_done();
+}
+
+void Publisher::pop_done() {
   int64_t before = acked_through_;
-  while (!inflight_.empty() && inflight_.front().acked) {
+  while (!inflight_.empty() && inflight_.front().slot == Slot::kDone) {
     acked_through_ = inflight_.front().seq;
     inflight_.pop_front();
   }
   if (acked_through_ != before) outbox_.mark_delivered(acked_through_);
+}
+
+void Publisher::refused(size_t index, const platform::MqttEvent& e) {
+  const int64_t seq = inflight_[index].seq;
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = refused_.try_emplace(seq);
+  Refusal& r = it->second;
+  if (fresh) r.first = now;
+  r.detail = e.detail;
+  const auto limit = std::chrono::seconds(config_.hub.refused_retry_s);
+  if (now - r.first >= limit) {
+    std::vector<storage::StoredEvent> one;
+    Status s = outbox_.read_pending(seq - 1, 1, &one);
+    if (!s || one.empty() || one.front().seq != seq) {
+      connection_down("cannot dead-letter seq " + std::to_string(seq) + ": " + s.to_string());
+      return;
+    }
+    std::string reason = e.detail + "; refused for " + std::to_string(config_.hub.refused_retry_s) +
+                         " s (hub.refused_retry_s)";
+    refused_.erase(it);
+    send_dead_letter(one.front(), reason);  // the slot stays kSent, for the notice
+    return;
+  }
+  // Parked: out of the window, so the events behind it keep flowing.
+  inflight_[index].slot = Slot::kParked;
+  --sent_;
+  r.parked = true;
+  r.next_try = now + backoff_delay(r.attempts, config_.retry.initial_ms, config_.retry.max_ms, rng_);
+  if (r.attempts == 0) {
+    std::cerr << "edgesync: seq " << seq << " refused by the hub: " << e.detail
+              << "; retrying for up to " << config_.hub.refused_retry_s
+              << " s, the events behind it keep going\n";
+  }
+  ++r.attempts;
+  arm_park_timer();
+}
+
+void Publisher::arm_park_timer() {
+  if (park_armed_) return;
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (const auto& [seq, r] : refused_) {
+    if (r.parked) next = std::min(next, r.next_try);
+  }
+  if (next == std::chrono::steady_clock::time_point::max()) return;
+  park_armed_ = true;
+  park_timer_.expires_at(next);
+  park_timer_.async_wait([this](asio::error_code ec) {
+    park_armed_ = false;
+    if (ec || state_ != HubState::kConnected) return;
+    retry_parked();
+  });
+}
+
+void Publisher::retry_parked() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<storage::StoredEvent> one;
+  for (auto& [seq, r] : refused_) {
+    if (!r.parked || r.next_try > now) continue;
+    const size_t index = index_of(seq);
+    if (index == SIZE_MAX || inflight_[index].slot != Slot::kParked) {
+      r.parked = false;
+      continue;
+    }
+    Status s = outbox_.read_pending(seq - 1, 1, &one);
+    if (!s || one.empty() || one.front().seq != seq) {
+      connection_down("cannot read seq " + std::to_string(seq) + " again: " + s.to_string());
+      return;
+    }
+    if (!send(one.front())) return;
+    r.parked = false;
+    inflight_[index].slot = Slot::kSent;
+    ++sent_;
+  }
+  arm_park_timer();
 }
 
 void Publisher::wake() {
@@ -206,8 +328,15 @@ void Publisher::fill_new_events() {
   fill();
 }
 
+void Publisher::publish_status() {
+  Status s = transport_->publish_retained(
+      status_topic_, build_status_payload(config_, outbox_facts(outbox_), true, ""));
+  if (!s) std::cerr << "edgesync: status publish: " << s.to_string() << "\n";
+}
+
 void Publisher::fill() {
-  while (inflight_.size() < window_) {
+  if (outbox_damaged_) return;
+  while (state_ == HubState::kConnected && sent_ < window_ && inflight_.size() < kMaxHeld) {
     if (buffer_pos_ == buffer_.size()) {
       if (outbox_drained_) return;
       // Asked before reading: an event committed after this read's snapshot then wakes us.
@@ -216,6 +345,15 @@ void Publisher::fill() {
       buffer_pos_ = 0;
       if (!s) {
         std::cerr << "edgesync: cannot read the outbox: " << s.to_string() << "\n";
+        if (outbox_.corruption_seen()) {
+          // Damaged at this point: nothing after it can be read in order. Stay connected (the
+          // hub sees the box online and why it stopped), keep accepting, deliver nothing more
+          // until a restart moves the file aside.
+          outbox_damaged_ = true;
+          set_state(state_, "outbox damaged, delivery stopped: " + s.to_string());
+          publish_status();
+          return;
+        }
         transport_->disconnect(std::chrono::milliseconds(0));
         connection_down("outbox read failed");
         return;
@@ -226,27 +364,85 @@ void Publisher::fill() {
       }
     }
     const storage::StoredEvent& ev = buffer_[buffer_pos_];
-    build_event_topic(config_, ev, &topic_);
-    build_event_payload(config_, ev, &payload_);
-    Status s = transport_->publish(topic_, payload_, ev.id, ev.seq, static_cast<uint64_t>(ev.seq));
-    if (!s) {
-      // The connection is going away; its loss event follows and triggers the resend.
-      return;
-    }
-    inflight_.push_back({ev.seq, false});
+    if (!send(ev)) return;
+    inflight_.push_back({ev.seq, Slot::kSent});
+    ++sent_;
     read_through_ = ev.seq;
     ++buffer_pos_;
   }
 }
 
+bool Publisher::send(const storage::StoredEvent& ev) {
+  // Dead-lettered before (this run or an earlier one) but not yet passed by the watermark:
+  // the hub gets the notice, never the event.
+  if (!ev.dead_reason.empty()) return publish_notice(ev, ev.dead_reason, ev.dead_ms);
+  if (ev.seq == sync_refused_seq_ && sync_refusals_ >= kMaxSyncRefusals) {
+    return send_dead_letter(ev, "the MQTT client refused to publish it " +
+                                    std::to_string(sync_refusals_) + " times");
+  }
+  build_event_topic(config_, ev, &topic_);
+  build_event_payload(config_, outbox_.incarnation(), ev, &payload_);
+  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation()};
+  if (max_packet_ > 0) {
+    // A broker disconnects a client that sends a packet over its maximum; sending it would
+    // only repeat that on every reconnect.
+    const int64_t size = platform::MqttTransport::packet_size(topic_, payload_.size(), who);
+    if (size > max_packet_) {
+      return send_dead_letter(ev, "the message is " + std::to_string(size) +
+                                      " bytes, over the hub's Maximum Packet Size of " +
+                                      std::to_string(max_packet_) + " bytes");
+    }
+  }
+  Status s = transport_->publish(topic_, payload_, who, static_cast<uint64_t>(ev.seq));
+  if (!s) {
+    publish_not_started(ev.seq, s);
+    return false;
+  }
+  return true;
+}
+
+bool Publisher::send_dead_letter(const storage::StoredEvent& ev, const std::string& reason) {
+  std::cerr << "edgesync: seq " << ev.seq << " dead-lettered: " << reason << "\n";
+  const int64_t now_ms = platform::unix_ms();
+  outbox_.dead_letter(ev, reason);
+  return publish_notice(ev, reason, now_ms);
+}
+
+bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string& reason,
+                               int64_t failed_ms) {
+  build_dead_letter_notice(config_, outbox_.incarnation(), ev, reason, failed_ms, &payload_);
+  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation()};
+  Status s = transport_->publish(dead_letter_topic_, payload_, who,
+                                 static_cast<uint64_t>(ev.seq) | kNoticeTag);
+  if (!s) {
+    publish_not_started(ev.seq, s);
+    return false;
+  }
+  return true;
+}
+
+void Publisher::publish_not_started(int64_t seq, const Status& s) {
+  if (seq == sync_refused_seq_) {
+    ++sync_refusals_;
+  } else {
+    sync_refused_seq_ = seq;
+    sync_refusals_ = 1;
+  }
+  // No completion will come for it: never leave the window waiting. A new session resends
+  // from the watermark; usually the connection was going away anyway.
+  transport_->disconnect(std::chrono::milliseconds(0));
+  connection_down("seq " + std::to_string(seq) + " not sent: " + s.to_string());
+}
+
 void Publisher::stop() {
   retry_timer_.cancel();
   linger_timer_.cancel();
+  park_timer_.cancel();
   bool was_connected = state_ == HubState::kConnected;
   set_state(HubState::kStopped, "");
   if (was_connected && transport_) {
-    transport_->publish_retained(status_topic_,
-                                 build_status_payload(config_, false, "agent stopped"));
+    transport_->publish_retained(
+        status_topic_, build_status_payload(config_, outbox_facts(outbox_), false, "agent stopped"));
     // Gives outstanding publishes up to 2 s to be acknowledged before the session ends.
     transport_->disconnect(std::chrono::milliseconds(2000));
     on_transport_events();  // take the final acks so the watermark moves past them

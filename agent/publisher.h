@@ -5,6 +5,13 @@
 // delivered watermark, so anything the broker did not acknowledge goes again: duplicates on the
 // wire are possible, loss is not. Runs on the agent's io_context thread; paho's callbacks only
 // post to it.
+//
+// An event the hub can never take (a PUBACK saying so, or bigger than the broker's Maximum
+// Packet Size) is dead-lettered and a notice takes its place in the stream. An event the hub
+// refuses for a reason that may clear (not authorized, ...) is parked: retried with backoff for
+// hub.refused_retry_s while the events behind it keep flowing, then dead-lettered. The
+// watermark waits at a parked event, so a reconnect resends what was delivered behind it (at
+// most kMaxHeld events).
 #pragma once
 
 #include <asio.hpp>
@@ -12,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -47,10 +55,28 @@ class Publisher {
   HubState state() const { return state_; }
   int64_t delivered_through() const { return acked_through_; }
 
+  // Events held between the watermark and the newest sent: in flight, delivered behind a parked
+  // event, or parked. Bounds memory and the duplicates a reconnect can cause.
+  static constexpr size_t kMaxHeld = 65536;
+
  private:
+  enum class Slot : uint8_t {
+    kSent,    // the event or its dead-letter notice is in flight
+    kParked,  // refused; waits for its retry
+    kDone,    // delivered or announced as a dead letter
+  };
   struct InFlight {
     int64_t seq;
-    bool acked;
+    Slot slot;
+  };
+  // An event the hub refused with a reason that may clear. Kept across reconnects (not across
+  // restarts), so hub.refused_retry_s counts from the first refusal.
+  struct Refusal {
+    std::chrono::steady_clock::time_point first;
+    std::chrono::steady_clock::time_point next_try;
+    int attempts = 0;
+    std::string detail;
+    bool parked = false;  // waiting in inflight_ on this connection
   };
 
   void on_transport_events();
@@ -59,6 +85,25 @@ class Publisher {
   void connection_down(const std::string& why);
   void fill();
   void fill_new_events();
+  // The retained online status, with what the outbox reports (incarnation, quarantine, damage).
+  void publish_status();
+  // Publishes `ev` (or its dead-letter notice, if it has one or can never fit). False: nothing
+  // was started and the connection is being torn down.
+  bool send(const storage::StoredEvent& ev);
+  // Dead-letters `ev` with `reason` and publishes the notice in its place.
+  bool send_dead_letter(const storage::StoredEvent& ev, const std::string& reason);
+  bool publish_notice(const storage::StoredEvent& ev, const std::string& reason,
+                      int64_t failed_ms);
+  // A refusal that may clear: park the slot and schedule its retry, or dead-letter it once
+  // hub.refused_retry_s has passed since the first refusal.
+  void refused(size_t index, const platform::MqttEvent& e);
+  void retry_parked();
+  void arm_park_timer();
+  // paho refused to start a publish: tear the session down; the same seq refused this way
+  // kMaxSyncRefusals times in a row is dead-lettered.
+  void publish_not_started(int64_t seq, const Status& s);
+  void pop_done();
+  size_t index_of(int64_t seq) const;
   void set_state(HubState s, const std::string& detail);
 
   asio::io_context& io_;
@@ -70,12 +115,20 @@ class Publisher {
   HubState state_ = HubState::kDisconnected;
   uint64_t generation_ = 0;
   size_t window_ = 1;
-  std::deque<InFlight> inflight_;
+  int64_t max_packet_ = 0;  // the broker's Maximum Packet Size; 0: not announced
+  std::deque<InFlight> inflight_;  // consecutive seqs from acked_through_ + 1
+  size_t sent_ = 0;                // slots in kSent: what the window counts
+  std::map<int64_t, Refusal> refused_;
+  asio::steady_timer park_timer_;
+  bool park_armed_ = false;
+  int64_t sync_refused_seq_ = 0;
+  int sync_refusals_ = 0;
   std::vector<storage::StoredEvent> buffer_;
   size_t buffer_pos_ = 0;
   int64_t read_through_ = 0;   // highest seq handed to the transport this connection
   int64_t acked_through_ = 0;  // every seq at or below is delivered or dead-lettered
   bool outbox_drained_ = false;
+  bool outbox_damaged_ = false;  // a read met corruption: delivery stops until a restart
   std::atomic<bool> wants_wake_{false};
 
   asio::steady_timer retry_timer_;
@@ -90,6 +143,7 @@ class Publisher {
   std::string topic_;
   std::string payload_;
   std::string status_topic_;
+  std::string dead_letter_topic_;
 };
 
 }  // namespace edgesync::agent

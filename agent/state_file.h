@@ -19,6 +19,8 @@ struct AgentState {
   int64_t hub_since_ms = 0;
   std::string hub_uri;
   std::string last_error;
+  // Set when the live outbox was found damaged while running (Outbox::corruption_seen).
+  std::string outbox_error;
   int64_t updated_ms = 0;
 };
 

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -88,6 +90,53 @@ Status write_file_atomic(const std::string& path, const std::string& contents) {
   if (rc != 0) return errno_status("cannot sync directory of " + path);
   return Status::ok();
 }
+
+Status rename_no_replace(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return Status::ok();
+  }
+  if (errno == EEXIST) return Status::unavailable(to + " exists; not replacing it");
+  if (errno != EINVAL && errno != ENOSYS) {
+    return errno_status("cannot rename " + from + " to " + to);
+  }
+  // A file system without RENAME_NOREPLACE: link() fails rather than replace, then the old
+  // name goes. A crash in between leaves both names for one file, never a lost one.
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return Status::unavailable(to + " exists; not replacing it");
+    return errno_status("cannot link " + from + " to " + to);
+  }
+  if (::unlink(from.c_str()) != 0) return errno_status("cannot remove " + from);
+  return Status::ok();
+}
+
+Status sync_dir(const std::string& dir) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return errno_status("cannot open directory " + dir);
+  int rc = ::fsync(dfd);
+  Status s = rc == 0 ? Status::ok() : errno_status("cannot sync directory " + dir);
+  ::close(dfd);
+  return s;
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<std::unique_ptr<FileLock>> FileLock::acquire(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return errno_status("cannot open lock file " + path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    Status s = errno == EWOULDBLOCK
+                   ? Status::unavailable(path + " is locked by another process")
+                   : errno_status("cannot lock " + path);
+    ::close(fd);
+    return s;
+  }
+  return std::unique_ptr<FileLock>(new FileLock(fd));
+}
+
+FileLock::~FileLock() { ::close(fd_); }
 
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

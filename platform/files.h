@@ -1,6 +1,7 @@
 // File-system helpers the agent needs around its database and socket.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "platform/status.h"
@@ -15,6 +16,32 @@ Status ensure_parent_dir(const std::string& path, unsigned mode = 0750);
 Status write_file_atomic(const std::string& path, const std::string& contents);
 
 Result<std::string> read_file(const std::string& path);
+
+// Renames `from` to `to` only if `to` does not exist: an earlier file is never replaced.
+// NotFound if `from` does not exist, Unavailable if `to` does. Does not sync the directory.
+Status rename_no_replace(const std::string& from, const std::string& to);
+
+// fsync of a directory: makes renames, creations and removals in it survive power loss.
+Status sync_dir(const std::string& dir);
+
+// True iff something (file, directory, socket) exists at `path` (lstat).
+bool path_exists(const std::string& path);
+
+// An exclusive advisory lock (flock) on a lock file, created if missing, held until the object
+// is destroyed or the process ends (also by SIGKILL: the kernel releases it). Independent of
+// SQLite's own POSIX locks, which closing any other descriptor of a database file would drop.
+class FileLock {
+ public:
+  // Unavailable if another open file description holds it (another process, usually).
+  static Result<std::unique_ptr<FileLock>> acquire(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 // Directory part of `path` ("." if none).
 std::string dirname_of(const std::string& path);

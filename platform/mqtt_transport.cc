@@ -7,19 +7,49 @@
 namespace edgesync::platform {
 namespace {
 
-// PUBACK reason codes after which a resend cannot succeed: the message itself is wrong for this
-// hub. Everything else (quota exceeded, not authorized while an ACL is being fixed, unspecified
-// errors) is retried with backoff rather than dropped into the dead-letter table.
-bool is_permanent(int reason) {
+// What a PUBACK reason code of 0x80 or more means for the message (MQTT 5.0, 3.4.2.1).
+PublishOutcome classify_refusal(int reason) {
   switch (reason) {
     case 0x90:  // topic name invalid
     case 0x95:  // packet too large
     case 0x99:  // payload format invalid
-      return true;
+      return PublishOutcome::kNever;  // the message itself is wrong for this hub
+    case 0x91:  // packet identifier in use: the session is confused; a new one sorts it out
+      return PublishOutcome::kRetry;
     default:
-      return false;
+      // 0x80 unspecified, 0x83 implementation specific, 0x87 not authorized, 0x97 quota
+      // exceeded, and codes this build does not know: an ACL or a plugin that may be fixed.
+      return PublishOutcome::kRefused;
   }
 }
+
+// "135 (not authorized)": the number operators find in broker docs, and what it means.
+std::string reason_name(int rc) {
+  std::string out = std::to_string(rc);
+  const char* name = nullptr;
+  switch (rc) {
+    case 0x80: name = "unspecified error"; break;
+    case 0x83: name = "implementation specific error"; break;
+    case 0x87: name = "not authorized"; break;
+    case 0x90: name = "topic name invalid"; break;
+    case 0x91: name = "packet identifier in use"; break;
+    case 0x95: name = "packet too large"; break;
+    case 0x97: name = "quota exceeded"; break;
+    case 0x99: name = "payload format invalid"; break;
+    default: break;
+  }
+  if (name) out.append(" (").append(name).append(")");
+  return out;
+}
+
+int64_t varint_size(int64_t n) {
+  if (n < 128) return 1;
+  if (n < 16384) return 2;
+  if (n < 2097152) return 3;
+  return 4;
+}
+
+constexpr std::string_view kContentType = "application/json";
 
 }  // namespace
 
@@ -50,11 +80,18 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
       e.kind = MqttEvent::Kind::kConnected;
       e.generation = gen_;
       try {
-        const auto& props = tok.get_connect_response().get_properties();
+        // get_connect_response() returns a copy: keep it while its properties are read.
+        const mqtt::connect_response response = tok.get_connect_response();
+        const mqtt::properties& props = response.get_properties();
         if (props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
           e.receive_maximum = mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM);
         }
+        if (props.contains(mqtt::property::MAXIMUM_PACKET_SIZE)) {
+          e.maximum_packet_size =
+              mqtt::get<uint32_t>(props, mqtt::property::MAXIMUM_PACKET_SIZE);
+        }
       } catch (const std::exception&) {
+        // No response properties: the defaults (no limits announced) apply.
       }
       impl_->push(std::move(e));
     }
@@ -75,17 +112,23 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
   };
   std::deque<ConnectListener> connect_listeners;  // of the current client only
 
+  // The client goes first: its threads call back into the members above until it is gone.
+  ~Impl() { drop_client(); }
+
+  void drop_client() {
+    if (!client) return;
+    try {
+      if (client->is_connected()) client->disconnect(0)->wait_for(std::chrono::milliseconds(500));
+    } catch (const std::exception&) {
+    }
+    client.reset();
+  }
+
   // A fresh paho client for every connection attempt: paho keeps publish commands it had not
   // yet written when a connection died, and would send them first on the next connection,
   // ahead of the resend from the watermark: the hub would see a later seq before earlier ones.
   void make_client() {
-    if (client) {
-      try {
-        if (client->is_connected()) client->disconnect(0)->wait_for(std::chrono::milliseconds(500));
-      } catch (const std::exception&) {
-      }
-      client.reset();
-    }
+    drop_client();
     // The previous client's connect tokens are gone with it.
     connect_listeners.clear();
     mqtt::create_options create(MQTTVERSION_5);
@@ -93,13 +136,17 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
     create.set_send_while_disconnected(false);
     client = std::make_unique<mqtt::async_client>(options.uri, options.client_id, create,
                                                   nullptr /* no persistence */);
-    client->set_connection_lost_handler([this](const std::string& cause) {
+    // Stamped with the generation of the client it belongs to: a late loss from an earlier
+    // client must not count against the attempt that replaced it.
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      gen = generation;
+    }
+    client->set_connection_lost_handler([this, gen](const std::string& cause) {
       MqttEvent e;
       e.kind = MqttEvent::Kind::kConnectionLost;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        e.generation = generation;
-      }
+      e.generation = gen;
       e.detail = cause.empty() ? "connection lost" : "connection lost: " + cause;
       push(std::move(e));
     });
@@ -129,12 +176,14 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
     return c;
   }
 
-  void finish(const mqtt::token& tok, PublishOutcome outcome, std::string detail) {
+  void finish(const mqtt::token& tok, PublishOutcome outcome, int reason_code,
+              std::string detail) {
     auto* c = static_cast<Context*>(tok.get_user_context());
     if (!c) return;
     MqttEvent e;
-      e.kind = MqttEvent::Kind::kPublishDone;
+    e.kind = MqttEvent::Kind::kPublishDone;
     e.outcome = outcome;
+    e.reason_code = reason_code;
     e.detail = std::move(detail);
     bool first;
     {
@@ -152,31 +201,25 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
   void on_success(const mqtt::token& tok) override {
     int rc = static_cast<int>(tok.get_reason_code());
     if (rc >= 0x80) {
-      finish(tok, is_permanent(rc) ? PublishOutcome::kNever : PublishOutcome::kRetry,
-             "PUBACK reason code " + std::to_string(rc));
+      finish(tok, classify_refusal(rc), rc, "PUBACK reason code " + reason_name(rc));
     } else {
-      finish(tok, PublishOutcome::kDelivered, {});
+      finish(tok, PublishOutcome::kDelivered, rc, {});
     }
   }
   void on_failure(const mqtt::token& tok) override {
     int rc = static_cast<int>(tok.get_reason_code());
     std::string detail = "publish failed: return code " + std::to_string(tok.get_return_code());
-    if (rc != 0) detail += ", reason code " + std::to_string(rc);
-    finish(tok, is_permanent(rc) ? PublishOutcome::kNever : PublishOutcome::kRetry,
-           std::move(detail));
+    if (rc >= 0x80) {
+      finish(tok, classify_refusal(rc), rc, detail + ", reason code " + reason_name(rc));
+    } else {
+      finish(tok, PublishOutcome::kRetry, rc, std::move(detail));
+    }
   }
 };
 
 MqttTransport::MqttTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-MqttTransport::~MqttTransport() {
-  if (impl_ && impl_->client) {
-    try {
-      if (impl_->client->is_connected()) impl_->client->disconnect(0)->wait_for(1000);
-    } catch (const std::exception&) {
-    }
-  }
-}
+MqttTransport::~MqttTransport() = default;
 
 Result<std::unique_ptr<MqttTransport>> MqttTransport::create(const MqttOptions& options,
                                                              std::function<void()> notify) {
@@ -254,19 +297,36 @@ Status start_publish(MqttTransport::Impl& impl, mqtt::message_ptr msg, uint64_t 
 }  // namespace
 
 Status MqttTransport::publish(const std::string& topic, std::string_view payload,
-                              std::string_view id, int64_t seq, uint64_t tag) {
+                              const PublishIdentity& who, uint64_t tag) {
   mqtt::properties props;
-  props.add({mqtt::property::CONTENT_TYPE, "application/json"});
-  props.add({mqtt::property::USER_PROPERTY, "id", std::string(id)});
-  props.add({mqtt::property::USER_PROPERTY, "seq", std::to_string(seq)});
+  props.add({mqtt::property::CONTENT_TYPE, std::string(kContentType)});
+  props.add({mqtt::property::USER_PROPERTY, "id", std::string(who.id)});
+  props.add({mqtt::property::USER_PROPERTY, "seq", std::to_string(who.seq)});
+  props.add({mqtt::property::USER_PROPERTY, "incarnation", std::string(who.incarnation)});
   return start_publish(*impl_,
                        mqtt::message::create(topic, payload.data(), payload.size(), 1, false, props),
                        tag);
 }
 
+int64_t MqttTransport::packet_size(const std::string& topic, size_t payload_size,
+                                   const PublishIdentity& who) {
+  // A user property is its identifier byte and two length-prefixed strings.
+  auto user_property = [](std::string_view name, size_t value_size) {
+    return int64_t{1} + 2 + static_cast<int64_t>(name.size()) + 2 +
+           static_cast<int64_t>(value_size);
+  };
+  const int64_t props = 1 + 2 + static_cast<int64_t>(kContentType.size()) +
+                        user_property("id", who.id.size()) +
+                        user_property("seq", std::to_string(who.seq).size()) +
+                        user_property("incarnation", who.incarnation.size());
+  const int64_t remaining = 2 + static_cast<int64_t>(topic.size()) + 2 /* packet id */ +
+                            varint_size(props) + props + static_cast<int64_t>(payload_size);
+  return 1 + varint_size(remaining) + remaining;
+}
+
 Status MqttTransport::publish_retained(const std::string& topic, std::string_view payload) {
   mqtt::properties props;
-  props.add({mqtt::property::CONTENT_TYPE, "application/json"});
+  props.add({mqtt::property::CONTENT_TYPE, std::string(kContentType)});
   return start_publish(*impl_,
                        mqtt::message::create(topic, payload.data(), payload.size(), 1, true, props),
                        0);

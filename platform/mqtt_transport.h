@@ -37,8 +37,16 @@ struct MqttOptions {
 // What became of one publish.
 enum class PublishOutcome {
   kDelivered,  // PUBACK with a success reason code
-  kRetry,      // not acknowledged (connection lost, client error, transient reason code)
-  kNever,      // the broker refused it with a reason code that says retrying cannot help
+  kRetry,      // not acknowledged (connection lost, client error): resend on a new session
+  kRefused,    // PUBACK refusal that may clear (not authorized, quota, unspecified): retry later
+  kNever,      // PUBACK refusal that says this message can never be taken (topic, format, size)
+};
+
+// The user properties of an event publish (and of a dead-letter notice).
+struct PublishIdentity {
+  std::string_view id;
+  int64_t seq = 0;
+  std::string_view incarnation;
 };
 
 struct MqttEvent {
@@ -48,6 +56,8 @@ struct MqttEvent {
   uint64_t tag = 0;          // kPublishDone: the caller's tag
   PublishOutcome outcome = PublishOutcome::kRetry;
   int receive_maximum = 0;   // kConnected: the broker's Receive Maximum (0 if not sent)
+  int64_t maximum_packet_size = 0;  // kConnected: the broker's Maximum Packet Size (0: none)
+  int reason_code = 0;       // kPublishDone: the PUBACK reason code (0 when there was none)
   std::string detail;        // reason for failures
 };
 
@@ -62,10 +72,15 @@ class MqttTransport {
   // Returns the new generation.
   uint64_t connect();
 
-  // QoS 1 publish with content type application/json and user properties id and seq.
-  // A kPublishDone with `tag` follows for every call that returned ok.
-  Status publish(const std::string& topic, std::string_view payload, std::string_view id,
-                 int64_t seq, uint64_t tag);
+  // QoS 1 publish with content type application/json and user properties id, seq and
+  // incarnation. A kPublishDone with `tag` follows for every call that returned ok; a call that
+  // failed was not started and has no completion.
+  Status publish(const std::string& topic, std::string_view payload, const PublishIdentity& who,
+                 uint64_t tag);
+  // The size on the wire of the PUBLISH packet publish() sends for these arguments: what the
+  // broker compares with its Maximum Packet Size.
+  static int64_t packet_size(const std::string& topic, size_t payload_size,
+                             const PublishIdentity& who);
   // A retained QoS 1 message (the status topic). Its completion is reported with tag 0.
   Status publish_retained(const std::string& topic, std::string_view payload);
 

@@ -6,6 +6,7 @@
 #include "platform/clock.h"
 #include "platform/threads.h"
 #include "storage/event_rows.h"
+#include "storage/outbox_quarantine.h"
 #include "storage/outbox_writer.h"
 #include "storage/pending_reader.h"
 
@@ -13,6 +14,11 @@ namespace edgesync::storage {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A lone event's commit on the owner's thread writes a dirty watermark along with it only if it
+// passes at most this many events: the round sums their sizes (the room they free), which is
+// the writer's work when a backlog was just delivered.
+constexpr int64_t kOwnerWatermarkSpan = 1024;
 
 }  // namespace
 
@@ -24,22 +30,55 @@ Outbox::Outbox(const Options& options, Dispatcher dispatch)
 
 Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher dispatch) {
   std::unique_ptr<Outbox> box(new Outbox(options, std::move(dispatch)));
+  // One agent per outbox: a second one must neither write it nor, finding it damaged, move it
+  // away under the first.
+  auto lock = platform::FileLock::acquire(options.path + ".lock");
+  if (!lock) {
+    if (lock.status().code() != Status::Code::kUnavailable) return lock.status();
+    return Status::unavailable("the outbox " + options.path +
+                               " is in use by another edgesync agent (" +
+                               lock.status().message() + ")");
+  }
+  box->lock_ = std::move(*lock);
+  // The quarantine decision is examine_outbox_file's alone (outbox_quarantine.h): only a file
+  // SQLite calls damaged, or one that is not ours, is moved aside; any other error stops here.
+  auto check = examine_outbox_file(options.path, options.vfs);
+  if (!check) return check.status();
+  std::optional<QuarantineIncident> incident;
+  if (check->quarantine) {
+    auto moved = quarantine_outbox_file(options.path, *check, platform::unix_ms());
+    if (!moved) return moved.status();
+    incident = std::move(*moved);
+  }
   Status s = box->writer_->open();
   if (!s) return s;
+  // If recording it fails, the incident is still reported for this run (and the kept file
+  // stays where it is).
+  if (incident && !record_quarantine(*box->writer_->db, *incident)) box->quarantine_ = incident;
+  if (!box->quarantine_) box->quarantine_ = read_quarantine(*box->writer_->db);
   auto reader = PendingReader::open(options.path, options.vfs);
   if (!reader) return reader.status();
   box->reader_ = std::move(*reader);
   box->incarnation_ = box->writer_->incarnation;
-  box->watermark_.reset(box->writer_->delivered);
-  box->next_seq_seen_ = box->writer_->next_seq;
-  box->budget_seen_ = box->writer_->budget;
+  {
+    platform::MutexLock lock(box->mu_);
+    box->watermark_.reset(box->writer_->delivered);
+    box->acked_ = box->writer_->delivered;
+    box->acked_persisted_ = box->writer_->delivered;
+    box->next_seq_seen_ = box->writer_->next_seq;
+    box->budget_seen_ = box->writer_->budget;
+  }
   box->thread_ = std::thread([b = box.get()] {
     platform::set_current_thread_name("outbox-writer");
     b->writer_loop();
   });
+  box->read_thread_ = std::thread([b = box.get()] {
+    platform::set_current_thread_name("outbox-reader");
+    b->reader_loop();
+  });
   {
-    std::unique_lock<std::mutex> lock(box->mu_);
-    box->started_.wait(lock, [b = box.get()] { return b->writer_started_; });
+    platform::MutexLock lock(box->mu_);
+    while (!box->writer_started_) box->started_.wait(box->mu_);
   }
   return box;
 }
@@ -55,48 +94,103 @@ void Outbox::append_deferred(AppendRequest request, AppendCallback done) {
 }
 
 void Outbox::enqueue(AppendRequest request, AppendCallback done, bool wake_writer) {
+  bool queued = false;
+  bool wake = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    platform::MutexLock lock(mu_);
     if (!closing_) {
-      bool was_empty = queue_.empty();
+      wake = wake_writer && queue_.empty();
       queue_.push_back({std::move(request), std::move(done)});
-      if (wake_writer && was_empty) wake_.notify_one();
-      return;
+      queued = true;
     }
   }
+  if (wake) wake_.signal();
+  if (queued) return;
   AppendResult r;
   r.message = "the agent is shutting down; resend the event after it restarts";
   dispatch_([done = std::move(done), r] { done(r); });
 }
 
+bool Outbox::fold_acks() { return watermark_.mark(acked_.load()); }
+
 void Outbox::mark_delivered(int64_t seq) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (watermark_.mark(seq)) wake_.notify_one();
+  // The delivery thread's ack path, below ingest's priority: it takes mu_ only when the
+  // watermark was clean and needs the writer woken (about once per watermark write). While it
+  // is dirty, the writer reads acked_ when it writes it: a delivery thread preempted here holds
+  // nothing that ingest waits for.
+  int64_t before = acked_.load();
+  while (seq > before && !acked_.compare_exchange_weak(before, seq)) {
+  }
+  if (seq <= before) return;  // lower values than before are ignored
+  // acked_ was raised before acked_persisted_ is read, and the writer stores acked_persisted_
+  // before it reads acked_ (both sequentially consistent): if this sees an older value, the
+  // writer's fold after its store sees `seq`.
+  if (before > acked_persisted_.load()) return;  // already dirty: the writer's next fold takes it
+  bool wake;
+  {
+    platform::MutexLock lock(mu_);
+    wake = fold_acks();
+  }
+  if (wake) wake_.signal();
 }
 
 void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
-  std::lock_guard<std::mutex> lock(mu_);
-  dead_letter_queue_.push_back({event, std::move(reason), platform::unix_ms()});
-  wake_.notify_one();
+  // Copied outside the lock: the delivery thread holds mu_ only for the push.
+  DeadLetter d{event, std::move(reason), platform::unix_ms()};
+  {
+    platform::MutexLock lock(mu_);
+    dead_letter_queue_.push_back(std::move(d));
+  }
+  wake_.signal();
 }
 
-int64_t Outbox::delivered_seq() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return watermark_.wanted();
-}
+int64_t Outbox::delivered_seq() const { return acked_.load(); }
 
 Status Outbox::read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
-  return reader_->read(after_seq, limit, out);
+  ReadRequest req;
+  req.after_seq = after_seq;
+  req.limit = limit;
+  req.out = out;
+  {
+    platform::MutexLock lock(read_mu_);
+    while (read_request_ != nullptr && !read_stop_) read_done_.wait(read_mu_);
+    if (read_stop_) return Status::unavailable("the outbox is closed");
+    read_request_ = &req;
+  }
+  read_wake_.signal();
+  {
+    platform::MutexLock lock(read_mu_);
+    while (!req.done) read_done_.wait(read_mu_);
+  }
+  Status s = req.status;
+  if (s.code() == Status::Code::kCorruption) {
+    note_corruption(s.to_string());
+    return Status::corruption("the outbox " + options_.path + " is damaged after seq " +
+                              std::to_string(after_seq) +
+                              ": events past it cannot be delivered; the file is quarantined "
+                              "(kept) at the next start of the agent (" + s.message() + ")");
+  }
+  return s;
+}
+
+void Outbox::note_corruption(const std::string& what) {
+  platform::MutexLock lock(mu_);
+  if (!corruption_) corruption_ = what;
+}
+
+std::optional<std::string> Outbox::corruption_seen() const {
+  platform::MutexLock lock(mu_);
+  return corruption_;
 }
 
 OutboxStats Outbox::stats() {
   OutboxStats st;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    platform::MutexLock lock(mu_);
     st.next_seq = next_seq_seen_;
-    st.delivered_seq = watermark_.wanted();
     st.pending_bytes = budget_seen_.pending_bytes();
   }
+  st.delivered_seq = acked_.load();
   st.pending = st.next_seq - 1 - st.delivered_seq;
   std::vector<StoredEvent> first;
   if (st.pending > 0 && read_pending(st.delivered_seq, 1, &first) && !first.empty()) {
@@ -107,12 +201,35 @@ OutboxStats Outbox::stats() {
 
 void Outbox::close() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    platform::MutexLock lock(mu_);
     closing_ = true;
-    wake_.notify_one();
   }
+  wake_.signal();
   if (thread_.joinable()) thread_.join();
+  {
+    platform::MutexLock lock(read_mu_);
+    read_stop_ = true;
+  }
+  read_wake_.signal();
+  if (read_thread_.joinable()) read_thread_.join();
   reader_.reset();
+}
+
+void Outbox::reader_loop() {
+  read_mu_.lock();
+  while (true) {
+    while (read_request_ == nullptr && !read_stop_) read_wake_.wait(read_mu_);
+    if (read_request_ == nullptr) break;  // stopping, nobody waiting
+    ReadRequest* r = read_request_;
+    read_mu_.unlock();
+    Status s = reader_->read(r->after_seq, r->limit, r->out);
+    read_mu_.lock();
+    r->status = std::move(s);
+    r->done = true;
+    read_request_ = nullptr;
+    read_done_.signal_all();
+  }
+  read_mu_.unlock();
 }
 
 void Outbox::complete_all(std::vector<Completion>& results, bool on_owner_thread) {
@@ -129,7 +246,7 @@ void Outbox::complete_all(std::vector<Completion>& results, bool on_owner_thread
   });
 }
 
-Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owner_thread) {
+Outbox::Round Outbox::run_round(bool on_owner_thread) {
   Writer& w = *writer_;
   Round round;
   std::vector<Pending>& batch = w.batch_scratch;
@@ -144,101 +261,142 @@ Outbox::Round Outbox::run_round(std::unique_lock<std::mutex>& lock, bool on_owne
     queue_.erase(queue_.begin(), split);
   }
   dead.swap(dead_letter_queue_);
-  const int64_t watermark = watermark_.to_write({!batch.empty(), !dead.empty(), closing_}, [&] {
+  fold_acks();
+  // Whether the round's appends may need the room that writing the watermark frees; only
+  // asked when the watermark is dirty.
+  bool needs_room = false;
+  if (watermark_.dirty()) {
     int64_t batch_bytes = 0;
     for (const auto& p : batch) batch_bytes += counted_size(p.request);
-    return !budget_seen_.fits(batch_bytes);
-  });
+    needs_room = !budget_seen_.fits(batch_bytes);
+  }
+  const int64_t watermark = watermark_.to_write({!batch.empty(), !dead.empty(), closing_},
+                                                [needs_room] { return needs_room; });
   if (batch.empty() && dead.empty() && watermark == watermark_.persisted()) {
     round.empty = true;
     return round;
   }
   const bool tried_watermark = watermark > watermark_.persisted();
-  lock.unlock();
+  mu_.unlock();
 
   std::vector<Completion>& results = w.results_scratch;
   const Writer::Written written = w.write_round(batch, dead, watermark, &results);
   const bool maintenance = written.writable && w.maintenance_due();
+  if (!written.writable && w.corrupt) note_corruption(w.failure);
 
-  lock.lock();
+  mu_.lock();
   if (!written.writable) {
     for (auto& d : dead) dead_letter_queue_.push_back(std::move(d));
   }
   next_seq_seen_ = w.next_seq;
   budget_seen_ = w.budget;
+  storage_failed_ = !written.writable;
   watermark_.round_done(w.delivered, tried_watermark, written.writable);
+  note_watermark_persisted();
   maintenance_due_ = maintenance_due_ || maintenance;
-  lock.unlock();
+  mu_.unlock();
   complete_all(results, on_owner_thread);
   if (written.stored_any && on_committed_) on_committed_();
   batch.clear();
   dead.clear();
-  lock.lock();
+  mu_.lock();
   round.writable = written.writable;
   return round;
+}
+
+void Outbox::note_watermark_persisted() {
+  // Stored before the fold reads acked_ (see mark_delivered()).
+  acked_persisted_ = watermark_.persisted();
+  fold_acks();
 }
 
 void Outbox::prune(Writer& w) {
   if (!w.prune_due()) return;
   bool producers_waiting;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    platform::MutexLock lock(mu_);
     producers_waiting = !queue_.empty();
   }
   w.prune(producers_waiting);
 }
 
-void Outbox::commit_queued() {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (queue_.empty()) return;
-  const auto now = Clock::now();
-  if (queue_.size() > 1) concurrent_until_ = now + options_.concurrency_hold;
-  if (writer_busy_) return;  // the writer thread takes the queue when it is done
+bool Outbox::lone_commit_is_cheap(Clock::time_point now) {
+  if (!options_.commit_lone_on_owner || queue_.size() != 1 || now < concurrent_until_ ||
+      closing_) {
+    return false;
+  }
   // Not while the writer waits for the token (for maintenance or the watermark): the owner's
   // next round could start before the writer wakes, again and again.
-  const bool lone = options_.commit_lone_on_owner && queue_.size() == 1 &&
-                    now >= concurrent_until_ && !closing_ && !writer_wanted_ && !maintenance_due_;
-  if (!lone) {
-    wake_.notify_one();
-    return;
+  if (writer_wanted_) return false;
+  // Nothing slow on the owner's thread, which is the ingest thread: a producer waits for every
+  // reply it makes, and the watchdog for its loop. Reopening after a failure (with the
+  // budget's full-table sums), pruning, checkpoints and dead letters (with their prune) are the
+  // writer's.
+  if (storage_failed_ || maintenance_due_ || !dead_letter_queue_.empty()) return false;
+  // Nor what the commit itself would add: deleting history to make room, a calibration of the
+  // budget, or summing a long stretch of delivered events for the watermark.
+  const int64_t size = counted_size(queue_.front().request);
+  if (!budget_seen_.fits(size)) return false;
+  OutboxBudget after = budget_seen_;
+  after.stored(size);
+  if (after.calibration_due()) return false;
+  fold_acks();
+  return watermark_.wanted() - watermark_.persisted() <= kOwnerWatermarkSpan;
+}
+
+void Outbox::commit_queued() {
+  bool wake = false;
+  {
+    platform::MutexLock lock(mu_);
+    if (queue_.empty()) return;
+    const auto now = Clock::now();
+    if (queue_.size() > 1) concurrent_until_ = now + options_.concurrency_hold;
+    if (writer_busy_) return;  // the writer thread takes the queue when it is done
+    if (lone_commit_is_cheap(now)) {
+      writer_busy_ = true;
+      run_round(/*on_owner_thread=*/true);
+      writer_busy_ = false;
+      wake = writer_wanted_ || maintenance_due_ || storage_failed_ || !queue_.empty() ||
+             !dead_letter_queue_.empty();
+    } else {
+      wake = true;
+    }
   }
-  writer_busy_ = true;
-  run_round(lock, /*on_owner_thread=*/true);
-  writer_busy_ = false;
-  if (writer_wanted_ || maintenance_due_ || !queue_.empty() || !dead_letter_queue_.empty()) {
-    wake_.notify_one();
-  }
+  if (wake) wake_.signal();
+}
+
+bool Outbox::writer_has_work() const {
+  return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_;
 }
 
 void Outbox::writer_loop() {
   Writer& w = *writer_;
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.lock();
   writer_started_ = true;
-  started_.notify_all();  // open() proceeds once this thread waits below and so releases mu_
-  auto work = [this] {
-    return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_;
-  };
-  auto dirty = [this] { return watermark_.dirty(); };
+  started_.signal_all();  // open() proceeds once this thread waits below and so releases mu_
   while (true) {
-    if (!work()) {
-      if (dirty()) {
+    fold_acks();
+    if (!writer_has_work()) {
+      if (watermark_.dirty()) {
         // Only the watermark moved: let more acks gather before paying for a sync.
-        wake_.wait_until(lock, watermark_.due_at(), work);
+        const auto due = watermark_.due_at();
+        while (!writer_has_work() && wake_.wait_until(mu_, due)) {
+        }
       } else {
-        wake_.wait(lock, [&] { return work() || dirty(); });
+        wake_.wait(mu_);
         continue;
       }
     }
     if (writer_busy_) {
       // The owner thread is committing a lone event itself; it wakes us when it is done.
       writer_wanted_ = true;
-      wake_.wait(lock, [this] { return !writer_busy_; });
+      while (writer_busy_) wake_.wait(mu_);
       writer_wanted_ = false;
       continue;
     }
     writer_busy_ = true;
     const bool closing = closing_;
-    Round round = run_round(lock, /*on_owner_thread=*/false);
+    Round round = run_round(/*on_owner_thread=*/false);
     if (closing && round.empty) {
       writer_busy_ = false;
       break;
@@ -246,13 +404,17 @@ void Outbox::writer_loop() {
     if (round.writable) {
       // After the round's replies went out, not inside its commit.
       maintenance_due_ = false;
-      lock.unlock();
+      mu_.unlock();
       prune(w);
       w.checkpoint();
-      lock.lock();
+      mu_.lock();
+      // A failed prune or checkpoint dropped the connection: the next round reopens it.
+      storage_failed_ = w.failed;
+      budget_seen_ = w.budget;
       writer_busy_ = false;
       continue;
     }
+    const auto retry_at = w.failed_at + options_.retry_after;
     writer_busy_ = false;
     maintenance_due_ = false;
     if (closing_) {
@@ -261,18 +423,19 @@ void Outbox::writer_loop() {
       // sent (and refused) again after a restart.
       std::vector<Pending> rest;
       rest.swap(queue_);
-      lock.unlock();
+      mu_.unlock();
       std::vector<Completion> failed;
       w.refuse_all(rest, &failed);
       complete_all(failed, /*on_owner_thread=*/false);
-      lock.lock();
+      mu_.lock();
       break;
     }
     // Nothing can be written before the retry time; new appends still get their refusal
     // at once. Without this wait, queued dead letters would make the loop spin.
-    wake_.wait_until(lock, w.failed_at + options_.retry_after,
-                     [this] { return !queue_.empty() || closing_; });
+    while (queue_.empty() && !closing_ && wake_.wait_until(mu_, retry_at)) {
+    }
   }
+  mu_.unlock();
 }
 
 }  // namespace edgesync::storage

@@ -16,6 +16,7 @@
 // the failed transaction left in the WAL) and tries again. What was committed stays intact.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -28,7 +29,10 @@
 #include <thread>
 #include <vector>
 
+#include "platform/files.h"
+#include "platform/mutex.h"
 #include "platform/status.h"
+#include "platform/thread_annotations.h"
 #include "storage/outbox_budget.h"
 #include "storage/sqlite.h"
 #include "storage/watermark.h"
@@ -70,8 +74,18 @@ struct StoredEvent {
   int64_t dead_ms = 0;
 };
 
+// An outbox file found damaged or not ours at start and moved aside (storage/outbox_quarantine.h).
+// Recorded in the fresh outbox's meta table, so it outlives restarts.
+struct QuarantineIncident {
+  std::string file;         // where the old file is now, kept byte for byte
+  std::string reason;       // why it was moved aside
+  int64_t at_ms = 0;        // when (Unix ms)
+  std::string incarnation;  // the old file's incarnation, if it could still be read
+};
+
 struct OutboxStats {
   std::string incarnation;  // inspect() only
+  std::optional<QuarantineIncident> quarantine;  // inspect() only
   int64_t next_seq = 1;
   int64_t delivered_seq = 0;  // watermark as persisted
   int64_t pending = 0;        // next_seq - 1 - delivered_seq
@@ -127,6 +141,10 @@ class Outbox {
 
   // Opens (creating and migrating as needed) and starts the writer thread.
   // `dispatch` runs append completions on the owner's thread.
+  // An existing file that is damaged or not an outbox is moved aside first and a fresh outbox
+  // started (storage/outbox_quarantine.h says exactly when); any other failure (I/O,
+  // permissions, the file held by another agent: Unavailable) returns an error and leaves the
+  // files as they were. The outbox holds `path`.lock for its lifetime.
   static Result<std::unique_ptr<Outbox>> open(const Options& options, Dispatcher dispatch);
   ~Outbox();  // close()
 
@@ -138,39 +156,55 @@ class Outbox {
 
   // Any thread. The callback runs exactly once, through the dispatcher, after the event's
   // transaction committed (or failed). After close() it completes at once with kStorageError.
-  void append(AppendRequest request, AppendCallback done);
+  void append(AppendRequest request, AppendCallback done) EXCLUDES(mu_);
 
   // Owner thread (the one the dispatcher runs completions on): the event loop's way to append.
   // append_deferred() queues without waking the writer; commit_queued(), called once after a
   // round of appends, commits them. A lone event while the writer is idle is committed right
   // here, its callback run before commit_queued() returns (no thread hand-off: the
   // single-producer case); anything else goes to the writer thread as with append().
-  void append_deferred(AppendRequest request, AppendCallback done);
-  void commit_queued();
+  // commit_queued() never does slow storage work on the owner's thread: while storage is failed
+  // (the reopen), or maintenance, dead letters, pruning to make room, a calibration of the
+  // budget or a long watermark would come with the commit, the lone event goes to the writer.
+  void append_deferred(AppendRequest request, AppendCallback done) EXCLUDES(mu_);
+  void commit_queued() EXCLUDES(mu_);
 
-  // One thread only (the reader's: the publisher's): up to `limit` events with seq > after_seq,
-  // in seq order.
+  // Any thread (the publisher's): up to `limit` events with seq > after_seq, in seq order. The
+  // query runs on the outbox's reader thread, at the agent's priority, while the caller waits:
+  // SQLite's connections in one process share mutexes (the file's locks, the WAL index), and a
+  // delivery thread below ingest's priority preempted while holding one stalled the ingest
+  // thread's commits for as long as the scheduler kept it off the CPU (seconds in SCHED_IDLE).
   // `out` is cleared first; its capacity is reused.
   Status read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out);
 
   // Any thread. Every event with seq <= `seq` has been delivered (or dead-lettered). Written
   // with the next append round once it has waited watermark_flush, on its own after twice
   // that, and at once with dead letters and at close. Lower values than before are ignored.
-  void mark_delivered(int64_t seq);
+  // Takes the outbox's mutex only when the watermark was clean (about once per write of it),
+  // so a delivery thread below ingest's priority, preempted here, rarely holds what ingest needs.
+  void mark_delivered(int64_t seq) EXCLUDES(mu_);
 
   // Any thread. Moves the event to the dead-letter table with its reason; persisted in the
   // same transaction as the watermark that passes it, so it is never lost silently.
-  void dead_letter(const StoredEvent& event, std::string reason);
+  void dead_letter(const StoredEvent& event, std::string reason) EXCLUDES(mu_);
 
   // Owner thread. Figures as of now (pending from the in-memory seq counter and watermark).
-  OutboxStats stats();
+  OutboxStats stats() EXCLUDES(mu_);
+  // Any thread, lock-free: the highest seq passed to mark_delivered() (or on disk at open).
   int64_t delivered_seq() const;
   // Any thread. The id this outbox file was created with (schema.h): with seq, the identity of
   // an event at the hub.
   const std::string& incarnation() const { return incarnation_; }
+  // Any thread. The last quarantine recorded in this outbox (at this start or an earlier one),
+  // if any: for the log, `edgesync status` and the hub's status message. Constant after open().
+  const std::optional<QuarantineIncident>& quarantine() const { return quarantine_; }
+  // Any thread. Set once SQLite reported the live file corrupt while running (read_pending or
+  // a commit): what failed. Delivery from the damaged part cannot go on; the file is
+  // quarantined at the next start.
+  std::optional<std::string> corruption_seen() const EXCLUDES(mu_);
 
   // Waits for queued appends to finish, writes the watermark, stops the writer. Idempotent.
-  void close();
+  void close() EXCLUDES(mu_);
 
   // For the CLI: read-only figures from a database another process may be writing
   // (outbox_inspect.cc).
@@ -195,44 +229,85 @@ class Outbox {
   };
 
   Outbox(const Options& options, Dispatcher dispatch);
-  void enqueue(AppendRequest request, AppendCallback done, bool wake_writer);
-  void writer_loop();
+  void enqueue(AppendRequest request, AppendCallback done, bool wake_writer) EXCLUDES(mu_);
+  void writer_loop() EXCLUDES(mu_);
+  bool writer_has_work() const REQUIRES(mu_);
+  void reader_loop() EXCLUDES(read_mu_);
+  // Whether commit_queued() may commit the one queued event on the owner's thread: nothing
+  // slow is due or would come with it (see commit_queued()).
+  bool lone_commit_is_cheap(std::chrono::steady_clock::time_point now) REQUIRES(mu_);
   // One round: what is queued (up to max_batch), dead letters and the watermark when due, in
-  // one transaction. REQUIRES: `lock` held and the writer token taken; returns with `lock` held
+  // one transaction. REQUIRES: `mu_` held and the writer token taken; returns with `mu_` held
   // (released meanwhile). Completions go through the dispatcher, or run here when called on the
   // owner's thread.
-  Round run_round(std::unique_lock<std::mutex>& lock, bool on_owner_thread);
+  Round run_round(bool on_owner_thread) REQUIRES(mu_);
   // Runs the callbacks here (owner's thread) or through the dispatcher; empties `results`.
-  void complete_all(std::vector<Completion>& results, bool on_owner_thread);
+  void complete_all(std::vector<Completion>& results, bool on_owner_thread) EXCLUDES(mu_);
   // Deletes a slice of delivered history when due. REQUIRES: the writer token, `mu_` not held.
-  void prune(Writer& w);
+  void prune(Writer& w) EXCLUDES(mu_);
+  // Records the first corruption met while running (logged by the caller's caller).
+  void note_corruption(const std::string& what) EXCLUDES(mu_);
+  // Moves acks taken without the mutex (acked_) into watermark_. Returns true when the
+  // watermark just became dirty (the writer must be woken to write it in time).
+  bool fold_acks() REQUIRES(mu_);
+  // After a round: publishes the persisted watermark to mark_delivered(), then folds.
+  void note_watermark_persisted() REQUIRES(mu_);
 
   const Options options_;
   Dispatcher dispatch_;
   std::string incarnation_;  // set by open(), then constant
+  std::optional<QuarantineIncident> quarantine_;  // set by open(), then constant
+  std::unique_ptr<platform::FileLock> lock_;      // set by open(): one agent per outbox
   std::function<void()> on_committed_;
 
-  std::unique_ptr<PendingReader> reader_;  // read_pending() and stats()
+  std::unique_ptr<PendingReader> reader_;  // used by the reader thread only
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  std::vector<Pending> queue_;                 // guarded by mu_
-  std::vector<DeadLetter> dead_letter_queue_;  // guarded by mu_
-  Watermark watermark_;                        // guarded by mu_
-  int64_t next_seq_seen_ = 1;                  // guarded by mu_: for stats()
-  OutboxBudget budget_seen_;                   // guarded by mu_: the writer's, after each round
-  bool closing_ = false;                       // guarded by mu_
+  // One read at a time, handed to the reader thread. The caller waits for `done`.
+  struct ReadRequest {
+    int64_t after_seq = 0;
+    size_t limit = 0;
+    std::vector<StoredEvent>* out = nullptr;
+    Status status;
+    bool done = false;
+  };
+  platform::Mutex read_mu_;  // never taken by the ingest thread's appends
+  platform::CondVar read_wake_;
+  platform::CondVar read_done_;
+  ReadRequest* read_request_ GUARDED_BY(read_mu_) = nullptr;
+  bool read_stop_ GUARDED_BY(read_mu_) = false;
+  std::thread read_thread_;
+
+  // The ingest thread takes mu_ for every append, so every holder keeps it briefly: no SQLite
+  // and no large copies under it. A thread below ingest's priority (delivery) that is
+  // preempted while holding it stalls ingest until the scheduler runs it again.
+  mutable platform::Mutex mu_;
+  platform::CondVar wake_;  // the writer thread waits on it, with mu_
+  std::vector<Pending> queue_ GUARDED_BY(mu_);
+  std::vector<DeadLetter> dead_letter_queue_ GUARDED_BY(mu_);
+  Watermark watermark_ GUARDED_BY(mu_);
+  // The ack path without mu_ (mark_delivered()): the highest seq acked, and the watermark as
+  // last persisted. While acked_ is ahead of acked_persisted_ the watermark is dirty and the
+  // writer folds acked_ into watermark_ before it decides what to write.
+  std::atomic<int64_t> acked_{0};
+  std::atomic<int64_t> acked_persisted_{0};
+  int64_t next_seq_seen_ GUARDED_BY(mu_) = 1;  // for stats()
+  OutboxBudget budget_seen_ GUARDED_BY(mu_);   // the writer's, after each round
+  bool closing_ GUARDED_BY(mu_) = false;
+  std::optional<std::string> corruption_ GUARDED_BY(mu_);
   // The writer token: whoever sets it (the writer thread, or the owner thread committing a lone
   // event) may use *writer_ until it clears it.
-  bool writer_busy_ = false;      // guarded by mu_
-  bool writer_wanted_ = false;    // guarded by mu_: the writer waits for the token
-  bool maintenance_due_ = false;  // guarded by mu_: prune or checkpoint is due
-  std::chrono::steady_clock::time_point concurrent_until_;  // guarded by mu_
+  bool writer_busy_ GUARDED_BY(mu_) = false;
+  bool writer_wanted_ GUARDED_BY(mu_) = false;    // the writer waits for the token
+  bool maintenance_due_ GUARDED_BY(mu_) = false;  // prune or checkpoint is due
+  // The writer failed (a commit, sync, prune or checkpoint) and reopens on its next round:
+  // that round is the writer thread's, never the owner's.
+  bool storage_failed_ GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point concurrent_until_ GUARDED_BY(mu_);
   // Set once the writer thread holds mu_ for the first time: open() returns only then, so the
   // first deferred append meets a writer that is already waiting (not one still starting up,
   // which would take it from the owner thread).
-  bool writer_started_ = false;  // guarded by mu_
-  std::condition_variable started_;
+  bool writer_started_ GUARDED_BY(mu_) = false;
+  platform::CondVar started_;
 
   std::unique_ptr<Writer> writer_;
   std::thread thread_;

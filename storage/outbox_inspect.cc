@@ -7,6 +7,7 @@
 
 #include "storage/event_rows.h"
 #include "storage/outbox.h"
+#include "storage/outbox_quarantine.h"
 #include "storage/schema.h"
 
 namespace edgesync::storage {
@@ -51,6 +52,7 @@ Result<OutboxStats> compute_stats(Database& db) {
   auto incarnation = read_incarnation(db);
   if (!incarnation) return done(incarnation.status());
   st.incarnation = std::move(*incarnation);
+  st.quarantine = read_quarantine(db);
   st.delivered_seq = *delivered;
   st.next_seq = std::max(*max_seq, *delivered) + 1;
   st.pending = st.next_seq - 1 - st.delivered_seq;

@@ -72,6 +72,7 @@ void Outbox::Writer::fail(const Status& s) {
   // connection makes SQLite re-read the WAL and discard the uncommitted transaction.
   close();
   failed = true;
+  corrupt = s.code() == Status::Code::kCorruption;
   failure = s.to_string();
   failed_at = Clock::now();
 }

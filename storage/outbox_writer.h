@@ -68,6 +68,7 @@ struct Outbox::Writer {
   int64_t delivered = 0;  // the watermark on disk
   std::string incarnation;
   bool failed = false;
+  bool corrupt = false;  // the failure was SQLite reporting the file damaged
   std::string failure;
   Clock::time_point failed_at;
   // Scratch reused by every round.

@@ -212,6 +212,32 @@ TEST(Config, InvalidJsonSaysWhere) {
   EXPECT_TRUE(has(errors_of("[1,2]"), "must be a JSON object"));
 }
 
+// A number too large for a double is not a parse_error but an out_of_range exception: it
+// escaped parse_config and ended the agent and check-config instead of being reported.
+TEST(Config, NumberOverflowIsReportedNotThrown) {
+  std::vector<std::string> errors;
+  ASSERT_NO_THROW(errors = errors_of(R"({"device": {"id": "d", "store_id": "s"},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true, "keepalive_s": 1e400}})"));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_TRUE(has(errors, "not valid JSON"));
+  EXPECT_TRUE(has(errors, "1e400"));
+  Config c;
+  ASSERT_NO_THROW(errors = parse_config("[184467e70351]", &c, FileChecks::kSkip));
+  EXPECT_EQ(errors.size(), 1u);
+}
+
+// Above INT64_MAX the value wrapped to a negative number: "got -1" for 18446744073709551615.
+TEST(Config, IntegersBeyondInt64AreReportedAsWritten) {
+  auto errors = errors_of(R"({"device": {"id": "d", "store_id": "s"},
+    "storage": {"max_bytes": 18446744073709551615, "keep_delivered": 9223372036854775808},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true}})");
+  EXPECT_TRUE(has(errors, "storage.max_bytes: must be between 1048576 and 1125899906842624, "
+                          "got 18446744073709551615"));
+  EXPECT_TRUE(has(errors, "storage.keep_delivered: must be between 0 and 100000000, "
+                          "got 9223372036854775808"));
+  EXPECT_FALSE(has(errors, "got -"));
+}
+
 TEST(Config, LoadConfigListsEveryProblemWithTheFileName) {
   auto r = load_config("/nonexistent/edgesync.json");
   ASSERT_FALSE(r.is_ok());

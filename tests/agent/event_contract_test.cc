@@ -94,6 +94,32 @@ TEST(EventContract, EachInvalidFieldIsNamed) {
                "unknown key \"extra\"");
 }
 
+// "data" as objects nested `depth` deep, itself the first level.
+std::string nested(int depth) {
+  std::string s;
+  for (int i = 1; i < depth; ++i) s += R"({"a":)";
+  return s + "{}" + std::string(depth - 1, '}');
+}
+
+std::string nested_data(int depth) {
+  return R"({"type":"pos.sale","data":)" + nested(depth) + "}";
+}
+
+// Any producer could end the agent with one line: "data" nested 100,000 deep (200 KB, under
+// the default max_line_bytes) overflowed the stack when it was re-serialized. It is refused
+// like any other invalid event, and the connection goes on.
+TEST(EventContract, DeeplyNestedDataIsRefusedNotAStackOverflow) {
+  expect_error(nested_data(100000), IngestError::kInvalidEvent, "at most 64 levels");
+  expect_error(nested_data(65), IngestError::kInvalidEvent, "at most 64 levels");
+  auto at_limit = parse(nested_data(64));
+  ASSERT_TRUE(at_limit.ok) << at_limit.failure.message;
+  EXPECT_EQ(at_limit.req.data, nested(64));
+  // Brackets inside strings are text, not nesting.
+  auto in_string = parse(R"({"type":"pos.sale","data":{"s":")" + std::string(1000, '[') +
+                         R"(\"[{"}})");
+  EXPECT_TRUE(in_string.ok) << in_string.failure.message;
+}
+
 TEST(EventContract, RepliesAreOneJsonLineEach) {
   std::string out;
   append_ok_reply(&out, "a\"b", 42, false);
@@ -134,20 +160,60 @@ TEST(HubMessage, PayloadCarriesTheEnvelopeAndDataVerbatim) {
   e.data = R"({"sku":"A1","delta":-2.5})";
   std::string topic, payload;
   build_event_topic(c, e, &topic);
-  build_event_payload(c, e, &payload);
+  build_event_payload(c, "7f1c2a9e-0b4d-4c1e-9a57-2f3b8c6d1e90", e, &payload);
   EXPECT_EQ(topic, "edgesync/v1/store-042/pos-01/events/inventory.adjusted");
   auto j = nlohmann::json::parse(payload);
   EXPECT_EQ(j["id"], "id-\"7\"");
   EXPECT_EQ(j["seq"], 7);
+  EXPECT_EQ(j["incarnation"], "7f1c2a9e-0b4d-4c1e-9a57-2f3b8c6d1e90");
   EXPECT_EQ(j["type"], "inventory.adjusted");
   EXPECT_EQ(j["device_id"], "pos-01");
   EXPECT_EQ(j["store_id"], "store-042");
   EXPECT_TRUE(j["occurred_at"].is_null());
   EXPECT_EQ(j["received_at"], "2025-11-23T08:15:02.123Z");
   EXPECT_EQ(j["data"], nlohmann::json::parse(e.data));
-  auto status = nlohmann::json::parse(build_status_payload(c, false, "agent stopped"));
+  OutboxFacts facts;
+  facts.incarnation = "inc-1";
+  auto status = nlohmann::json::parse(build_status_payload(c, facts, false, "agent stopped"));
   EXPECT_EQ(status["online"], false);
+  EXPECT_EQ(status["incarnation"], "inc-1");
   EXPECT_EQ(status["reason"], "agent stopped");
+  EXPECT_FALSE(status.contains("quarantine"));
+  // A quarantined outbox is reported to the hub, with the old file's incarnation, so the
+  // central team knows why this box's seq restarted.
+  facts.quarantine = storage::QuarantineIncident{"/var/lib/edgesync/outbox.db.quarantined-x",
+                                                 "file is not a database", 1763885702123, "inc-0"};
+  facts.damaged = "database disk image is malformed";
+  status = nlohmann::json::parse(build_status_payload(c, facts, true, ""));
+  EXPECT_EQ(status["quarantine"]["incarnation"], "inc-0");
+  EXPECT_EQ(status["quarantine"]["reason"], "file is not a database");
+  EXPECT_EQ(status["quarantine"]["at"], "2025-11-23T08:15:02.123Z");
+  EXPECT_EQ(status["outbox_damaged"], "database disk image is malformed");
+}
+
+// The notice that takes a dead letter's place: the hub needs (device, incarnation, seq) to close
+// the gap, and the reason; never the event's data, which stays on the box.
+TEST(HubMessage, DeadLetterNoticeNamesTheSeqAndTheReasonButNotTheData) {
+  Config c;
+  c.device.id = "pos-01";
+  c.device.store_id = "store-042";
+  storage::StoredEvent e;
+  e.seq = 12;
+  e.id = "sale-12";
+  e.type = "pos.sale.completed";
+  e.data = R"({"secret":"card"})";
+  std::string payload;
+  build_dead_letter_notice(c, "inc-1", e, "PUBACK reason code 135 (not authorized)",
+                           1763885702123, &payload);
+  EXPECT_EQ(dead_letter_topic(c), "edgesync/v1/store-042/pos-01/deadletter");
+  auto j = nlohmann::json::parse(payload);
+  EXPECT_EQ(j["seq"], 12);
+  EXPECT_EQ(j["incarnation"], "inc-1");
+  EXPECT_EQ(j["id"], "sale-12");
+  EXPECT_EQ(j["type"], "pos.sale.completed");
+  EXPECT_EQ(j["reason"], "PUBACK reason code 135 (not authorized)");
+  EXPECT_EQ(j["failed_at"], "2025-11-23T08:15:02.123Z");
+  EXPECT_FALSE(j.contains("data"));
 }
 
 }  // namespace

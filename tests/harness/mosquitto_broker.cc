@@ -58,8 +58,12 @@ std::string MosquittoBroker::write_config() const {
   c << "connection_messages true\n"
     << "log_timestamp true\n"
     << "log_timestamp_format %H:%M:%S\n"
-    << options_.extra_config << "\n"
-    << "\n"
+    << options_.extra_config << "\n";
+  if (!options_.acl.empty()) {
+    write_file(dir_ + "/acl", options_.acl);
+    c << "acl_file " << dir_ << "/acl\n";
+  }
+  c << "\n"
     << "listener " << port_ << " 127.0.0.1\n"
     << "protocol mqtt\n"
     << "cafile " << tls_.ca_file << "\n"

@@ -21,6 +21,9 @@ namespace edgesync::test {
 struct BrokerOptions {
   bool plain_listener = false;  // also listen without TLS on plain_port()
   std::string extra_config;     // more global settings, one per line (e.g. message_size_limit)
+  // Not empty: the text of an acl_file (mosquitto's "topic read|write|readwrite|deny <topic>"
+  // lines; the clients here are anonymous), written to <dir>/acl.
+  std::string acl;
   bool require_client_certificate = true;  // false: server-authenticated TLS only
   // Sessions and queued messages saved to <dir>/mosquitto.db (autosave every 5 s and on a clean
   // stop). The bench turns it off: no broker database writes in its disk figures.

@@ -109,7 +109,10 @@ TEST_F(DeliveryTest, TenThousandEventsFromEightProducersArriveInSeqOrder) {
 
   // Each first arrival matches what was sent and what the agent replied.
   const std::string base = agent_->config().topic_base();
-  const std::set<std::string> expected_keys{"id",       "seq",         "type",        "device_id",
+  // One incarnation for the whole stream: the hub keys events on (device, incarnation, seq).
+  const std::string incarnation = evs.front().payload.value("incarnation", "");
+  EXPECT_EQ(incarnation.size(), 36u) << "not a UUID: '" << incarnation << "'";
+  const std::set<std::string> expected_keys{"id", "seq", "incarnation", "type", "device_id",
                                             "store_id", "occurred_at", "received_at", "data"};
   std::set<int64_t> checked;
   size_t mismatches = 0;
@@ -126,6 +129,8 @@ TEST_F(DeliveryTest, TenThousandEventsFromEightProducersArriveInSeqOrder) {
     ok &= e.topic == base + "/events/" + s.type;
     ok &= keys == expected_keys;
     ok &= e.payload.value("type", "") == s.type;
+    ok &= e.payload.value("incarnation", "") == incarnation;
+    ok &= e.message.prop_incarnation == incarnation;
     ok &= e.payload.value("device_id", "") == "pos-01";
     ok &= e.payload.value("store_id", "") == "store-042";
     ok &= e.payload.contains("data") && e.payload["data"] == s.data;

@@ -1,5 +1,6 @@
 // Schema migration: an outbox written by the previous schema opens, migrates and keeps its
-// events; a newer schema than this build knows is refused with a clear message, untouched.
+// events; a newer schema than this build knows (a downgrade) is moved aside untouched for that
+// release, and a fresh outbox takes over (tests/storage/outbox_quarantine_test.cc has the rest).
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -52,7 +53,7 @@ TEST(Schema, PreviousVersionIsMigratedAndKeepsItsEvents) {
   EXPECT_EQ(*(*db)->query_int64("PRAGMA user_version", 0), storage::kSchemaVersion);
 }
 
-TEST(Schema, NewerVersionIsRefusedUntouched) {
+TEST(Schema, NewerVersionIsMovedAsideUntouched) {
   TempPath dir;
   std::string path = dir.file("outbox.db");
   make_v1_database(path);
@@ -62,20 +63,25 @@ TEST(Schema, NewerVersionIsRefusedUntouched) {
   }
   storage::Outbox::Options o;
   o.path = path;
-  auto box = storage::Outbox::open(o, inline_dispatch());
-  ASSERT_FALSE(box.is_ok());
-  EXPECT_NE(box.status().message().find("newer than this edgesync"), std::string::npos)
-      << box.status().message();
-  auto db = storage::Database::open(path, {});
+  std::string kept;
+  {
+    auto box = storage::Outbox::open(o, inline_dispatch());
+    ASSERT_TRUE(box.is_ok()) << box.status().to_string();
+    ASSERT_TRUE((*box)->quarantine().has_value());
+    EXPECT_NE((*box)->quarantine()->reason.find("newer than this edgesync"), std::string::npos)
+        << (*box)->quarantine()->reason;
+    kept = (*box)->quarantine()->file;
+  }
+  auto db = storage::Database::open(kept, {});
   EXPECT_EQ(*(*db)->query_int64("PRAGMA user_version", 0), 99);
   EXPECT_EQ(*(*db)->query_int64("SELECT count(*) FROM events", 0), 2);
-  // The CLI's read-only view refuses it the same way.
-  auto stats = storage::Outbox::inspect(path);
+  // The CLI's read-only view refuses the kept file with the same reason.
+  auto stats = storage::Outbox::inspect(kept);
   ASSERT_FALSE(stats.is_ok());
   EXPECT_NE(stats.status().message().find("newer"), std::string::npos);
 }
 
-TEST(Schema, NotADatabaseIsReportedAsCorruption) {
+TEST(Schema, NotADatabaseIsMovedAside) {
   TempPath dir;
   std::string path = dir.file("outbox.db");
   FILE* f = fopen(path.c_str(), "w");
@@ -84,8 +90,9 @@ TEST(Schema, NotADatabaseIsReportedAsCorruption) {
   storage::Outbox::Options o;
   o.path = path;
   auto box = storage::Outbox::open(o, inline_dispatch());
-  ASSERT_FALSE(box.is_ok());
-  EXPECT_EQ(box.status().code(), Status::Code::kCorruption) << box.status().to_string();
+  ASSERT_TRUE(box.is_ok()) << box.status().to_string();
+  ASSERT_TRUE((*box)->quarantine().has_value());
+  EXPECT_NE((*box)->quarantine()->reason.find("damaged"), std::string::npos);
 }
 
 // The hub keys events on (device, incarnation, seq): seq restarts at 1 in a new file, so the

@@ -67,6 +67,7 @@ nlohmann::json AgentConfig::to_json() const {
       {"retry", {{"initial_ms", retry_initial_ms}, {"max_ms", retry_max_ms}}},
   };
   if (linger_ms >= 0) j["hub"]["linger_ms"] = linger_ms;
+  if (refused_retry_s >= 0) j["hub"]["refused_retry_s"] = refused_retry_s;
   if (max_connections >= 0) j["ingest"]["max_connections"] = max_connections;
   if (idle_timeout_s >= 0) j["ingest"]["idle_timeout_s"] = idle_timeout_s;
   return j;

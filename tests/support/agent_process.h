@@ -43,6 +43,7 @@ struct AgentConfig {
   int keepalive_s = 30;
   int max_inflight = 64;
   int linger_ms = -1;  // hub.linger_ms; -1 leaves it out (the agent's default)
+  int refused_retry_s = -1;  // hub.refused_retry_s; -1 leaves it out (the agent's default)
   int retry_initial_ms = 100;
   int retry_max_ms = 2000;
 

@@ -27,6 +27,7 @@ ReceivedMessage convert(const mqtt::const_message_ptr& msg) {
     m.user_properties.emplace_back(k, v);
     if (k == "id" && !m.prop_id) m.prop_id = v;
     if (k == "seq" && !m.prop_seq) m.prop_seq = v;
+    if (k == "incarnation" && !m.prop_incarnation) m.prop_incarnation = v;
   }
   return m;
 }

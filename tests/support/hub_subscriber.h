@@ -33,6 +33,7 @@ struct ReceivedMessage {
   std::vector<std::pair<std::string, std::string>> user_properties;  // in wire order
   std::optional<std::string> prop_id;                                // user property "id"
   std::optional<std::string> prop_seq;                               // user property "seq"
+  std::optional<std::string> prop_incarnation;  // user property "incarnation"
 };
 
 struct SubscriberOptions {
