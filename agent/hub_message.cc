@@ -45,7 +45,11 @@ void build_event_payload(const Config& config, std::string_view incarnation,
     append_json_string(out, e.occurred_at);
   }
   out->append(",\"received_at\":\"").append(platform::format_rfc3339_ms(e.received_ms));
-  out->append("\",\"data\":").append(e.data).push_back('}');
+  out->push_back('"');
+  // The box's wall clock was wrong when the event came in (no RTC, not yet synced): say so,
+  // rather than let the hub file a sale under 1970.
+  if (e.received_ms < platform::kEarliestPlausibleUnixMs) out->append(",\"received_at_trusted\":false");
+  out->append(",\"data\":").append(e.data).push_back('}');
 }
 
 std::string dead_letter_topic(const Config& config) {

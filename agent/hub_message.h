@@ -15,7 +15,8 @@ namespace edgesync::agent {
 void build_event_topic(const Config& config, const storage::StoredEvent& e, std::string* out);
 
 // {"id","seq","incarnation","type","device_id","store_id","occurred_at","received_at","data"};
-// occurred_at is null when the producer did not give it. `incarnation` is the outbox's: the hub
+// occurred_at is null when the producer did not give it; "received_at_trusted":false follows
+// received_at when the box's clock read earlier than platform::kEarliestPlausibleUnixMs. `incarnation` is the outbox's: the hub
 // keys events on (device_id, incarnation, seq). `out` is overwritten (its capacity reused).
 void build_event_payload(const Config& config, std::string_view incarnation,
                          const storage::StoredEvent& e, std::string* out);

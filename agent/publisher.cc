@@ -40,6 +40,7 @@ Publisher::Publisher(asio::io_context& io, const Config& config, storage::Outbox
       outbox_(outbox),
       on_state_(std::move(on_state)),
       park_timer_(io),
+      stall_timer_(io),
       retry_timer_(io),
       linger_timer_(io),
       rng_(std::random_device{}()) {
@@ -97,6 +98,7 @@ void Publisher::connection_down(const std::string& why) {
   sent_ = 0;
   for (auto& [seq, r] : refused_) r.parked = false;  // resent from the watermark
   park_timer_.cancel();
+  stall_timer_.cancel();
   buffer_.clear();
   buffer_pos_ = 0;
   set_state(HubState::kDisconnected, why);
@@ -160,6 +162,7 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
   // Acks still count after stop() began: they move the watermark and spare duplicates.
   bool live = state_ == HubState::kConnected || state_ == HubState::kStopped;
   if (e.tag == 0 || !live) return;
+  last_progress_ = std::chrono::steady_clock::now();
   const bool notice = (e.tag & kNoticeTag) != 0;
   const int64_t seq = static_cast<int64_t>(e.tag & ~kNoticeTag);
   const size_t index = index_of(seq);
@@ -273,6 +276,24 @@ void Publisher::arm_park_timer() {
   });
 }
 
+void Publisher::arm_stall_timer() {
+  if (stall_armed_) return;
+  const auto limit = std::chrono::milliseconds(config_.hub.keepalive_s * 1500);
+  stall_armed_ = true;
+  stall_timer_.expires_at(last_progress_ + limit);
+  stall_timer_.async_wait([this, limit](asio::error_code ec) {
+    stall_armed_ = false;
+    if (ec || state_ != HubState::kConnected || sent_ == 0) return;
+    if (std::chrono::steady_clock::now() - last_progress_ < limit) {
+      arm_stall_timer();  // something completed meanwhile
+      return;
+    }
+    transport_->disconnect(std::chrono::milliseconds(0));
+    connection_down("no acknowledgement from the hub for " + std::to_string(limit.count()) +
+                    " ms with events in flight (1.5 x hub.keepalive_s): the link is dead");
+  });
+}
+
 void Publisher::retry_parked() {
   const auto now = std::chrono::steady_clock::now();
   std::vector<storage::StoredEvent> one;
@@ -291,7 +312,9 @@ void Publisher::retry_parked() {
     if (!send(one.front())) return;
     r.parked = false;
     inflight_[index].slot = Slot::kSent;
+    if (sent_ == 0) last_progress_ = now;
     ++sent_;
+    arm_stall_timer();
   }
   arm_park_timer();
 }
@@ -365,8 +388,10 @@ void Publisher::fill() {
     }
     const storage::StoredEvent& ev = buffer_[buffer_pos_];
     if (!send(ev)) return;
+    if (sent_ == 0) last_progress_ = std::chrono::steady_clock::now();  // the wait starts now
     inflight_.push_back({ev.seq, Slot::kSent});
     ++sent_;
+    arm_stall_timer();
     read_through_ = ev.seq;
     ++buffer_pos_;
   }
@@ -438,6 +463,7 @@ void Publisher::stop() {
   retry_timer_.cancel();
   linger_timer_.cancel();
   park_timer_.cancel();
+  stall_timer_.cancel();
   bool was_connected = state_ == HubState::kConnected;
   set_state(HubState::kStopped, "");
   if (was_connected && transport_) {

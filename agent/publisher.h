@@ -99,6 +99,7 @@ class Publisher {
   void refused(size_t index, const platform::MqttEvent& e);
   void retry_parked();
   void arm_park_timer();
+  void arm_stall_timer();
   // paho refused to start a publish: tear the session down; the same seq refused this way
   // kMaxSyncRefusals times in a row is dead-lettered.
   void publish_not_started(int64_t seq, const Status& s);
@@ -121,6 +122,12 @@ class Publisher {
   std::map<int64_t, Refusal> refused_;
   asio::steady_timer park_timer_;
   bool park_armed_ = false;
+  // A link that swallows packets (half-open) shows as no completion at all: with something in
+  // flight and nothing completed for 1.5 x hub.keepalive_s, the session is dropped and resent.
+  // Armed only while something is in flight: an idle agent has no timer ticking.
+  asio::steady_timer stall_timer_;
+  bool stall_armed_ = false;
+  std::chrono::steady_clock::time_point last_progress_{};
   int64_t sync_refused_seq_ = 0;
   int sync_refusals_ = 0;
   std::vector<storage::StoredEvent> buffer_;

@@ -10,6 +10,11 @@ namespace edgesync::platform {
 // Milliseconds since the Unix epoch (64-bit on every architecture, armhf included).
 int64_t unix_ms();
 
+// 2025-01-01T00:00:00Z, before this software existed: a wall clock reading earlier than this is
+// wrong (a box booted without a real-time clock and not yet synced starts in 1970). Timestamps
+// taken from such a clock are marked untrusted where they leave the box.
+inline constexpr int64_t kEarliestPlausibleUnixMs = 1735689600000;
+
 // "2026-11-23T08:15:02.123Z"
 std::string format_rfc3339_ms(int64_t unix_ms);
 

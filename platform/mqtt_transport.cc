@@ -30,7 +30,12 @@ std::string reason_name(int rc) {
   switch (rc) {
     case 0x80: name = "unspecified error"; break;
     case 0x83: name = "implementation specific error"; break;
+    case 0x85: name = "client identifier not valid"; break;
+    case 0x86: name = "bad user name or password"; break;
     case 0x87: name = "not authorized"; break;
+    case 0x88: name = "server unavailable"; break;
+    case 0x89: name = "server busy"; break;
+    case 0x8A: name = "banned"; break;
     case 0x90: name = "topic name invalid"; break;
     case 0x91: name = "packet identifier in use"; break;
     case 0x95: name = "packet too large"; break;
@@ -99,9 +104,19 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
       MqttEvent e;
       e.kind = MqttEvent::Kind::kConnectFailed;
       e.generation = gen_;
-      e.detail = "connect failed: return code " + std::to_string(tok.get_return_code());
-      if (tok.get_reason_code() != 0) {
-        e.detail += ", reason code " + std::to_string(static_cast<int>(tok.get_reason_code()));
+      // paho reports a CONNACK refusal's reason code as the return code, and every failure
+      // before a CONNACK (TCP, the TLS handshake, no answer) as -1 without the cause.
+      int rc = tok.get_return_code();
+      if (rc == 0 || rc == MQTTASYNC_FAILURE) rc = static_cast<int>(tok.get_reason_code());
+      if (rc >= 0x80) {
+        e.detail = "connect refused by the hub: CONNACK reason code " + reason_name(rc) +
+                   " (check hub.username, hub.password and the client certificate)";
+      } else {
+        e.detail = "connect failed (return code " + std::to_string(tok.get_return_code()) +
+                   "): the hub is unreachable, did not answer within " +
+                   std::to_string(impl_->options.connect_timeout_s) +
+                   " s, or the TLS handshake failed (check hub.uri, that hub.ca_file signed "
+                   "the hub's certificate, and its host name and expiry)";
       }
       impl_->push(std::move(e));
     }

@@ -172,6 +172,13 @@ TEST(HubMessage, PayloadCarriesTheEnvelopeAndDataVerbatim) {
   EXPECT_TRUE(j["occurred_at"].is_null());
   EXPECT_EQ(j["received_at"], "2025-11-23T08:15:02.123Z");
   EXPECT_EQ(j["data"], nlohmann::json::parse(e.data));
+  EXPECT_FALSE(j.contains("received_at_trusted"));
+  // A box that booted without a real-time clock: the hub must not file the sale under 1970.
+  e.received_ms = 86400000;
+  build_event_payload(c, "inc", e, &payload);
+  j = nlohmann::json::parse(payload);
+  EXPECT_EQ(j["received_at"], "1970-01-02T00:00:00.000Z");
+  EXPECT_EQ(j["received_at_trusted"], false);
   OutboxFacts facts;
   facts.incarnation = "inc-1";
   auto status = nlohmann::json::parse(build_status_payload(c, facts, false, "agent stopped"));

@@ -41,27 +41,14 @@ constexpr int64_t kReceivedMs = 1763885702123;
     if (!(cond)) fail(#cond, line); \
   } while (0)
 
-// Objects and arrays nested in `json` (valid JSON), its outermost one counting as 1.
-int nesting_depth(const std::string& json) {
-  int depth = 0, deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < json.size(); ++i) {
-    char c = json[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
+// Objects and arrays nested in `j`, its outermost one counting as 1. Walks the parsed tree, not
+// the text the agent scans, so the check does not share the agent's reasoning (inputs are at most
+// a few KiB here: recursion is fine).
+int nesting_depth(const ordered_json& j) {
+  if (!j.is_structured()) return 0;
+  int deepest = 0;
+  for (const auto& child : j) deepest = std::max(deepest, nesting_depth(child));
+  return deepest + 1;
 }
 
 bool is_uuid_v4(const std::string& s) {
@@ -119,7 +106,7 @@ void check_accepted(std::string_view line, const edgesync::storage::AppendReques
   REQUIRE(data == doc["data"]);
   REQUIRE(data.dump() == req.data);
   // What the agent stores is what every consumer must walk, recursively: bounded depth.
-  REQUIRE(nesting_depth(req.data) <= 64);
+  REQUIRE(nesting_depth(data) <= 64);
 
   std::string reply;
   edgesync::agent::append_ok_reply(&reply, req.id, 42, false);

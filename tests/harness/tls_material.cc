@@ -2,8 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <functional>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
@@ -65,7 +68,67 @@ void sign(const std::string& dir, const std::string& cnf, const std::string& nam
            "-sha256", "-extfile", cnf, "-extensions", ext, "-out", pem});
 }
 
+std::string parent_dir(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
 }  // namespace
+
+TlsMaterial TlsMaterial::with_server_cert(const TlsMaterial& m, const std::string& dir,
+                                          const std::string& name,
+                                          const ServerCertOptions& options) {
+  const std::string ca_key = parent_dir(m.ca_file) + "/ca.key";
+  const std::string cnf = dir + "/" + name + ".cnf";
+  const std::string key = dir + "/" + name + ".key";
+  const std::string csr = dir + "/" + name + ".csr";
+  const std::string pem = dir + "/" + name + ".pem";
+  // `openssl ca` is the CLI that takes explicit validity dates (x509 -req only counts days
+  // from now); it wants a database and a serial file.
+  const std::string db = dir + "/" + name + ".index";
+  write_file(db, "");
+  // Hex with an even number of digits, as `openssl ca` reads it.
+  char serial[32];
+  std::snprintf(serial, sizeof serial, "%016llx\n",
+                static_cast<unsigned long long>(std::hash<std::string>{}(dir + name) >> 2));
+  write_file(dir + "/" + name + ".serial", serial);
+  std::string text = kOpensslConfig;
+  text += "[ one_server_ext ]\n"
+          "basicConstraints = critical, CA:FALSE\n"
+          "keyUsage = critical, digitalSignature\n"
+          "extendedKeyUsage = serverAuth\n"
+          "subjectAltName = " + options.subject_alt_names + "\n"
+          "subjectKeyIdentifier = hash\n"
+          "authorityKeyIdentifier = keyid\n"
+          "[ one_ca ]\n"
+          "database = " + db + "\n"
+          "new_certs_dir = " + dir + "\n"
+          "serial = " + dir + "/" + name + ".serial\n"
+          "default_md = sha256\n"
+          "policy = any_name\n"
+          "unique_subject = no\n"
+          "[ any_name ]\n"
+          "commonName = supplied\n";
+  write_file(cnf, text);
+  make_key(key);
+  openssl({"req", "-new", "-config", cnf, "-key", key, "-subj", "/CN=" + options.common_name,
+           "-out", csr});
+  std::vector<std::string> args{"ca", "-batch", "-config", cnf, "-name", "one_ca", "-cert",
+                                m.ca_file, "-keyfile", ca_key, "-in", csr, "-out", pem,
+                                "-extfile", cnf, "-extensions", "one_server_ext", "-notext"};
+  if (options.expired) {
+    args.insert(args.end(), {"-startdate", "20200101000000Z", "-enddate", "20200102000000Z"});
+  } else {
+    args.insert(args.end(), {"-days", "3"});
+  }
+  openssl(args);
+  ::chmod(key.c_str(), 0644);
+  ::chmod(pem.c_str(), 0644);
+  TlsMaterial out = m;
+  out.server_cert_file = pem;
+  out.server_key_file = key;
+  return out;
+}
 
 TlsMaterial TlsMaterial::generate(const std::string& dir, const std::string& client_cn) {
   const std::string cnf = dir + "/openssl-test.cnf";

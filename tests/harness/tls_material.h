@@ -7,6 +7,13 @@
 
 namespace edgesync::test {
 
+// A server certificate other than the default one, for tests of what a client refuses.
+struct ServerCertOptions {
+  std::string common_name = "localhost";
+  std::string subject_alt_names = "DNS:localhost, IP:127.0.0.1";  // openssl subjectAltName syntax
+  bool expired = false;  // valid only from 1 to 2 January 2020
+};
+
 struct TlsMaterial {
   std::string ca_file;           // PEM CA certificate
   std::string server_cert_file;  // PEM, CN=localhost
@@ -18,6 +25,11 @@ struct TlsMaterial {
   // openssl output if a step fails.
   static TlsMaterial generate(const std::string& dir,
                               const std::string& client_cn = "edgesync-test-client");
+  // A copy of `m` with a new server certificate and key, signed by m's CA (its key is the
+  // ca.key that generate() wrote beside ca_file), written to <dir>/<name>.pem and <name>.key.
+  // Throws std::runtime_error like generate().
+  static TlsMaterial with_server_cert(const TlsMaterial& m, const std::string& dir,
+                                      const std::string& name, const ServerCertOptions& options);
 };
 
 }  // namespace edgesync::test

@@ -3,16 +3,10 @@
 // in the normal scheduling class; in SCHED_IDLE, as they once were, such a hog held events
 // back for seconds each.
 #include <gtest/gtest.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
-#include <vector>
 
+#include "tests/integration/cpu_hog.h"
 #include "tests/support/hub_fixture.h"
 
 namespace edgesync::test {
@@ -20,32 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// Busy processes at the test's (normal) priority, two per core, stopped on destruction.
-class CpuHog {
- public:
-  explicit CpuHog(int processes) {
-    for (int i = 0; i < processes; ++i) {
-      pid_t pid = ::fork();
-      if (pid == 0) {
-        // Dies with the test, even if ctest kills it: a hog left spinning would slow every
-        // test after it.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        volatile unsigned long spin = 0;
-        for (;;) spin = spin + 1;
-      }
-      if (pid > 0) pids_.push_back(pid);
-    }
-  }
-  ~CpuHog() {
-    for (pid_t pid : pids_) ::kill(pid, SIGKILL);
-    for (pid_t pid : pids_) ::waitpid(pid, nullptr, 0);
-  }
-  size_t size() const { return pids_.size(); }
-
- private:
-  std::vector<pid_t> pids_;
-};
 
 class DeliveryUnderCpuHogTest : public HubFixture {};
 
@@ -61,11 +29,7 @@ TEST_F(DeliveryUnderCpuHogTest, EventsReachTheHubPromptlyWhileAnotherProcessHogs
   ASSERT_EQ(warm.value("ok", false), true) << warm.dump();
   ASSERT_TRUE(hub_->wait_for_distinct_seqs(1, 30s)) << "the agent never delivered";
 
-  // The cores this process may run on (a CI container can be pinned to 2 of many), capped.
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  const int cores = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
-  const int hogs = std::clamp(2 * cores, 2, 16);
+  const int hogs = CpuHog::two_per_core();
   CpuHog hog(hogs);
   ASSERT_EQ(hog.size(), static_cast<size_t>(hogs));
   constexpr int kEvents = 40;
