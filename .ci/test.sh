@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds edgesync and runs the whole test suite: unit, fault and integration tests (real
-# mosquitto over TLS, real SQLite), then the ARM builds under qemu and the package checks.
+# mosquitto over TLS, real SQLite), 60 s of fuzzing per parser, the sanitizers' quick form, then
+# the ARM builds under qemu and the package checks.
 # Installs what it needs itself (Debian 12, as root).
 #   bash .ci/test.sh            everything
 #   bash .ci/test.sh --native   only the native build and tests
@@ -28,6 +29,12 @@ if [ "$NATIVE_ONLY" = 1 ]; then
   stage "done (native only)"
   exit 0
 fi
+stage "fuzzing: ingest line parser and config loader, 60 s each"
+bash .ci/fuzz.sh 60
+
+stage "sanitizers (quick form): ASan+UBSan and TSan"
+bash .ci/sanitize.sh --quick
+
 if [ -x .ci/cross.sh ]; then
   stage "arm64: cross build, unit and integration tests under qemu"
   bash .ci/cross.sh arm64 --tests all

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "agent/event_contract.h"
+#include "agent/hub_message.h"
 
 namespace edgesync::agent {
 namespace {
@@ -63,6 +64,45 @@ TEST(Contracts, RequestKeysAndErrorCodesAreTheAgentsOnes) {
     agent_codes.insert(error_code_name(e));
   }
   EXPECT_EQ(codes, agent_codes);
+}
+
+// Every key a hub message can carry is in its schema, and every key the schema requires is sent:
+// the hub side validates against these files.
+void expect_matches_schema(const std::string& payload, const std::string& schema_file) {
+  auto schema = load(schema_file);
+  auto message = nlohmann::json::parse(payload);
+  for (const auto& [key, value] : message.items()) {
+    EXPECT_TRUE(schema["properties"].contains(key)) << schema_file << " lacks '" << key << "'";
+  }
+  for (const auto& key : schema["required"]) {
+    EXPECT_TRUE(message.contains(key.get<std::string>()))
+        << "message lacks required '" << key << "' of " << schema_file << ": " << payload;
+  }
+}
+
+TEST(Contracts, HubMessagesCarryTheKeysTheirSchemasName) {
+  Config c;
+  c.device.id = "pos-01";
+  c.device.store_id = "store-042";
+  storage::StoredEvent e;
+  e.seq = 3;
+  e.id = "sale-3";
+  e.type = "pos.sale.completed";
+  e.received_ms = 1000;  // a clock without RTC: received_at_trusted appears
+  e.data = "{}";
+  std::string payload;
+  build_event_payload(c, "3f0c9a52-6f1e-4c8b-9d27-5b1e0a7c4d13", e, &payload);
+  expect_matches_schema(payload, "hub-event.schema.json");
+  build_dead_letter_notice(c, "3f0c9a52-6f1e-4c8b-9d27-5b1e0a7c4d13", e, "refused", 1000,
+                           &payload);
+  expect_matches_schema(payload, "hub-deadletter.schema.json");
+  OutboxFacts facts;
+  facts.incarnation = "3f0c9a52-6f1e-4c8b-9d27-5b1e0a7c4d13";
+  facts.quarantine = storage::QuarantineIncident{"f", "r", 1000, "i"};
+  facts.damaged = "malformed";
+  expect_matches_schema(build_status_payload(c, facts, true, "x"), "hub-status.schema.json");
+  expect_matches_schema(build_status_payload(c, facts, false, "agent stopped"),
+                        "hub-status.schema.json");
 }
 
 }  // namespace
