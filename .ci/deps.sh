@@ -16,6 +16,7 @@ PKGS=(
   libgtest-dev                         # unit and integration tests
   libclang-rt-14-dev llvm-14           # fuzzing (.ci/fuzz.sh): libFuzzer and sanitizer runtimes, llvm-symbolizer
   mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
+  faketime                             # libfaketime: the agent's wall clock stepped under it (wall_clock_test)
 )
 missing=()
 for p in "${PKGS[@]}"; do

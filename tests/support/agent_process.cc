@@ -104,7 +104,14 @@ void AgentProcess::start(std::chrono::milliseconds timeout) {
     marker << "===== [test harness] agent start #" << ++starts_ << " =====\n";
   }
   child_ = std::make_unique<ChildProcess>();
-  child_->spawn(edgesync_argv({"agent", "--config", config_path_}), log_path());
+  std::vector<std::string> argv = edgesync_argv({"agent", "--config", config_path_});
+  if (!environment_.empty()) {
+    // env(1) execs the agent in its own place, so pid() is still the agent's.
+    std::vector<std::string> with_env{"env"};
+    with_env.insert(with_env.end(), environment_.begin(), environment_.end());
+    argv.insert(argv.begin(), with_env.begin(), with_env.end());
+  }
+  child_->spawn(argv, log_path());
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     if (!child_->running()) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/harness/process.h"
@@ -72,6 +73,10 @@ class AgentProcess {
   std::optional<int> terminate(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGKILL and reap.
   void kill9();
+  // Extra NAME=VALUE entries for the agent's environment (LD_PRELOAD, FAKETIME, ...), from the
+  // next start() on; the CLI (run_cli) does not get them. They go through env(1) ahead of
+  // EDGESYNC_BIN_WRAPPER, so under qemu-user they reach the emulator, not the agent.
+  void set_environment(std::vector<std::string> entries) { environment_ = std::move(entries); }
   // Sends `signo` to the agent (under qemu: to the emulator, which passes it on).
   void signal(int signo);
   bool running();
@@ -95,6 +100,7 @@ class AgentProcess {
   AgentConfig config_;
   std::string config_path_;
   std::unique_ptr<ChildProcess> child_;
+  std::vector<std::string> environment_;
   int starts_ = 0;
 };
 
