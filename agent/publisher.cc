@@ -97,6 +97,7 @@ void Publisher::connection_down(const std::string& why) {
   inflight_.clear();
   sent_ = 0;
   for (auto& [seq, r] : refused_) r.parked = false;  // resent from the watermark
+  parked_ = 0;
   park_timer_.cancel();
   stall_timer_.cancel();
   buffer_.clear();
@@ -148,7 +149,10 @@ void Publisher::on_transport_events() {
         break;
     }
   }
-  if (state_ == HubState::kConnected) fill();
+  if (state_ == HubState::kConnected) {
+    if (parked_ > 0) retry_parked();  // acks may have freed room for a due retry
+    if (state_ == HubState::kConnected) fill();
+  }
 }
 
 size_t Publisher::index_of(int64_t seq) const {
@@ -175,43 +179,38 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
     connection_down("seq " + std::to_string(seq) + " not acknowledged: " + e.detail);
     return;
   }
-  if (notice) {
-    // The dead letter is on disk whatever the hub made of its notice; a refused notice leaves
-    // a gap the hub's reconciliation shows.
-    if (e.outcome != platform::PublishOutcome::kDelivered) {
-      std::cerr << "edgesync: dead-letter notice for seq " << seq << " refused: " << e.detail
-                << "\n";
-    }
-    inflight_[index].slot = Slot::kDone;
-    --sent_;
-  } else {
-    switch (e.outcome) {
-      case platform::PublishOutcome::kDelivered:
+  switch (e.outcome) {
+    case platform::PublishOutcome::kDelivered:
+      inflight_[index].slot = Slot::kDone;
+      --sent_;
+      refused_.erase(seq);
+      if (seq == sync_refused_seq_) sync_refusals_ = 0;
+      break;
+    case platform::PublishOutcome::kNever: {
+      if (state_ == HubState::kStopped) return;  // announced after the restart
+      if (notice) {
+        // The notice itself is malformed for this hub: nothing to retry. The dead letter is on
+        // disk; the gap shows in the hub's reconciliation.
+        std::cerr << "edgesync: dead-letter notice for seq " << seq << " refused: " << e.detail
+                  << "\n";
         inflight_[index].slot = Slot::kDone;
         --sent_;
-        refused_.erase(seq);
-        break;
-      case platform::PublishOutcome::kNever: {
-        if (state_ == HubState::kStopped) return;  // announced after the restart
-        // The hub will never take this message: keep it, with the reason, and move on.
-        std::vector<storage::StoredEvent> one;
-        Status s = outbox_.read_pending(seq - 1, 1, &one);
-        if (!s || one.empty() || one.front().seq != seq) {
-          connection_down("cannot dead-letter seq " + std::to_string(seq) + ": " + s.to_string());
-          return;
-        }
-        // The slot stays kSent: its notice takes the event's place in the window.
-        refused_.erase(seq);
-        if (!send_dead_letter(one.front(), e.detail)) return;
         break;
       }
-      case platform::PublishOutcome::kRefused:
-        if (state_ == HubState::kStopped) return;
-        refused(index, e);
-        break;
-      case platform::PublishOutcome::kRetry:
-        break;  // handled above
+      // The hub will never take this message: keep it, with the reason, and move on.
+      storage::StoredEvent ev;
+      if (!read_one(seq, &ev)) return;
+      // The slot stays kSent: its notice takes the event's place in the window.
+      refused_.erase(seq);
+      if (!send_dead_letter(ev, e.detail)) return;
+      break;
     }
+    case platform::PublishOutcome::kRefused:
+      if (state_ == HubState::kStopped) return;
+      refused(index, e, notice);
+      break;
+    case platform::PublishOutcome::kRetry:
+      break;  // handled above
   }
   pop_done();
 }
@@ -222,55 +221,100 @@ void Publisher::pop_done() {
     acked_through_ = inflight_.front().seq;
     inflight_.pop_front();
   }
-  if (acked_through_ != before) outbox_.mark_delivered(acked_through_);
+  if (acked_through_ == before) return;
+  outbox_.mark_delivered(acked_through_);
+  // Behind the watermark: on disk as delivered or dead-lettered, never sent again.
+  refused_.erase(refused_.begin(), refused_.upper_bound(acked_through_));
+  dead_.erase(dead_.begin(), dead_.upper_bound(acked_through_));
 }
 
-void Publisher::refused(size_t index, const platform::MqttEvent& e) {
+bool Publisher::read_one(int64_t seq, storage::StoredEvent* out) {
+  std::vector<storage::StoredEvent> one;
+  Status s = outbox_.read_pending(seq - 1, 1, &one);
+  if (s && !one.empty() && one.front().seq == seq) {
+    *out = std::move(one.front());
+    return true;
+  }
+  if (!s && outbox_.corruption_seen()) {
+    outbox_damaged();
+    return false;
+  }
+  transport_->disconnect(std::chrono::milliseconds(0));
+  connection_down("cannot read seq " + std::to_string(seq) + ": " +
+                  (s ? std::string("not in the outbox") : s.to_string()));
+  return false;
+}
+
+void Publisher::outbox_damaged() {
+  // Damaged at this point: nothing after it can be read in order. Stay connected (the hub sees
+  // the box online and why it stopped), keep accepting, deliver nothing more until a restart
+  // moves the file aside.
+  if (outbox_damaged_) return;
+  outbox_damaged_ = true;
+  set_state(state_, "outbox damaged, delivery stopped: " + *outbox_.corruption_seen());
+  publish_status();
+}
+
+void Publisher::refused(size_t index, const platform::MqttEvent& e, bool notice) {
   const int64_t seq = inflight_[index].seq;
   const auto now = std::chrono::steady_clock::now();
   auto [it, fresh] = refused_.try_emplace(seq);
   Refusal& r = it->second;
   if (fresh) r.first = now;
   r.detail = e.detail;
-  const auto limit = std::chrono::seconds(config_.hub.refused_retry_s);
-  if (now - r.first >= limit) {
-    std::vector<storage::StoredEvent> one;
-    Status s = outbox_.read_pending(seq - 1, 1, &one);
-    if (!s || one.empty() || one.front().seq != seq) {
-      connection_down("cannot dead-letter seq " + std::to_string(seq) + ": " + s.to_string());
-      return;
-    }
-    std::string reason = e.detail + "; refused for " + std::to_string(config_.hub.refused_retry_s) +
-                         " s (hub.refused_retry_s)";
+  // A refused notice is retried without limit: giving up would leave the hub a gap for good
+  // (the hub's ACL must allow <prefix>/+/+/deadletter). An event is given up on after
+  // hub.refused_retry_s and replaced by its notice.
+  r.deadline = notice ? std::chrono::steady_clock::time_point::max()
+                      : r.first + std::chrono::seconds(config_.hub.refused_retry_s);
+  if (now >= r.deadline) {
+    storage::StoredEvent ev;
+    if (!read_one(seq, &ev)) return;
     refused_.erase(it);
-    send_dead_letter(one.front(), reason);  // the slot stays kSent, for the notice
+    send_dead_letter(ev, refusal_reason(e.detail));  // the slot stays kSent, for the notice
     return;
   }
   // Parked: out of the window, so the events behind it keep flowing.
   inflight_[index].slot = Slot::kParked;
   --sent_;
+  ++parked_;
   r.parked = true;
-  r.next_try = now + backoff_delay(r.attempts, config_.retry.initial_ms, config_.retry.max_ms, rng_);
+  r.next_try = std::min(
+      r.deadline,
+      now + backoff_delay(r.attempts, config_.retry.initial_ms, config_.retry.max_ms, rng_));
   if (r.attempts == 0) {
-    std::cerr << "edgesync: seq " << seq << " refused by the hub: " << e.detail
-              << "; retrying for up to " << config_.hub.refused_retry_s
-              << " s, the events behind it keep going\n";
+    std::cerr << "edgesync: " << (notice ? "dead-letter notice for seq " : "seq ") << seq
+              << " refused by the hub: " << e.detail;
+    if (notice) {
+      std::cerr << "; retrying until the hub takes it\n";
+    } else {
+      std::cerr << "; retrying for up to " << config_.hub.refused_retry_s
+                << " s, the events behind it keep going\n";
+    }
   }
   ++r.attempts;
   arm_park_timer();
 }
 
+std::string Publisher::refusal_reason(const std::string& detail) const {
+  return detail + "; refused for " + std::to_string(config_.hub.refused_retry_s) +
+         " s (hub.refused_retry_s)";
+}
+
 void Publisher::arm_park_timer() {
-  if (park_armed_) return;
   auto next = std::chrono::steady_clock::time_point::max();
   for (const auto& [seq, r] : refused_) {
     if (r.parked) next = std::min(next, r.next_try);
   }
-  if (next == std::chrono::steady_clock::time_point::max()) return;
-  park_armed_ = true;
+  if (next == std::chrono::steady_clock::time_point::max()) {
+    park_timer_.cancel();
+    return;
+  }
+  // Re-armed on every change (at most window_ events are parked): a newly parked event with
+  // an earlier retry does not wait for an older, later deadline. A replaced wait ends with
+  // operation_aborted and does nothing.
   park_timer_.expires_at(next);
   park_timer_.async_wait([this](asio::error_code ec) {
-    park_armed_ = false;
     if (ec || state_ != HubState::kConnected) return;
     retry_parked();
   });
@@ -296,24 +340,27 @@ void Publisher::arm_stall_timer() {
 
 void Publisher::retry_parked() {
   const auto now = std::chrono::steady_clock::now();
-  std::vector<storage::StoredEvent> one;
+  const uint64_t gen = generation_;
   for (auto& [seq, r] : refused_) {
     if (!r.parked || r.next_try > now) continue;
+    if (sent_ >= window_) break;  // the rest when acks free the window
     const size_t index = index_of(seq);
     if (index == SIZE_MAX || inflight_[index].slot != Slot::kParked) {
       r.parked = false;
+      --parked_;
       continue;
     }
-    Status s = outbox_.read_pending(seq - 1, 1, &one);
-    if (!s || one.empty() || one.front().seq != seq) {
-      connection_down("cannot read seq " + std::to_string(seq) + " again: " + s.to_string());
-      return;
-    }
-    if (!send(one.front())) return;
+    storage::StoredEvent ev;
+    if (!read_one(seq, &ev)) return;
     r.parked = false;
+    --parked_;
     inflight_[index].slot = Slot::kSent;
     if (sent_ == 0) last_progress_ = now;
     ++sent_;
+    // Past its deadline: the notice goes instead of the event.
+    const bool ok = now >= r.deadline ? send_dead_letter(ev, refusal_reason(r.detail)) : send(ev);
+    if (!ok || generation_ != gen || state_ != HubState::kConnected) return;
+    if (now >= r.deadline) r = Refusal{};  // the notice's refusals, if any, start afresh
     arm_stall_timer();
   }
   arm_park_timer();
@@ -359,7 +406,10 @@ void Publisher::publish_status() {
 
 void Publisher::fill() {
   if (outbox_damaged_) return;
-  while (state_ == HubState::kConnected && sent_ < window_ && inflight_.size() < kMaxHeld) {
+  // At most a window's worth parked: a hub that refuses everything does not get the whole
+  // backlog streamed at it and parked.
+  while (state_ == HubState::kConnected && sent_ < window_ && parked_ < window_ &&
+         inflight_.size() < kMaxHeld) {
     if (buffer_pos_ == buffer_.size()) {
       if (outbox_drained_) return;
       // Asked before reading: an event committed after this read's snapshot then wakes us.
@@ -369,12 +419,7 @@ void Publisher::fill() {
       if (!s) {
         std::cerr << "edgesync: cannot read the outbox: " << s.to_string() << "\n";
         if (outbox_.corruption_seen()) {
-          // Damaged at this point: nothing after it can be read in order. Stay connected (the
-          // hub sees the box online and why it stopped), keep accepting, deliver nothing more
-          // until a restart moves the file aside.
-          outbox_damaged_ = true;
-          set_state(state_, "outbox damaged, delivery stopped: " + s.to_string());
-          publish_status();
+          outbox_damaged();
           return;
         }
         transport_->disconnect(std::chrono::milliseconds(0));
@@ -386,13 +431,13 @@ void Publisher::fill() {
         return;
       }
     }
-    const storage::StoredEvent& ev = buffer_[buffer_pos_];
-    if (!send(ev)) return;
+    const int64_t seq = buffer_[buffer_pos_].seq;
+    if (!send(buffer_[buffer_pos_])) return;  // the connection is being torn down
     if (sent_ == 0) last_progress_ = std::chrono::steady_clock::now();  // the wait starts now
-    inflight_.push_back({ev.seq, Slot::kSent});
+    inflight_.push_back({seq, Slot::kSent});
     ++sent_;
     arm_stall_timer();
-    read_through_ = ev.seq;
+    read_through_ = seq;
     ++buffer_pos_;
   }
 }
@@ -400,6 +445,9 @@ void Publisher::fill() {
 bool Publisher::send(const storage::StoredEvent& ev) {
   // Dead-lettered before (this run or an earlier one) but not yet passed by the watermark:
   // the hub gets the notice, never the event.
+  if (auto d = dead_.find(ev.seq); d != dead_.end()) {
+    return publish_notice(ev, d->second.reason, d->second.failed_ms);  // not yet on disk
+  }
   if (!ev.dead_reason.empty()) return publish_notice(ev, ev.dead_reason, ev.dead_ms);
   if (ev.seq == sync_refused_seq_ && sync_refusals_ >= kMaxSyncRefusals) {
     return send_dead_letter(ev, "the MQTT client refused to publish it " +
@@ -430,6 +478,9 @@ bool Publisher::send_dead_letter(const storage::StoredEvent& ev, const std::stri
   std::cerr << "edgesync: seq " << ev.seq << " dead-lettered: " << reason << "\n";
   const int64_t now_ms = platform::unix_ms();
   outbox_.dead_letter(ev, reason);
+  // Until the watermark passes it, a resend after a reconnect must send the notice, not the
+  // event, even if the writer has not committed the dead letter yet.
+  dead_[ev.seq] = DeadLetter{reason, now_ms};
   return publish_notice(ev, reason, now_ms);
 }
 
@@ -437,6 +488,12 @@ bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string
                                int64_t failed_ms) {
   build_dead_letter_notice(config_, outbox_.incarnation(), ev, reason, failed_ms, &payload_);
   const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation()};
+  if (max_packet_ > 0 &&
+      platform::MqttTransport::packet_size(dead_letter_topic_, payload_.size(), who) > max_packet_) {
+    // A broker with a tiny maximum: the reason is what can give way (the hub keeps the id).
+    build_dead_letter_notice(config_, outbox_.incarnation(), ev, "too large for the hub",
+                             failed_ms, &payload_);
+  }
   Status s = transport_->publish(dead_letter_topic_, payload_, who,
                                  static_cast<uint64_t>(ev.seq) | kNoticeTag);
   if (!s) {
@@ -447,11 +504,15 @@ bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string
 }
 
 void Publisher::publish_not_started(int64_t seq, const Status& s) {
-  if (seq == sync_refused_seq_) {
-    ++sync_refusals_;
-  } else {
-    sync_refused_seq_ = seq;
-    sync_refusals_ = 1;
+  // Only a refusal of the message itself counts towards giving up on it; the usual cause, a
+  // link that is going down, says nothing about the event.
+  if (s.code() == Status::Code::kInvalidArgument) {
+    if (seq == sync_refused_seq_) {
+      ++sync_refusals_;
+    } else {
+      sync_refused_seq_ = seq;
+      sync_refusals_ = 1;
+    }
   }
   // No completion will come for it: never leave the window waiting. A new session resends
   // from the watermark; usually the connection was going away anyway.

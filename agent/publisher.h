@@ -74,6 +74,8 @@ class Publisher {
   struct Refusal {
     std::chrono::steady_clock::time_point first;
     std::chrono::steady_clock::time_point next_try;
+    // Events: first + hub.refused_retry_s, then the notice goes instead; notices: never.
+    std::chrono::steady_clock::time_point deadline;
     int attempts = 0;
     std::string detail;
     bool parked = false;  // waiting in inflight_ on this connection
@@ -96,9 +98,15 @@ class Publisher {
                       int64_t failed_ms);
   // A refusal that may clear: park the slot and schedule its retry, or dead-letter it once
   // hub.refused_retry_s has passed since the first refusal.
-  void refused(size_t index, const platform::MqttEvent& e);
+  void refused(size_t index, const platform::MqttEvent& e, bool notice);
+  std::string refusal_reason(const std::string& detail) const;
   void retry_parked();
   void arm_park_timer();
+  // One event from the outbox for a retry or a dead letter. False: it could not be read, and
+  // the publisher has gone down (or stopped at a damaged outbox).
+  bool read_one(int64_t seq, storage::StoredEvent* out);
+  // A read met corruption: stop delivering, stay connected, report it.
+  void outbox_damaged();
   void arm_stall_timer();
   // paho refused to start a publish: tear the session down; the same seq refused this way
   // kMaxSyncRefusals times in a row is dead-lettered.
@@ -120,8 +128,15 @@ class Publisher {
   std::deque<InFlight> inflight_;  // consecutive seqs from acked_through_ + 1
   size_t sent_ = 0;                // slots in kSent: what the window counts
   std::map<int64_t, Refusal> refused_;
+  size_t parked_ = 0;  // slots in kParked: at most window_
+  // Dead-lettered this run and not yet passed by the watermark: a resend sends the notice even
+  // before the writer has committed the dead letter (the pending reader's join would miss it).
+  struct DeadLetter {
+    std::string reason;
+    int64_t failed_ms = 0;
+  };
+  std::map<int64_t, DeadLetter> dead_;
   asio::steady_timer park_timer_;
-  bool park_armed_ = false;
   // A link that swallows packets (half-open) shows as no completion at all: with something in
   // flight and nothing completed for 1.5 x hub.keepalive_s, the session is dropped and resent.
   // Armed only while something is in flight: an idle agent has no timer ticking.

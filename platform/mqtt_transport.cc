@@ -301,6 +301,24 @@ Status start_publish(MqttTransport::Impl& impl, mqtt::message_ptr msg, uint64_t 
   auto* ctx = impl.acquire(tag);
   try {
     impl.client->publish(std::move(msg), ctx, impl);
+  } catch (const mqtt::exception& e) {
+    {
+      std::lock_guard<std::mutex> lock(impl.mu);
+      impl.free_contexts.push_back(ctx);
+    }
+    // Most refusals mean the link is going down (paho marks it before the loss callback runs):
+    // nothing is wrong with the message. Only these say it is.
+    switch (e.get_return_code()) {
+      case MQTTASYNC_BAD_UTF8_STRING:
+      case MQTTASYNC_NULL_PARAMETER:
+      case MQTTASYNC_TOPICNAME_TRUNCATED:
+      case MQTTASYNC_BAD_STRUCTURE:
+      case MQTTASYNC_BAD_QOS:
+      case MQTTASYNC_BAD_MQTT_OPTION:
+        return Status::invalid_argument(std::string("publish refused: ") + e.what());
+      default:
+        return Status::unavailable(std::string("publish not started: ") + e.what());
+    }
   } catch (const std::exception& e) {
     std::lock_guard<std::mutex> lock(impl.mu);
     impl.free_contexts.push_back(ctx);

@@ -74,7 +74,8 @@ class MqttTransport {
 
   // QoS 1 publish with content type application/json and user properties id, seq and
   // incarnation. A kPublishDone with `tag` follows for every call that returned ok; a call that
-  // failed was not started and has no completion.
+  // failed was not started and has no completion. kInvalidArgument: the MQTT library refuses
+  // this message itself; anything else: the connection is going away.
   Status publish(const std::string& topic, std::string_view payload, const PublishIdentity& who,
                  uint64_t tag);
   // The size on the wire of the PUBLISH packet publish() sends for these arguments: what the

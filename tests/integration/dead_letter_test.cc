@@ -7,6 +7,7 @@
 //  - refused by the hub's ACL (0x87, not authorized): retried for hub.refused_retry_s while the
 //    events behind it flow, then dead-lettered.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <set>
 
@@ -207,6 +208,60 @@ TEST_F(RefusedTest, EventRefusedByTheHubsAclIsRetriedThenDeadLetteredWhileOthers
     ++connects;
   }
   EXPECT_EQ(connects, 1u) << log;
+}
+
+// The hub's ACL also refuses the dead-letter topic (a fleet upgraded without allowing it): the
+// notice must not be dropped (the hub's contiguous seq would stall at the gap for good); it is
+// retried until the ACL is fixed, and the watermark waits for it.
+class RefusedNoticeTest : public HubFixture {
+ protected:
+  BrokerOptions broker_options() const override {
+    BrokerOptions o;
+    o.acl = kStrictAcl;
+    return o;
+  }
+  static constexpr const char* kStrictAcl =
+      "topic deny edgesync/v1/+/+/events/price.changed\n"
+      "topic deny edgesync/v1/+/+/deadletter\n"
+      "topic readwrite edgesync/v1/#\n";
+};
+
+TEST_F(RefusedNoticeTest, ARefusedNoticeIsRetriedUntilTheHubTakesIt) {
+  agent_->config().refused_retry_s = 1;
+  agent_->start();
+  Producer producer(agent_->socket_path());
+  const std::string base = agent_->config().topic_base();
+  ASSERT_EQ(producer.request(make_request("refused-1", "price.changed", json{{"sku", "A"}}), 20s)
+                .value("seq", 0),
+            1);
+  ASSERT_EQ(producer.request(make_request("ok-2", "inventory.adjusted", json{{"n", 2}}), 20s)
+                .value("seq", 0),
+            2);
+  ASSERT_TRUE(hub_->wait_for(
+      [&](const auto& msgs) { return event_seqs(hub_events(msgs, base)).count(2) == 1; }, 10s));
+  // Dead-lettered after a second, its notice refused: the watermark must stay before seq 1.
+  for (int i = 0; i < 100 && agent_->log().find("dead-letter notice for seq 1 refused") ==
+                                 std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(agent_->log().find("dead-letter notice for seq 1 refused"), std::string::npos)
+      << agent_->log();
+  EXPECT_EQ(status_json()["outbox"].value("last_delivered_seq", -1), 0);
+
+  // The operator fixes the ACL; mosquitto reloads it on SIGHUP.
+  write_file(dir_->path() / "acl",
+             "topic deny edgesync/v1/+/+/events/price.changed\ntopic readwrite edgesync/v1/#\n");
+  ASSERT_EQ(::kill(broker_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(hub_->wait_for([&](const auto& msgs) { return has_notice_for(msgs, base, 1); }, 30s))
+      << agent_->log();
+  json status;
+  for (int i = 0; i < 50; ++i) {
+    status = status_json();
+    if (status["outbox"].value("last_delivered_seq", 0) == 2) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(status["outbox"].value("last_delivered_seq", 0), 2) << status.dump();
 }
 
 }  // namespace
