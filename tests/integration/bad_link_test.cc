@@ -168,17 +168,7 @@ class BadLinkTest : public HubFixture {
     int64_t highest = 0;
     EXPECT_TRUE(first_arrivals_gap_free(evs, &highest));
     EXPECT_EQ(highest, static_cast<int64_t>(total));
-    const auto ids = first_arrival_ids(evs);
-    size_t missing = 0;
-    for (const auto& [id, seq] : acked) {
-      auto it = ids.find(seq);
-      if (it == ids.end() || it->second != id) {
-        if (++missing <= 5) {
-          ADD_FAILURE() << "acked " << id << " seq " << seq << " arrived as "
-                        << (it == ids.end() ? std::string("nothing") : it->second);
-        }
-      }
-    }
+    const size_t missing = acked_not_delivered(evs, acked);
     EXPECT_EQ(missing, 0u) << "acknowledged events lost";
     return evs.size() >= total ? evs.size() - total : 0;
   }

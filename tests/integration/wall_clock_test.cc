@@ -208,17 +208,7 @@ void expect_all_delivered(HubSubscriber& hub, const std::vector<HubEvent>& evs,
   int64_t highest = 0;
   EXPECT_TRUE(first_arrivals_gap_free(evs, &highest));
   EXPECT_EQ(highest, total);
-  const auto ids = first_arrival_ids(evs);
-  size_t missing = 0;
-  for (const auto& [id, seq] : acked) {
-    auto it = ids.find(seq);
-    if (it == ids.end() || it->second != id) {
-      if (++missing <= 5) {
-        ADD_FAILURE() << "acked " << id << " seq " << seq << " arrived as "
-                      << (it == ids.end() ? std::string("nothing") : it->second);
-      }
-    }
-  }
+  const size_t missing = acked_not_delivered(evs, acked);
   EXPECT_EQ(missing, 0u);
   std::cerr << "[clock] " << acked.size() << " acked, " << hub.distinct_seq_count()
             << " distinct seqs at the hub, " << evs.size() - hub.distinct_seq_count()

@@ -91,6 +91,22 @@ std::map<int64_t, std::string> first_arrival_ids(const std::vector<HubEvent>& ev
   return out;
 }
 
+size_t acked_not_delivered(const std::vector<HubEvent>& events,
+                           const std::map<std::string, int64_t>& acked) {
+  const auto ids = first_arrival_ids(events);
+  size_t missing = 0;
+  for (const auto& [id, seq] : acked) {
+    auto it = ids.find(seq);
+    if (it == ids.end() || it->second != id) {
+      if (++missing <= 5) {
+        ADD_FAILURE() << "acked " << id << " seq " << seq << " arrived as "
+                      << (it == ids.end() ? std::string("nothing") : it->second);
+      }
+    }
+  }
+  return missing;
+}
+
 std::string tail_lines(const std::string& text, size_t max_lines) {
   std::vector<std::string> lines;
   std::istringstream in(text);

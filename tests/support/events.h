@@ -43,6 +43,11 @@ std::vector<HubEvent> hub_events(const HubSubscriber::Messages& messages,
 // seq -> id of the first arrival of each seq.
 std::map<int64_t, std::string> first_arrival_ids(const std::vector<HubEvent>& events);
 
+// Acknowledged events (id -> seq from the agent's reply) whose seq did not first arrive at the
+// hub with that id: the events lost. Each of the first five is reported as a test failure.
+size_t acked_not_delivered(const std::vector<HubEvent>& events,
+                           const std::map<std::string, int64_t>& acked);
+
 // The last `max_lines` lines of text (for printing logs).
 std::string tail_lines(const std::string& text, size_t max_lines);
 
