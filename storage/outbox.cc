@@ -199,6 +199,29 @@ OutboxStats Outbox::stats() {
   return st;
 }
 
+void Outbox::set_limits(const Limits& limits) {
+  {
+    platform::MutexLock lock(mu_);
+    limits_pending_ = limits;
+  }
+  // The writer applies them even when nothing else is due, and prunes what they make due.
+  wake_.signal();
+}
+
+void Outbox::apply_pending_limits() {
+  if (!limits_pending_) return;
+  Writer& w = *writer_;
+  w.set_limits(*limits_pending_);
+  limits_pending_.reset();
+  // Decisions taken under mu_ (lone_commit_is_cheap(), the watermark's room) use the new
+  // max_bytes from now on, not only after the writer's next round.
+  budget_seen_ = w.budget;
+  // Pruning what the new limits make due is the writer thread's, after a round: the caller may
+  // be the owner's thread, which does no slow work.
+  prune_to_limits_ = w.prune_due();
+  maintenance_due_ = maintenance_due_ || w.maintenance_due();
+}
+
 void Outbox::close() {
   {
     platform::MutexLock lock(mu_);
@@ -352,6 +375,9 @@ void Outbox::commit_queued() {
     const auto now = Clock::now();
     if (queue_.size() > 1) concurrent_until_ = now + options_.concurrency_hold;
     if (writer_busy_) return;  // the writer thread takes the queue when it is done
+    // The token is free: limits from set_limits() reach the writer before this decision and
+    // this commit, which must not go by the old max_bytes.
+    apply_pending_limits();
     if (lone_commit_is_cheap(now)) {
       writer_busy_ = true;
       run_round(/*on_owner_thread=*/true);
@@ -366,7 +392,8 @@ void Outbox::commit_queued() {
 }
 
 bool Outbox::writer_has_work() const {
-  return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_;
+  return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_ ||
+         limits_pending_.has_value();
 }
 
 void Outbox::writer_loop() {
@@ -395,6 +422,7 @@ void Outbox::writer_loop() {
       continue;
     }
     writer_busy_ = true;
+    apply_pending_limits();
     const bool closing = closing_;
     Round round = run_round(/*on_owner_thread=*/false);
     if (closing && round.empty) {
@@ -406,11 +434,19 @@ void Outbox::writer_loop() {
       maintenance_due_ = false;
       mu_.unlock();
       prune(w);
+      w.prune_dead_letters_to_limits();
       w.checkpoint();
       mu_.lock();
       // A failed prune or checkpoint dropped the connection: the next round reopens it.
       storage_failed_ = w.failed;
       budget_seen_ = w.budget;
+      // After smaller limits, history is pruned slice after slice until it is within them, not
+      // a slice per append round (an idle outbox would keep it for as long as it stays idle).
+      // Queued appends still come first: each slice follows a round.
+      if (prune_to_limits_) {
+        prune_to_limits_ = w.prune_due();
+        maintenance_due_ = maintenance_due_ || prune_to_limits_;
+      }
       writer_busy_ = false;
       continue;
     }

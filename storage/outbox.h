@@ -132,11 +132,21 @@ class Outbox {
     // Delivered history is deleted once this many rows beyond keep_delivered are due.
     int64_t prune_step = 1000;
     // Dead letters kept: the newest max_dead_letters, none older than dead_letter_max_age
-    // (pruned when new ones are written and at open). A hub that refuses a common event would
-    // otherwise fill the disk with them, and then every append would fail.
+    // (pruned when new ones are written, at open and after set_limits() lowers either). A hub
+    // that refuses a common event would otherwise fill the disk with them, and then every
+    // append would fail.
     int64_t max_dead_letters = 10000;
     std::chrono::seconds dead_letter_max_age{30 * 24 * 3600};
     std::string vfs;  // tests only: a fault-injecting SQLite VFS
+  };
+
+  // The Options a pushed configuration may change while the outbox runs (set_limits()). Every
+  // field must be set: they replace the running values whole.
+  struct Limits {
+    int64_t max_bytes;
+    int64_t keep_delivered;
+    int64_t max_dead_letters;
+    std::chrono::seconds dead_letter_max_age;
   };
 
   // Opens (creating and migrating as needed) and starts the writer thread.
@@ -203,6 +213,13 @@ class Outbox {
   // quarantined at the next start.
   std::optional<std::string> corruption_seen() const EXCLUDES(mu_);
 
+  // Any thread: new limits for the budget, delivered history and dead letters. They take effect
+  // at the writer's next round (the writer holds the only copy it uses); nothing stored is lost:
+  // a smaller max_bytes refuses new events until there is room again, it never deletes pending
+  // events. Delivered history beyond a smaller keep_delivered, and dead letters beyond smaller
+  // bounds, are pruned by the writer thread soon after, in slices, never on the owner's thread.
+  void set_limits(const Limits& limits) EXCLUDES(mu_);
+
   // Waits for queued appends to finish, writes the watermark, stops the writer. Idempotent.
   void close() EXCLUDES(mu_);
 
@@ -252,6 +269,10 @@ class Outbox {
   bool fold_acks() REQUIRES(mu_);
   // After a round: publishes the persisted watermark to mark_delivered(), then folds.
   void note_watermark_persisted() REQUIRES(mu_);
+  // Hands limits from set_limits() to the writer and to budget_seen_, and marks the maintenance
+  // they make due. REQUIRES: `mu_` held and the writer token taken by the caller or free (so
+  // nobody else is using *writer_).
+  void apply_pending_limits() REQUIRES(mu_);
 
   const Options options_;
   Dispatcher dispatch_;
@@ -298,7 +319,12 @@ class Outbox {
   // event) may use *writer_ until it clears it.
   bool writer_busy_ GUARDED_BY(mu_) = false;
   bool writer_wanted_ GUARDED_BY(mu_) = false;    // the writer waits for the token
-  bool maintenance_due_ GUARDED_BY(mu_) = false;  // prune or checkpoint is due
+  bool maintenance_due_ GUARDED_BY(mu_) = false;  // a prune or checkpoint is due
+  // From set_limits(), until whoever takes the writer token next applies them.
+  std::optional<Limits> limits_pending_ GUARDED_BY(mu_);
+  // New limits left more history beyond keep_delivered than one prune slice: the writer keeps
+  // pruning slice after slice (between rounds) instead of one slice per append round.
+  bool prune_to_limits_ GUARDED_BY(mu_) = false;
   // The writer failed (a commit, sync, prune or checkpoint) and reopens on its next round:
   // that round is the writer thread's, never the owner's.
   bool storage_failed_ GUARDED_BY(mu_) = false;

@@ -38,6 +38,10 @@ class OutboxBudget {
   OutboxBudget() = default;
   explicit OutboxBudget(const Limits& limits) : limits_(limits) {}
 
+  // New limits (a configuration applied while running); the figures stay. A smaller max_bytes
+  // makes fits() refuse until deliveries or pruned history make room: nothing is deleted here.
+  void set_limits(const Limits& limits) { limits_ = limits; }
+
   // After (re)opening: the figures of the rows on disk. `min_seq`: the oldest stored seq, 0 if
   // there is none. On failure the figures are partly loaded; load again before using them.
   Status load(EventRows& rows, int64_t delivered, int64_t next_seq, int64_t min_seq);

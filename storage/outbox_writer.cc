@@ -10,8 +10,18 @@ namespace edgesync::storage {
 
 Outbox::Writer::Writer(const Options& o)
     : options(o),
+      limits{o.max_bytes, o.keep_delivered, o.max_dead_letters, o.dead_letter_max_age},
       budget(OutboxBudget::Limits{o.max_bytes, o.keep_delivered, o.prune_step}),
       checkpoints(o.checkpoint_bytes) {}
+
+void Outbox::Writer::set_limits(const Limits& l) {
+  if (l.max_dead_letters < limits.max_dead_letters ||
+      l.dead_letter_max_age < limits.dead_letter_max_age) {
+    dead_letter_prune_wanted = true;
+  }
+  limits = l;
+  budget.set_limits(OutboxBudget::Limits{l.max_bytes, l.keep_delivered, options.prune_step});
+}
 
 Status Outbox::Writer::open() {
   close();
@@ -57,6 +67,7 @@ Status Outbox::Writer::open_connection() {
   if (s) s = prune_dead_letters();
   if (s) s = db->exec("COMMIT");
   if (!s) return s;
+  dead_letter_prune_wanted = false;
   failed = false;
   return Status::ok();
 }
@@ -202,8 +213,8 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
 
 Status Outbox::Writer::prune_dead_letters() {
   const int64_t max_age_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options.dead_letter_max_age).count();
-  auto pruned = rows.prune_dead_letters(std::max<int64_t>(options.max_dead_letters, 1),
+      std::chrono::duration_cast<std::chrono::milliseconds>(limits.dead_letter_max_age).count();
+  auto pruned = rows.prune_dead_letters(std::max<int64_t>(limits.max_dead_letters, 1),
                                         platform::unix_ms() - max_age_ms);
   return pruned.status();
 }
@@ -213,6 +224,20 @@ bool Outbox::Writer::prune_due() const { return db && budget.prune_due(delivered
 void Outbox::Writer::prune(bool producers_waiting) {
   Status s = budget.prune(*db, rows, delivered, producers_waiting);
   if (!s) fail(s);
+}
+
+void Outbox::Writer::prune_dead_letters_to_limits() {
+  if (!dead_letter_prune_due()) return;
+  // A commit of its own, synced as any: a crash before it only brings the dead letters back,
+  // and the next prune takes them again.
+  Status s = db->exec("BEGIN IMMEDIATE");
+  if (s) s = prune_dead_letters();
+  if (s) s = db->exec("COMMIT");
+  if (!s) {
+    fail(s);
+    return;
+  }
+  dead_letter_prune_wanted = false;
 }
 
 bool Outbox::Writer::checkpoint_due() const { return db && checkpoints.due(*db); }

@@ -50,15 +50,32 @@ struct Outbox::Writer {
   // Moves every callback of `batch` into `out` with kStorageError and the failure's message.
   void refuse_all(std::vector<Pending>& batch, std::vector<Completion>* out) const;
 
+  // New limits from Outbox::set_limits(), used from the next round on: the budget's at once
+  // (a smaller max_bytes only refuses appends, history is pruned as prune_due() says), and
+  // dead letters beyond smaller bounds are due for prune_dead_letters_to_limits().
+  void set_limits(const Limits& l);
+
   // Maintenance, after a round's replies went out (not inside its commit).
   bool prune_due() const;
   bool checkpoint_due() const;
-  bool maintenance_due() const { return prune_due() || checkpoint_due(); }
+  bool dead_letter_prune_due() const { return db && dead_letter_prune_wanted; }
+  bool maintenance_due() const {
+    return prune_due() || checkpoint_due() || dead_letter_prune_due();
+  }
   // REQUIRES: prune_due(). `producers_waiting`: appends are queued behind this delete.
   void prune(bool producers_waiting);
   void checkpoint();  // when checkpoint_due()
+  // When dead_letter_prune_due(): a transaction of its own.
+  void prune_dead_letters_to_limits();
 
+  // Constant for the outbox's lifetime; the fields that may change are in `limits`.
   const Options& options;
+  // max_bytes, keep_delivered (both also in `budget`), max_dead_letters, dead_letter_max_age:
+  // from `options` at first, then from set_limits().
+  Limits limits;
+  // Smaller dead-letter bounds were set and not yet applied to the table (open() applies them
+  // too, so a failed writer loses nothing by dropping it).
+  bool dead_letter_prune_wanted = false;
   // `db` before `rows`: the statements are finalized before their connection closes.
   std::unique_ptr<Database> db;
   EventRows rows;
