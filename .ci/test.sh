@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds edgesync and runs the whole test suite: unit, fault and integration tests (real
-# mosquitto over TLS, real SQLite), 60 s of fuzzing per parser, the sanitizers' quick form, then
+# mosquitto over TLS, real SQLite), 40 s of fuzzing per parser, the sanitizers' quick form, then
 # the ARM builds under qemu and the package checks.
 # Installs what it needs itself (Debian 12, as root).
 #   bash .ci/test.sh            everything
@@ -29,8 +29,8 @@ if [ "$NATIVE_ONLY" = 1 ]; then
   stage "done (native only)"
   exit 0
 fi
-stage "fuzzing: ingest line parser and config loader, 60 s each"
-bash .ci/fuzz.sh 60
+stage "fuzzing: ingest line parser, config loader and config envelope, 40 s each"
+bash .ci/fuzz.sh 40
 
 stage "sanitizers (quick form): ASan+UBSan and TSan"
 bash .ci/sanitize.sh --quick

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "agent/certificate_check.h"
 #include "agent/ingest_server.h"
 #include "agent/publisher.h"
 #include "agent/state_file.h"
@@ -17,6 +18,18 @@
 #include "storage/outbox.h"
 
 namespace edgesync::agent {
+namespace {
+
+storage::Outbox::Limits outbox_limits(const Config& c) {
+  storage::Outbox::Limits l;
+  l.max_bytes = c.storage.max_bytes;
+  l.keep_delivered = c.storage.keep_delivered;
+  l.max_dead_letters = c.storage.max_dead_letters;
+  l.dead_letter_max_age = std::chrono::hours(24 * c.storage.dead_letter_days);
+  return l;
+}
+
+}  // namespace
 
 // Two event loops, each on its own thread:
 //  - ingest (this thread): producers' sockets, replies, signals, the watchdog;
@@ -24,9 +37,22 @@ namespace edgesync::agent {
 // Keeping them apart means a producer's reply never waits behind MQTT work: measured on this
 // design's first version, sharing one loop added ~0.2 ms to every single-producer ack. The
 // outbox's writer thread completes appends on the ingest loop and wakes the delivery loop.
-int run_agent(const Config& config) {
+int run_agent(const std::string& config_path, LocalConfig local) {
   asio::io_context io(1);
   asio::io_context delivery_io(1);
+
+  // The running configuration: the local file with the pushed layers. Changed in place on this
+  // thread by RemoteConfig; the ingest server reads it live, the publisher gets copies.
+  RemoteConfig remote(io, config_path, std::move(local));
+  Config config = remote.begin_start();
+  for (const auto& e : check_effective(config)) {
+    std::cerr << "edgesync: refusing to start: " << e << "\n";
+    return 1;
+  }
+  {
+    const std::string warning = certificate_warning(config, certificate_facts(config, platform::unix_ms()));
+    if (!warning.empty()) std::cerr << "edgesync: " << warning << "\n";
+  }
 
   Status s = platform::ensure_parent_dir(config.storage.path, 0750);
   if (!s) {
@@ -44,10 +70,11 @@ int run_agent(const Config& config) {
   }
   storage::Outbox::Options oo;
   oo.path = config.storage.path;
-  oo.max_bytes = config.storage.max_bytes;
-  oo.keep_delivered = config.storage.keep_delivered;
-  oo.max_dead_letters = config.storage.max_dead_letters;
-  oo.dead_letter_max_age = std::chrono::hours(24 * config.storage.dead_letter_days);
+  const storage::Outbox::Limits limits = outbox_limits(config);
+  oo.max_bytes = limits.max_bytes;
+  oo.keep_delivered = limits.keep_delivered;
+  oo.max_dead_letters = limits.max_dead_letters;
+  oo.dead_letter_max_age = limits.dead_letter_max_age;
   auto opened = storage::Outbox::open(oo, [&io](std::function<void()> fn) {
     asio::post(io, std::move(fn));
   });
@@ -81,6 +108,9 @@ int run_agent(const Config& config) {
   };
 
   Publisher publisher(delivery_io, config, outbox, [&](HubState hs, const std::string& detail) {
+    if (hs == HubState::kConnected) {
+      asio::post(io, [&remote, epoch = publisher.config_epoch()] { remote.on_hub_connected(epoch); });
+    }
     state.hub_state = hub_state_name(hs);
     state.hub_since_ms = platform::unix_ms();
     if (!detail.empty()) state.last_error = detail;
@@ -92,6 +122,27 @@ int run_agent(const Config& config) {
   outbox.set_on_committed([&] {
     if (publisher.take_wake_request()) asio::post(delivery_io, [&] { publisher.wake(); });
   });
+
+  // Pushed messages are verified and applied on this thread; the publisher only hands them over.
+  publisher.set_config_channel(remote.topics(), [&](const std::string& topic,
+                                                    const std::string& payload) {
+    asio::post(io, [&remote, topic, payload] { remote.on_message(topic, payload); });
+  });
+  publisher.publish_config_status(remote.status_payload());
+  remote.set_hooks(RemoteConfig::Hooks{
+      [&](const Config& next, const ConfigChange& change, bool topics_changed) {
+        config = next;  // the ingest server's limits apply from its next read of them
+        outbox.set_limits(outbox_limits(next));
+        asio::post(delivery_io, [&, next, topics = remote.topics(), epoch = remote.epoch(),
+                                 reconnect = change.reconnect || topics_changed] {
+          state.hub_uri = next.hub.uri;  // the state file is the delivery thread's while it runs
+          publisher.set_config_topics(std::move(topics));
+          publisher.reconfigure(next, reconnect, epoch);
+        });
+      },
+      [&](const std::string& payload) {
+        asio::post(delivery_io, [&publisher, payload] { publisher.publish_config_status(payload); });
+      }});
 
   IngestServer ingest(io, config, outbox);
   s = ingest.start();
@@ -105,6 +156,7 @@ int run_agent(const Config& config) {
     std::cerr << "edgesync: " << s.to_string() << "\n";
     return 1;
   }
+  remote.start_completed();
   auto delivery_work = asio::make_work_guard(delivery_io);
   std::thread delivery_thread([&] {
     // Delivery gives way to ingest without being starved (platform/threads.h); paho's
@@ -132,6 +184,22 @@ int run_agent(const Config& config) {
   };
   if (interval.count() > 0) ping();
 
+  // The client certificate's expiry, read again every day: a warning 30 days ahead, an error
+  // once expired, in the log and in the hub's status message.
+  asio::steady_timer certificate_timer(io);
+  std::function<void()> check_certificate = [&] {
+    certificate_timer.expires_after(std::chrono::hours(24));
+    certificate_timer.async_wait([&](asio::error_code ec) {
+      if (ec) return;
+      const std::string warning =
+          certificate_warning(config, certificate_facts(config, platform::unix_ms()));
+      if (!warning.empty()) std::cerr << "edgesync: " << warning << "\n";
+      asio::post(delivery_io, [&publisher] { publisher.refresh_status(); });
+      check_certificate();
+    });
+  };
+  check_certificate();
+
   bool stopping = false;
   bool finished = false;
   asio::steady_timer stop_deadline(io);
@@ -140,6 +208,7 @@ int run_agent(const Config& config) {
     finished = true;
     stop_deadline.cancel();
     watchdog.cancel();
+    certificate_timer.cancel();
     asio::post(delivery_io, [&] {
       publisher.stop();
       delivery_work.reset();
@@ -152,15 +221,14 @@ int run_agent(const Config& config) {
     save_state();
     io.stop();
   };
-  // SIGHUP would terminate the process by default; until config reload exists it is logged
-  // and ignored, so a habit (logrotate, `kill -HUP`) cannot take the agent down.
+  // SIGHUP (systemctl reload) re-reads the local file; a bad one is refused and the running
+  // configuration stays.
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](asio::error_code ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        std::cerr << "edgesync: SIGHUP ignored: configuration reload is not supported yet; "
-                     "restart the service to apply a new configuration\n";
+        if (!stopping) remote.reload_local();
         wait_signal();
         return;
       }

@@ -4,11 +4,12 @@
 // threads only post work to it.
 #pragma once
 
-#include "agent/config.h"
+#include "agent/remote_config.h"
 
 namespace edgesync::agent {
 
 // Runs until SIGTERM or SIGINT; returns the process exit code (0 after a clean stop).
-int run_agent(const Config& config);
+// `config_path` is re-read on SIGHUP; pushed layers are merged onto `local` (RemoteConfig).
+int run_agent(const std::string& config_path, LocalConfig local);
 
 }  // namespace edgesync::agent

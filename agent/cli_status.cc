@@ -5,7 +5,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agent/certificate_check.h"
 #include "agent/cli.h"
+#include "agent/config_layers.h"
+#include "agent/remote_config_state.h"
 #include "agent/state_file.h"
 #include "platform/clock.h"
 #include "platform/files.h"
@@ -43,6 +46,59 @@ void row(const char* label, const std::string& value) {
   std::printf("%-18s %s\n", label, value.c_str());
 }
 
+// The pushed configuration's state file: NotFound (nothing pushed) reads as an empty state
+// with the local file's hash, which is then what the agent runs with.
+Result<RemoteConfigState> config_state(const Config& config) {
+  auto read = read_remote_config_state(remote_config_state_path(config));
+  if (read || read.status().code() != Status::Code::kNotFound) return read;
+  RemoteConfigState empty;
+  empty.effective_sha256 = config_sha256(config);
+  return empty;
+}
+
+std::string record_line(const ConfigRecord& r) {
+  std::string s = platform::format_rfc3339_ms(r.at_ms);
+  if (!r.scope.empty()) s += " " + r.scope;
+  if (r.version) s += " v" + std::to_string(r.version);
+  return s + ": " + r.reason;
+}
+
+// "ok, expires 2027-01-02 (398 days)", the warning, or "none (no hub.cert_file)".
+std::string certificate_line(const Config& config, const CertificateFacts& f) {
+  if (!f.configured) return "none (no hub.cert_file)";
+  std::string warning = certificate_warning(config, f);
+  if (!warning.empty()) return warning;
+  return f.state + ", expires " + platform::format_rfc3339_ms(f.not_after_ms).substr(0, 10) +
+         " (" + std::to_string(f.days_left) + " days)";
+}
+
+void config_rows(const Config& config, const Result<RemoteConfigState>& state) {
+  if (!state) {
+    row("config", state.status().message());
+    return;
+  }
+  std::string layers;
+  for (Scope scope : kScopes) {
+    auto it = state->applied.find(scope);
+    if (!layers.empty()) layers += ", ";
+    layers += scope_name(scope);
+    layers += it == state->applied.end() ? " none" : " v" + std::to_string(it->second.version);
+  }
+  if (config.remote_config.trusted_keys.empty()) {
+    layers = "local file only (remote configuration off: no remote_config.trusted_keys)";
+  }
+  row("config", layers);
+  row("config sha256", state->effective_sha256);
+  if (state->probation_since_ms > 0) {
+    row("config probation",
+        "since " + platform::format_rfc3339_ms(state->probation_since_ms) + ", until " +
+            platform::format_rfc3339_ms(state->probation_since_ms +
+                                        config.remote_config.probation_s * 1000));
+  }
+  if (state->last_rejection) row("config rejected", record_line(*state->last_rejection));
+  if (state->last_rollback) row("config rolled back", record_line(*state->last_rollback));
+}
+
 }  // namespace
 
 int cli_status(const Config& config, bool as_json) {
@@ -51,6 +107,8 @@ int cli_status(const Config& config, bool as_json) {
   std::string hub_state = running ? agent_state->hub_state : "disconnected";
   auto stats = storage::Outbox::inspect(config.storage.path);
   int64_t now = platform::unix_ms();
+  auto remote_state = config_state(config);
+  CertificateFacts cert = certificate_facts(config, now);
 
   if (as_json) {
     json j;
@@ -95,6 +153,9 @@ int cli_status(const Config& config, bool as_json) {
     if (running && !agent_state->outbox_error.empty()) {
       j["outbox"]["damaged_while_running"] = agent_state->outbox_error;
     }
+    j["config"] = remote_state ? config_status_json(config, *remote_state, now)
+                               : json{{"error", remote_state.status().message()}};
+    j["certificate"] = certificate_json(config, cert);
     std::cout << j.dump(2) << "\n";
     return stats ? 0 : 1;
   }
@@ -107,6 +168,7 @@ int cli_status(const Config& config, bool as_json) {
   }
   row("hub", hub + "  " + config.hub.uri);
   if (agent_state && !agent_state->last_error.empty()) row("last hub error", agent_state->last_error);
+  row("certificate", certificate_line(config, cert));
   if (running && !agent_state->outbox_error.empty()) {
     row("outbox damaged", agent_state->outbox_error +
                               " (delivery stopped at the damage; the file is quarantined at the "
@@ -114,6 +176,7 @@ int cli_status(const Config& config, bool as_json) {
   }
   if (!stats) {
     row("outbox", stats.status().to_string());
+    config_rows(config, remote_state);
     return 1;
   }
   const auto& st = *stats;
@@ -136,6 +199,7 @@ int cli_status(const Config& config, bool as_json) {
                ? " (" + std::to_string(st.dead_letters_pruned) +
                      " older ones pruned: storage.max_dead_letters, storage.dead_letter_days)"
                : ""));
+  config_rows(config, remote_state);
   return 0;
 }
 

@@ -72,6 +72,21 @@ class Fields {
     *out = v->get<bool>();
   }
 
+  // An object of strings (key -> text), e.g. key id -> file.
+  void text_map(const char* key, std::map<std::string, std::string>* out) {
+    const json* v = object(key, false);
+    if (!v) return;
+    std::map<std::string, std::string> m;
+    for (const auto& [k, value] : v->items()) {
+      if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
+        errors_->push_back(name(key) + "." + k + ": must be a non-empty string");
+      } else {
+        m[k] = value.get<std::string>();
+      }
+    }
+    *out = std::move(m);
+  }
+
   // A nested object; null if absent (reported when required) or not an object.
   const json* object(const char* key, bool required) {
     const json* v = get(key, required);
@@ -130,6 +145,11 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
     errors->push_back(
         "device.store_id: use 1-64 of A-Z a-z 0-9 . _ - (it is part of MQTT topics)");
   }
+  // <prefix>/fleet/config is the fleet's configuration topic: a store of that name would
+  // share it (docs/FLEET.md).
+  if (c.device.store_id == "fleet") {
+    errors->push_back("device.store_id: \"fleet\" is reserved (the fleet's configuration topic)");
+  }
   if (c.storage.path.empty()) errors->push_back("storage.path: must not be empty");
   if (c.ingest.socket.empty()) errors->push_back("ingest.socket: must not be empty");
   // sun_path holds 108 bytes including the terminating NUL.
@@ -174,6 +194,15 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
   if (c.retry.initial_ms > c.retry.max_ms) {
     errors->push_back("retry.initial_ms: must not exceed retry.max_ms");
   }
+  for (const auto& [id, file] : c.remote_config.trusted_keys) {
+    if (!is_name(id)) {
+      errors->push_back("remote_config.trusted_keys." + id +
+                        ": a key id is 1-64 of A-Z a-z 0-9 . _ -");
+    }
+    if (files == FileChecks::kCheck) {
+      check_readable("remote_config.trusted_keys." + id, file, errors);
+    }
+  }
 }
 
 }  // namespace
@@ -187,16 +216,19 @@ std::string Config::state_file() const {
 }
 
 std::vector<std::string> parse_config(const std::string& text, Config* out, FileChecks files) {
-  std::vector<std::string> errors;
   json root;
   try {
     root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
   } catch (const json::exception& e) {
     // Not only parse_error: a number too large for a double ("1e400") is out_of_range, and
     // an escaped exception would end the agent (or check-config) instead of naming the problem.
-    errors.push_back(std::string("config is not valid JSON: ") + e.what());
-    return errors;
+    return {std::string("config is not valid JSON: ") + e.what()};
   }
+  return parse_config_json(root, out, files);
+}
+
+std::vector<std::string> parse_config_json(const json& root, Config* out, FileChecks files) {
+  std::vector<std::string> errors;
   if (!root.is_object()) {
     errors.push_back("config: must be a JSON object");
     return errors;
@@ -239,11 +271,50 @@ std::vector<std::string> parse_config(const std::string& text, Config* out, File
     Fields retry(top.object("retry", false), "retry", &errors);
     retry.integer("initial_ms", &c.retry.initial_ms, 10, 3600000);
     retry.integer("max_ms", &c.retry.max_ms, 10, 86400000);
+
+    Fields remote(top.object("remote_config", false), "remote_config", &errors);
+    remote.text_map("trusted_keys", &c.remote_config.trusted_keys);
+    remote.integer("probation_s", &c.remote_config.probation_s, 10, 7 * 24 * 3600);
   }
   validate(c, files, &errors);
   if (c.hub.client_id.empty()) c.hub.client_id = "edgesync-" + c.device.store_id + "-" + c.device.id;
   if (errors.empty()) *out = std::move(c);
   return errors;
+}
+
+json config_to_json(const Config& c) {
+  json trusted = json::object();
+  for (const auto& [id, file] : c.remote_config.trusted_keys) trusted[id] = file;
+  return json{
+      {"device", {{"id", c.device.id}, {"store_id", c.device.store_id}}},
+      {"storage",
+       {{"path", c.storage.path},
+        {"max_bytes", c.storage.max_bytes},
+        {"keep_delivered", c.storage.keep_delivered},
+        {"max_dead_letters", c.storage.max_dead_letters},
+        {"dead_letter_days", c.storage.dead_letter_days}}},
+      {"ingest",
+       {{"socket", c.ingest.socket},
+        {"max_line_bytes", c.ingest.max_line_bytes},
+        {"max_connections", c.ingest.max_connections},
+        {"idle_timeout_s", c.ingest.idle_timeout_s}}},
+      {"hub",
+       {{"uri", c.hub.uri},
+        {"topic_prefix", c.hub.topic_prefix},
+        {"client_id", c.hub.client_id},
+        {"ca_file", c.hub.ca_file},
+        {"cert_file", c.hub.cert_file},
+        {"key_file", c.hub.key_file},
+        {"username", c.hub.username},
+        {"password", c.hub.password},
+        {"keepalive_s", c.hub.keepalive_s},
+        {"max_inflight", c.hub.max_inflight},
+        {"linger_ms", c.hub.linger_ms},
+        {"refused_retry_s", c.hub.refused_retry_s},
+        {"allow_insecure", c.hub.allow_insecure}}},
+      {"retry", {{"initial_ms", c.retry.initial_ms}, {"max_ms", c.retry.max_ms}}},
+      {"remote_config", {{"trusted_keys", trusted}, {"probation_s", c.remote_config.probation_s}}},
+  };
 }
 
 Result<Config> load_config(const std::string& path, FileChecks files) {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,16 @@ struct Config {
     int64_t initial_ms = 500;
     int64_t max_ms = 60000;
   } retry;
+  // Configuration pushed by the central team over MQTT (docs/FLEET.md). Local-only: a push can
+  // never change this section.
+  struct RemoteConfig {
+    // Key id -> PEM file of a public key whose signatures the box accepts. Several, so the team
+    // can rotate keys. Empty: remote configuration is off and the agent does not subscribe.
+    std::map<std::string, std::string> trusted_keys;
+    // After a push that changed the hub connection, the agent must reach the hub within this
+    // many seconds or it rolls back to the configuration before the push.
+    int64_t probation_s = 300;
+  } remote_config;
 
   // <topic_prefix>/<store_id>/<device_id>
   std::string topic_base() const;
@@ -75,6 +87,14 @@ enum class FileChecks { kCheck, kSkip };
 // each as "key.path: what is wrong". Empty means the config is usable.
 std::vector<std::string> parse_config(const std::string& text, Config* out,
                                       FileChecks files = FileChecks::kCheck);
+
+// The same for a parsed JSON value (the merged result of the local file and pushed layers).
+std::vector<std::string> parse_config_json(const nlohmann::json& root, Config* out,
+                                           FileChecks files = FileChecks::kCheck);
+
+// Every setting of `config`, defaults filled in, as JSON in the file's shape: what the agent
+// runs with. hub.password is included; callers that print it redact it.
+nlohmann::json config_to_json(const Config& config);
 
 // Reads and parses a file. The Status message lists every problem, one per line.
 Result<Config> load_config(const std::string& path, FileChecks files = FileChecks::kCheck);

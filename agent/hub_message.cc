@@ -1,5 +1,6 @@
 #include "agent/hub_message.h"
 
+#include "agent/certificate_check.h"
 #include "agent/event_contract.h"
 #include "agent/version.h"
 #include "platform/clock.h"
@@ -108,6 +109,11 @@ std::string build_status_payload(const Config& config, const OutboxFacts& outbox
   if (outbox.damaged) {
     out.append(",\"outbox_damaged\":");
     append_json_string(&out, *outbox.damaged);
+  }
+  if (!config.hub.cert_file.empty()) {
+    // Read afresh for every status message: a renewed certificate shows without a restart.
+    out.append(",\"certificate\":");
+    out.append(certificate_json(config, certificate_facts(config, platform::unix_ms())).dump());
   }
   out.push_back('}');
   return out;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "agent/backoff.h"
+#include "agent/config_layers.h"
 #include "agent/hub_message.h"
 #include "platform/clock.h"
 
@@ -51,6 +52,16 @@ Publisher::Publisher(asio::io_context& io, const Config& config, storage::Outbox
 Publisher::~Publisher() = default;
 
 Status Publisher::start() {
+  Status s = make_transport();
+  if (!s) return s;
+  acked_through_ = outbox_.delivered_seq();
+  // On the delivery thread: paho starts its own threads on the first connect, and they take
+  // that thread's scheduling class (see run_agent).
+  asio::post(io_, [this] { connect(); });
+  return Status::ok();
+}
+
+Status Publisher::make_transport() {
   platform::MqttOptions o;
   o.uri = config_.hub.uri;
   o.client_id = config_.hub.client_id;
@@ -68,11 +79,49 @@ Status Publisher::start() {
   });
   if (!t) return t.status();
   transport_ = std::move(*t);
-  acked_through_ = outbox_.delivered_seq();
-  // On the delivery thread: paho starts its own threads on the first connect, and they take
-  // that thread's scheduling class (see run_agent).
-  asio::post(io_, [this] { connect(); });
   return Status::ok();
+}
+
+void Publisher::set_config_channel(
+    std::vector<std::string> topics,
+    std::function<void(const std::string&, const std::string&)> on_message) {
+  config_topics_ = std::move(topics);
+  on_config_message_ = std::move(on_message);
+}
+
+void Publisher::reconfigure(const Config& config, bool reconnect, uint64_t epoch) {
+  config_ = config;
+  config_epoch_ = epoch;
+  if (!reconnect || state_ == HubState::kStopped) return;
+  std::cerr << "edgesync: hub connection settings changed: reconnecting to " << config_.hub.uri
+            << "\n";
+  // The old session goes first (its client disconnects as it is destroyed), then everything
+  // held for it, as after a lost connection; the new one connects at once.
+  if (transport_) transport_->disconnect(std::chrono::milliseconds(0));
+  if (state_ != HubState::kDisconnected) connection_down("reconnecting with a new configuration");
+  transport_.reset();
+  retry_timer_.cancel();
+  attempt_ = 0;
+  Status s = make_transport();
+  if (!s) {
+    // Validation checked these settings; if paho still refuses them the agent keeps retrying,
+    // and the probation of the push rolls it back.
+    std::cerr << "edgesync: " << s.to_string() << "\n";
+    set_state(HubState::kDisconnected, s.to_string());
+    return;
+  }
+  connect();
+}
+
+void Publisher::publish_config_status(std::string payload) {
+  config_status_ = std::move(payload);
+  if (state_ != HubState::kConnected) return;
+  Status s = transport_->publish_retained(config_status_topic(config_), config_status_);
+  if (!s) std::cerr << "edgesync: config status publish: " << s.to_string() << "\n";
+}
+
+void Publisher::refresh_status() {
+  if (state_ == HubState::kConnected) publish_status();
 }
 
 void Publisher::set_state(HubState s, const std::string& detail) {
@@ -137,9 +186,23 @@ void Publisher::on_transport_events() {
         if (max_packet_ > 0) std::cerr << ", broker's maximum packet " << max_packet_ << " bytes";
         std::cerr << ", resending from seq " << acked_through_ + 1 << ")\n";
         publish_status();
+        if (!config_topics_.empty()) {
+          Status sub = transport_->subscribe(config_topics_);
+          if (!sub) std::cerr << "edgesync: config topics: " << sub.to_string() << "\n";
+        }
+        if (!config_status_.empty()) {
+          transport_->publish_retained(config_status_topic(config_), config_status_);
+        }
         fill();
         break;
       }
+      case platform::MqttEvent::Kind::kMessage:
+        if (on_config_message_) on_config_message_(e.topic, e.payload);
+        break;
+      case platform::MqttEvent::Kind::kSubscribeFailed:
+        std::cerr << "edgesync: config topics: " << e.detail
+                  << ": pushed configuration does not reach this box (check the hub's ACL)\n";
+        break;
       case platform::MqttEvent::Kind::kConnectFailed:
       case platform::MqttEvent::Kind::kConnectionLost:
         connection_down(e.detail);

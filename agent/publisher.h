@@ -42,6 +42,24 @@ class Publisher {
   ~Publisher();
 
   Status start();
+  // Delivery thread: runs with `config` from now on. `reconnect`: the hub connection settings
+  // changed (or the config topics did): the session is dropped and made again with the new
+  // ones; everything not acknowledged is resent from the watermark, as after any reconnect.
+  // `epoch` names this configuration in the state reports (config_epoch()).
+  void reconfigure(const Config& config, bool reconnect, uint64_t epoch);
+  uint64_t config_epoch() const { return config_epoch_; }
+  // The pushed-configuration channel: topics subscribed on every connect, and what to do with a
+  // message on one of them (called on the delivery thread). Before start().
+  void set_config_channel(std::vector<std::string> topics,
+                          std::function<void(const std::string&, const std::string&)> on_message);
+  // Delivery thread: the topics from the next connect on (reconfigure() reconnects when they
+  // change).
+  void set_config_topics(std::vector<std::string> topics) { config_topics_ = std::move(topics); }
+  // The retained config status (docs/FLEET.md): published now if connected, and again on
+  // every connect.
+  void publish_config_status(std::string payload);
+  // Publishes the online status again (its certificate facts are read afresh).
+  void refresh_status();
   // New events were committed: send them if the window has room, at once or, if a burst went
   // out less than hub.linger_ms ago, when that much time has passed.
   void wake();
@@ -83,6 +101,7 @@ class Publisher {
 
   void on_transport_events();
   void handle_publish_done(const platform::MqttEvent& e);
+  Status make_transport();
   void connect();
   void connection_down(const std::string& why);
   void fill();
@@ -116,7 +135,11 @@ class Publisher {
   void set_state(HubState s, const std::string& detail);
 
   asio::io_context& io_;
-  const Config& config_;
+  Config config_;
+  uint64_t config_epoch_ = 0;
+  std::vector<std::string> config_topics_;
+  std::function<void(const std::string&, const std::string&)> on_config_message_;
+  std::string config_status_;  // the payload to keep retained; empty until set
   storage::Outbox& outbox_;
   std::function<void(HubState, const std::string&)> on_state_;
   std::unique_ptr<platform::MqttTransport> transport_;

@@ -2,6 +2,7 @@
 // agent enforces in code: these tests keep the two from drifting apart.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -9,8 +10,11 @@
 #include <set>
 #include <sstream>
 
+#include "agent/config_envelope.h"
 #include "agent/event_contract.h"
 #include "agent/hub_message.h"
+#include "agent/remote_config_state.h"
+#include "platform/crypto.h"
 
 namespace edgesync::agent {
 namespace {
@@ -103,6 +107,53 @@ TEST(Contracts, HubMessagesCarryTheKeysTheirSchemasName) {
   expect_matches_schema(build_status_payload(c, facts, true, "x"), "hub-status.schema.json");
   expect_matches_schema(build_status_payload(c, facts, false, "agent stopped"),
                         "hub-status.schema.json");
+}
+
+TEST(Contracts, ConfigMessagesCarryTheKeysTheirSchemasName) {
+  auto key = platform::crypto::generate_p256_key();
+  ASSERT_TRUE(key) << key.status().to_string();
+  auto envelope = sign_envelope(key->private_pem, "ops-1", 3, 1764489600000, 1765094400000,
+                                R"({"hub":{"linger_ms":5}})");
+  ASSERT_TRUE(envelope) << envelope.status().to_string();
+  expect_matches_schema(*envelope, "config-envelope.schema.json");
+  auto schema = load("config-envelope.schema.json");
+  std::set<std::string> members;
+  for (const auto& [k, v] : schema["properties"].items()) members.insert(k);
+  // The parser's members are the schema's: an extra one is refused by both.
+  for (const auto& m : members) {
+    auto j = nlohmann::json::parse(*envelope);
+    j.erase(m);
+    auto parsed = parse_envelope(j.dump());
+    const bool required = std::find(schema["required"].begin(), schema["required"].end(), m) !=
+                          schema["required"].end();
+    EXPECT_EQ(parsed.is_ok(), !required) << m;
+  }
+
+  Config c;
+  c.device.id = "pos-01";
+  c.device.store_id = "store-042";
+  c.remote_config.trusted_keys["ops-1"] = "/x";
+  RemoteConfigState s;
+  s.applied[Scope::kDevice] = AppliedLayer{7, *envelope, "ops-1", 1000, 2000};
+  s.effective_sha256 = std::string(64, 'a');
+  s.probation_since_ms = 3000;
+  s.record(ConfigRecord{4000, "rejected", "fleet", 9, "bad signature", ""});
+  s.record(ConfigRecord{5000, "rolled_back", "", 0, "probation", std::string(64, 'b')});
+  const auto status = config_status_json(c, s, 6000);
+  expect_matches_schema(status.dump(), "config-status.schema.json");
+  auto status_schema = load("config-status.schema.json");
+  for (const auto& [scope, v] : status["scopes"].items()) {
+    EXPECT_TRUE(status_schema["properties"]["scopes"]["properties"].contains(scope)) << scope;
+    if (v.is_null()) continue;
+    for (const auto& [k, unused] : v.items()) {
+      EXPECT_TRUE(status_schema["$defs"]["layer"]["oneOf"][1]["properties"].contains(k)) << k;
+    }
+  }
+  for (const char* r : {"last_rejection", "last_rollback"}) {
+    for (const auto& [k, unused] : status[r].items()) {
+      EXPECT_TRUE(status_schema["$defs"]["record"]["properties"].contains(k)) << r << "." << k;
+    }
+  }
 }
 
 }  // namespace

@@ -146,9 +146,11 @@ TlsMaterial TlsMaterial::generate(const std::string& dir, const std::string& cli
   m.client_cert_file = dir + "/client.pem";
   m.client_key_file = dir + "/client.key";
   for (const auto& f : {m.ca_file, ca_key, m.server_cert_file, m.server_key_file,
-                        m.client_cert_file, m.client_key_file}) {
+                        m.client_cert_file}) {
     ::chmod(f.c_str(), 0644);
   }
+  // The agent refuses a private key that others may read, as it should on a box.
+  ::chmod(m.client_key_file.c_str(), 0600);
   return m;
 }
 

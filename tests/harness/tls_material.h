@@ -1,6 +1,7 @@
 // Test PKI generated with the openssl CLI: a CA, a server certificate for localhost
 // (subjectAltName DNS:localhost, IP:127.0.0.1) and a client certificate, all EC P-256 and
-// signed by the CA. Files are world-readable so a broker that drops privileges can load them.
+// signed by the CA. The broker's files are world-readable so a broker that drops privileges can
+// load them; the client key is 0600, as the agent requires of its key.
 #pragma once
 
 #include <string>

@@ -70,6 +70,7 @@ nlohmann::json AgentConfig::to_json() const {
   if (refused_retry_s >= 0) j["hub"]["refused_retry_s"] = refused_retry_s;
   if (max_connections >= 0) j["ingest"]["max_connections"] = max_connections;
   if (idle_timeout_s >= 0) j["ingest"]["idle_timeout_s"] = idle_timeout_s;
+  if (extra.is_object() && !extra.empty()) j.merge_patch(extra);
   return j;
 }
 

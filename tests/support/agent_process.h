@@ -47,6 +47,9 @@ struct AgentConfig {
   int refused_retry_s = -1;  // hub.refused_retry_s; -1 leaves it out (the agent's default)
   int retry_initial_ms = 100;
   int retry_max_ms = 2000;
+  // Merged into to_json() last (JSON merge patch): sections or keys the fields above do not
+  // cover, e.g. "remote_config".
+  nlohmann::json extra = nlohmann::json::object();
 
   // Defaults for a test: db and socket in dir, hub = the broker with the client cert.
   static AgentConfig for_test(const std::string& dir, const MosquittoBroker& broker);

@@ -111,6 +111,17 @@ void HubSubscriber::disconnect() {
 
 bool HubSubscriber::is_connected() const { return client_->is_connected(); }
 
+void HubSubscriber::publish(const std::string& topic, const std::string& payload, bool retained,
+                            std::chrono::milliseconds timeout) {
+  try {
+    auto tok = client_->publish(topic, payload.data(), payload.size(), 1, retained);
+    if (!tok->wait_for(timeout)) throw std::runtime_error("no PUBACK in time");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("hub subscriber " + options_.client_id + " cannot publish to " +
+                             topic + ": " + e.what());
+  }
+}
+
 int HubSubscriber::connections() const {
   std::lock_guard<std::mutex> lock(mu_);
   return connections_;

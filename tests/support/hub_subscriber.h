@@ -62,6 +62,10 @@ class HubSubscriber {
   // Clean MQTT disconnect (the session stays on the broker if persistent).
   void disconnect();
   bool is_connected() const;
+  // Publishes at QoS 1 and waits for the broker's PUBACK; throws std::runtime_error if that
+  // fails within timeout. Retained with an empty payload clears the topic's retained message.
+  void publish(const std::string& topic, const std::string& payload, bool retained,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // How many times a connection (first or automatic reconnect) was established.
   int connections() const;
 

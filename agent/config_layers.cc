@@ -1,0 +1,185 @@
+#include "agent/config_layers.h"
+
+#include <algorithm>
+
+#include "platform/crypto.h"
+
+namespace edgesync::agent {
+namespace {
+
+using nlohmann::json;
+
+// Settings a running agent can only take at its next start: they name the box, its files and
+// the channel its configuration comes in on.
+constexpr const char* kRestartOnly[] = {"device.id", "device.store_id", "storage.path",
+                                        "ingest.socket", "hub.topic_prefix"};
+// Hub settings that apply live; every other hub.* setting needs a new connection.
+constexpr const char* kHubLive[] = {"hub.linger_ms", "hub.refused_retry_s"};
+
+bool starts_with(const std::string& s, std::string_view prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+void flatten(const json& j, const std::string& path, std::map<std::string, json>* out) {
+  // An empty object is a leaf of its own, except the whole document.
+  if (j.is_object() && (!j.empty() || path.empty())) {
+    for (const auto& [k, v] : j.items()) flatten(v, path.empty() ? k : path + "." + k, out);
+  } else {
+    (*out)[path] = j;
+  }
+}
+
+void merge_into(json& base, const json& layer, const std::string& path, const std::string& from,
+                std::map<std::string, std::string>* origin) {
+  for (const auto& [k, v] : layer.items()) {
+    const std::string key = path.empty() ? k : path + "." + k;
+    auto it = base.find(k);
+    if (v.is_object() && it != base.end() && it->is_object()) {
+      // An empty object was a leaf of its own; once members come into it, they are the leaves.
+      if (!v.empty()) origin->erase(key);
+      merge_into(*it, v, key, from, origin);
+      continue;
+    }
+    // Replaced whole: drop the origins recorded under it, then record the new leaves.
+    for (auto o = origin->lower_bound(key); o != origin->end() && starts_with(o->first, key);) {
+      if (o->first.size() == key.size() || o->first[key.size()] == '.') {
+        o = origin->erase(o);
+      } else {
+        ++o;
+      }
+    }
+    base[k] = v;
+    std::map<std::string, json> leaves;
+    flatten(v, key, &leaves);
+    for (const auto& [leaf, value] : leaves) (*origin)[leaf] = from;
+  }
+}
+
+}  // namespace
+
+const char* scope_name(Scope scope) {
+  switch (scope) {
+    case Scope::kFleet: return "fleet";
+    case Scope::kStore: return "store";
+    case Scope::kDevice: return "device";
+  }
+  return "fleet";
+}
+
+std::optional<Scope> scope_from_name(std::string_view name) {
+  for (Scope s : kScopes) {
+    if (name == scope_name(s)) return s;
+  }
+  return std::nullopt;
+}
+
+std::string scope_topic(const Config& c, Scope scope) {
+  switch (scope) {
+    case Scope::kFleet: return c.hub.topic_prefix + "/fleet/config";
+    case Scope::kStore: return c.hub.topic_prefix + "/" + c.device.store_id + "/config";
+    case Scope::kDevice: return c.topic_base() + "/config";
+  }
+  return {};
+}
+
+std::optional<Scope> scope_of_topic(const Config& c, std::string_view topic) {
+  for (Scope s : kScopes) {
+    if (topic == scope_topic(c, s)) return s;
+  }
+  return std::nullopt;
+}
+
+std::string config_status_topic(const Config& c) { return c.topic_base() + "/config/status"; }
+
+const std::vector<LocalOnlyKey>& local_only_keys() {
+  static const std::vector<LocalOnlyKey> keys = {
+      {"device", "the box's identity: its topics, client id and certificate are made for it"},
+      {"storage.path", "the outbox file: moving it by push would leave every pending event behind"},
+      {"ingest.socket",
+       "the local contract with the POS software, which connects to this path"},
+      {"hub.topic_prefix",
+       "where the box listens for its configuration: a push could cut it off from the next one"},
+      {"remote_config",
+       "which keys the box trusts and its probation: a push may not widen its own authority"},
+  };
+  return keys;
+}
+
+Status check_pushable(const json& payload) {
+  if (!payload.is_object()) return Status::invalid_argument("payload: must be a JSON object");
+  std::map<std::string, json> leaves;
+  flatten(payload, "", &leaves);
+  std::vector<std::string> found;
+  for (const auto& key : local_only_keys()) {
+    const std::string k = key.path;
+    for (const auto& [leaf, v] : leaves) {
+      if (leaf == k || starts_with(leaf, k + ".")) {
+        found.push_back(k + " (" + key.why + ")");
+        break;
+      }
+    }
+  }
+  if (found.empty()) return Status::ok();
+  std::string msg = "local-only key";
+  msg += found.size() > 1 ? "s" : "";
+  msg += " in a pushed config: ";
+  for (size_t i = 0; i < found.size(); ++i) msg += (i ? "; " : "") + found[i];
+  return Status::invalid_argument(msg);
+}
+
+MergedConfig merge_layers(const json& local, const std::vector<Layer>& layers) {
+  MergedConfig m;
+  m.json = local;
+  std::map<std::string, json> leaves;
+  flatten(local, "", &leaves);
+  for (const auto& [leaf, v] : leaves) m.origin[leaf] = "local";
+  std::vector<Layer> ordered = layers;
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const Layer& a, const Layer& b) { return a.scope < b.scope; });
+  for (const auto& layer : ordered) {
+    merge_into(m.json, layer.payload, "",
+               std::string(scope_name(layer.scope)) + " v" + std::to_string(layer.version),
+               &m.origin);
+  }
+  return m;
+}
+
+ConfigChange diff_configs(const Config& from, const Config& to) {
+  std::map<std::string, json> a, b;
+  flatten(config_to_json(from), "", &a);
+  flatten(config_to_json(to), "", &b);
+  std::map<std::string, bool> keys;
+  for (const auto& [k, v] : a) keys[k] = true;
+  for (const auto& [k, v] : b) keys[k] = true;
+  ConfigChange change;
+  for (const auto& [k, unused] : keys) {
+    auto x = a.find(k);
+    auto y = b.find(k);
+    if (x != a.end() && y != b.end() && x->second == y->second) continue;
+    change.keys.push_back(k);
+    bool restart = false;
+    for (const char* r : kRestartOnly) restart = restart || k == r;
+    if (restart) {
+      change.restart_keys.push_back(k);
+      continue;
+    }
+    if (starts_with(k, "hub.") &&
+        std::none_of(std::begin(kHubLive), std::end(kHubLive),
+                     [&key = k](const char* live) { return key == live; })) {
+      change.reconnect = true;
+    }
+  }
+  return change;
+}
+
+std::string config_sha256(const Config& config) {
+  return platform::crypto::sha256_hex(config_to_json(config).dump());
+}
+
+json redacted(const Config& config) {
+  json j = config_to_json(config);
+  if (!config.hub.password.empty()) j["hub"]["password"] = "<redacted>";
+  return j;
+}
+
+}  // namespace edgesync::agent
