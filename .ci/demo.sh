@@ -25,16 +25,19 @@ cd "$DEMO"
 echo "== certificates (a CA, the hub's server certificate, this box's client certificate)"
 subj() { echo "/CN=$1"; }
 openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2>/dev/null
-openssl req -x509 -new -key ca.key -days 2 -subj "$(subj edgesync-demo-ca)" -out ca.pem
+openssl req -x509 -new -key ca.key -days 400 -subj "$(subj edgesync-demo-ca)" -out ca.pem
 for who in server client; do
   openssl ecparam -name prime256v1 -genkey -noout -out $who.key 2>/dev/null
   cn=localhost; [ $who = client ] && cn=store-042-pos-01
   openssl req -new -key $who.key -subj "$(subj $cn)" -out $who.csr
   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > $who.ext
-  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 398 \
     -extfile $who.ext -out $who.pem 2>/dev/null
 done
-chmod 644 ./*.key
+# mosquitto may drop privileges: its files world-readable. The agent refuses a key that others
+# may read, as it should on a box.
+chmod 644 ca.key server.key
+chmod 600 client.key
 
 # A free loopback port: one that nothing answers on.
 PORT=18883

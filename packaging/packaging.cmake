@@ -70,15 +70,18 @@ install(FILES ${_es_pkg_dir}/debian/lintian-overrides DESTINATION share/lintian/
 set(EDGESYNC_DEB_VERSION "${EDGESYNC_PACKAGE_VERSION}-${EDGESYNC_PACKAGE_RELEASE}")
 configure_file(${_es_pkg_dir}/debian/changelog.in ${_es_gen_dir}/changelog.Debian @ONLY)
 configure_file(${_es_pkg_dir}/debian/edgesync.1 ${_es_gen_dir}/edgesync.1 COPYONLY)
+# The fleet operator's guide (pushed configuration, keys, enrolment), referred to by the man page.
+configure_file(${PROJECT_SOURCE_DIR}/docs/FLEET.md ${_es_gen_dir}/FLEET.md COPYONLY)
 find_program(EDGESYNC_GZIP gzip REQUIRED)
-foreach(_f changelog.Debian edgesync.1)
+foreach(_f changelog.Debian edgesync.1 FLEET.md)
   execute_process(COMMAND ${EDGESYNC_GZIP} -9nf -k ${_f} WORKING_DIRECTORY ${_es_gen_dir}
                   RESULT_VARIABLE _rc)
   if(NOT _rc EQUAL 0)
     message(FATAL_ERROR "gzip ${_f} failed")
   endif()
 endforeach()
-install(FILES ${_es_gen_dir}/changelog.Debian.gz DESTINATION share/doc/edgesync)
+install(FILES ${_es_gen_dir}/changelog.Debian.gz ${_es_gen_dir}/FLEET.md.gz
+        DESTINATION share/doc/edgesync)
 install(FILES ${_es_gen_dir}/edgesync.1.gz DESTINATION share/man/man1)
 
 # ---- CPack DEB -------------------------------------------------------------------------
