@@ -35,12 +35,14 @@ done
 # delivery_test (8 producers through ingest, writer, delivery and paho's threads: commit
 # wake-ups, watermark, in-flight window), broker_outage_test (paho reports a lost connection and
 # the reconnect on its threads while appends go on), dead_letter_test (dead letters handed from
-# delivery to the writer), crash_test (SIGTERM: ingest stops, delivery and the writer are joined).
+# delivery to the writer), crash_test (SIGTERM: ingest stops, delivery and the writer are joined),
+# remote_config_test (a pushed config decided on the ingest thread, applied to the publisher on
+# the delivery thread, which drops and remakes its paho client).
 # Left out: tests of timing under load (publish_pacing, delivery_under_cpu_hog, ingest_limits)
 # that TSan's slowdown would break, and the single-threaded ones ASan already covers.
 TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test
             ingest_storage_error_test delivery_test broker_outage_test dead_letter_test
-            crash_test)
+            crash_test remote_config_test)
 
 # --quick: the integration tests under ASan where the agent's threads, its storage, its CLI
 # and its link handling all run (the rest run under ASan in the full form). Left out of the
@@ -49,7 +51,7 @@ TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test
 # subscriber reconnects after the agent published, and mosquitto 2.0.11 did not hand it the
 # messages queued for its restored session (the agent's outbox shows them delivered).
 ASAN_QUICK_TESTS=(delivery_test crash_test dead_letter_test ingest_storage_error_test
-                  bad_input_test cli_test)
+                  bad_input_test cli_test remote_config_test)
 if [ "$QUICK" = 1 ]; then
   TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test delivery_test)
 fi

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 namespace edgesync::platform {
 
@@ -55,29 +56,53 @@ int days_in_month(int y, int m) {
 
 }  // namespace
 
-bool is_rfc3339(std::string_view s) {
+std::optional<int64_t> parse_rfc3339_ms(std::string_view s) {
   int y, mo, d, h, mi, sec;
   if (!digits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &mo) ||
       s[7] != '-' || !digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
       !digits(s, 11, 2, &h) || s[13] != ':' || !digits(s, 14, 2, &mi) || s[16] != ':' ||
       !digits(s, 17, 2, &sec)) {
-    return false;
+    return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60) {
-    return false;
+    return std::nullopt;
   }
   size_t pos = 19;
+  int64_t frac_ms = 0;
   if (pos < s.size() && s[pos] == '.') {
     size_t start = ++pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
-    if (pos == start) return false;
+    int64_t scale = 100;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      frac_ms += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
   }
-  if (pos >= s.size()) return false;
-  if (s[pos] == 'Z' || s[pos] == 'z') return pos + 1 == s.size();
-  if (s[pos] != '+' && s[pos] != '-') return false;
-  int oh, om;
-  return pos + 6 == s.size() && digits(s, pos + 1, 2, &oh) && s[pos + 3] == ':' &&
-         digits(s, pos + 4, 2, &om) && oh <= 23 && om <= 59;
+  if (pos >= s.size()) return std::nullopt;
+  int64_t offset_min = 0;
+  if (s[pos] == 'Z' || s[pos] == 'z') {
+    if (pos + 1 != s.size()) return std::nullopt;
+  } else {
+    if (s[pos] != '+' && s[pos] != '-') return std::nullopt;
+    int oh, om;
+    if (!(pos + 6 == s.size() && digits(s, pos + 1, 2, &oh) && s[pos + 3] == ':' &&
+          digits(s, pos + 4, 2, &om) && oh <= 23 && om <= 59)) {
+      return std::nullopt;
+    }
+    offset_min = (s[pos] == '+' ? 1 : -1) * (oh * 60 + om);
+  }
+  // Days-from-civil (Howard Hinnant's algorithm), the inverse of format_rfc3339_ms.
+  const int64_t yy = mo <= 2 ? y - 1 : y;
+  const int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+  const int64_t yoe = yy - era * 400;
+  const int64_t doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const int64_t days = era * 146097 + doe - 719468;
+  // A leap second (:60) counts as the next second's start, as POSIX time does.
+  return ((days * 24 + h) * 60 + mi - offset_min) * 60000 + int64_t{sec} * 1000 + frac_ms;
 }
+
+bool is_rfc3339(std::string_view s) { return parse_rfc3339_ms(s).has_value(); }
 
 }  // namespace edgesync::platform

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,5 +22,9 @@ std::string format_rfc3339_ms(int64_t unix_ms);
 // True iff `text` is an RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM),
 // with 't'/'z' accepted and field ranges checked (leap second 60 allowed).
 bool is_rfc3339(std::string_view text);
+
+// The instant an RFC 3339 date-time names, in Unix milliseconds (fractions below a millisecond
+// are dropped); nullopt if `text` is not one (the same rules as is_rfc3339).
+std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
 
 }  // namespace edgesync::platform

@@ -127,6 +127,49 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
   };
   std::deque<ConnectListener> connect_listeners;  // of the current client only
 
+  // Reports a SUBACK that refuses a filter (reason code 0x80 or more) or a failed subscribe.
+  class SubscribeListener : public mqtt::iaction_listener {
+   public:
+    SubscribeListener(Impl* impl, uint64_t gen, std::vector<std::string> filters)
+        : impl_(impl), gen_(gen), filters_(std::move(filters)) {}
+    void on_success(const mqtt::token& tok) override {
+      std::string refused;
+      std::vector<mqtt::ReasonCode> codes;
+      try {
+        // A copy, like the connect response: keep it while its codes are read.
+        const mqtt::subscribe_response response = tok.get_subscribe_response();
+        codes = response.get_reason_codes();
+      } catch (const std::exception&) {
+        // No SUBACK details: taken as granted.
+      }
+      for (size_t i = 0; i < codes.size() && i < filters_.size(); ++i) {
+        if (codes[i] >= 0x80) {
+          refused += (refused.empty() ? "" : ", ") + filters_[i] + ": " +
+                     reason_name(static_cast<int>(codes[i]));
+        }
+      }
+      if (!refused.empty()) fail("subscription refused by the hub: " + refused);
+    }
+    void on_failure(const mqtt::token& tok) override {
+      const int rc = static_cast<int>(tok.get_reason_code());
+      fail("subscribe failed (return code " + std::to_string(tok.get_return_code()) +
+           (rc >= 0x80 ? ", reason code " + reason_name(rc) : std::string()) + ")");
+    }
+
+   private:
+    void fail(std::string detail) {
+      MqttEvent e;
+      e.kind = MqttEvent::Kind::kSubscribeFailed;
+      e.generation = gen_;
+      e.detail = std::move(detail);
+      impl_->push(std::move(e));
+    }
+    Impl* impl_;
+    uint64_t gen_;
+    std::vector<std::string> filters_;
+  };
+  std::deque<SubscribeListener> subscribe_listeners;  // of the current client only
+
   // The client goes first: its threads call back into the members above until it is gone.
   ~Impl() { drop_client(); }
 
@@ -144,8 +187,9 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
   // ahead of the resend from the watermark: the hub would see a later seq before earlier ones.
   void make_client() {
     drop_client();
-    // The previous client's connect tokens are gone with it.
+    // The previous client's connect and subscribe tokens are gone with it.
     connect_listeners.clear();
+    subscribe_listeners.clear();
     mqtt::create_options create(MQTTVERSION_5);
     // No offline buffer: a publish while disconnected must fail, not queue in RAM.
     create.set_send_while_disconnected(false);
@@ -158,6 +202,15 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
       std::lock_guard<std::mutex> lock(mu);
       gen = generation;
     }
+    client->set_message_callback([this, gen](mqtt::const_message_ptr msg) {
+      if (!msg) return;
+      MqttEvent e;
+      e.kind = MqttEvent::Kind::kMessage;
+      e.generation = gen;
+      e.topic = msg->get_topic();
+      e.payload = msg->to_string();
+      push(std::move(e));
+    });
     client->set_connection_lost_handler([this, gen](const std::string& cause) {
       MqttEvent e;
       e.kind = MqttEvent::Kind::kConnectionLost;
@@ -363,6 +416,24 @@ Status MqttTransport::publish_retained(const std::string& topic, std::string_vie
   return start_publish(*impl_,
                        mqtt::message::create(topic, payload.data(), payload.size(), 1, true, props),
                        0);
+}
+
+Status MqttTransport::subscribe(const std::vector<std::string>& topic_filters) {
+  if (!impl_->client) return Status::unavailable("not connected");
+  uint64_t gen;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    gen = impl_->generation;
+  }
+  try {
+    auto filters = mqtt::string_collection::create(topic_filters);
+    std::vector<int> qos(topic_filters.size(), 1);
+    auto& listener = impl_->subscribe_listeners.emplace_back(impl_.get(), gen, topic_filters);
+    impl_->client->subscribe(filters, qos, nullptr, listener);
+  } catch (const std::exception& e) {
+    return Status::unavailable(std::string("subscribe not started: ") + e.what());
+  }
+  return Status::ok();
 }
 
 void MqttTransport::disconnect(std::chrono::milliseconds timeout) {

@@ -50,7 +50,14 @@ struct PublishIdentity {
 };
 
 struct MqttEvent {
-  enum class Kind { kConnected, kConnectFailed, kConnectionLost, kPublishDone };
+  enum class Kind {
+    kConnected,
+    kConnectFailed,
+    kConnectionLost,
+    kPublishDone,
+    kMessage,          // a message on a subscribed topic: `topic` and `payload`
+    kSubscribeFailed,  // the broker refused a subscription: `detail` says which and why
+  };
   Kind kind = Kind::kConnectionLost;
   uint64_t generation = 0;   // the connect() call this belongs to
   uint64_t tag = 0;          // kPublishDone: the caller's tag
@@ -59,6 +66,8 @@ struct MqttEvent {
   int64_t maximum_packet_size = 0;  // kConnected: the broker's Maximum Packet Size (0: none)
   int reason_code = 0;       // kPublishDone: the PUBACK reason code (0 when there was none)
   std::string detail;        // reason for failures
+  std::string topic;         // kMessage
+  std::string payload;       // kMessage
 };
 
 class MqttTransport {
@@ -84,6 +93,10 @@ class MqttTransport {
                              const PublishIdentity& who);
   // A retained QoS 1 message (the status topic). Its completion is reported with tag 0.
   Status publish_retained(const std::string& topic, std::string_view payload);
+
+  // QoS 1 subscriptions on the current connection (retained messages are delivered at once).
+  // Messages arrive as kMessage events; a refusal by the broker as kSubscribeFailed.
+  Status subscribe(const std::vector<std::string>& topic_filters);
 
   // Waits up to `timeout` for outstanding publishes, then disconnects.
   void disconnect(std::chrono::milliseconds timeout);
