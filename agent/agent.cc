@@ -41,9 +41,17 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   asio::io_context io(1);
   asio::io_context delivery_io(1);
 
-  // The running configuration: the local file with the pushed layers. Changed in place on this
-  // thread by RemoteConfig; the ingest server reads it live, the publisher gets copies.
-  RemoteConfig remote(io, config_path, std::move(local));
+  // The state files live beside the database: its directory first.
+  Status s = platform::ensure_parent_dir(local.config.storage.path, 0750);
+  if (!s) {
+    std::cerr << "edgesync: storage.path: " << s.to_string() << "\n";
+    return 1;
+  }
+  // Pushed configuration is decided on the delivery thread, where its messages arrive: a flood
+  // on the config topics slows delivery, never a producer's reply. `config` is this thread's
+  // copy of the running configuration, changed in place when a change is applied: the ingest
+  // server reads it live.
+  RemoteConfig remote(delivery_io, config_path, std::move(local));
   Config config = remote.begin_start();
   for (const auto& e : check_effective(config)) {
     std::cerr << "edgesync: refusing to start: " << e << "\n";
@@ -54,11 +62,6 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     if (!warning.empty()) std::cerr << "edgesync: " << warning << "\n";
   }
 
-  Status s = platform::ensure_parent_dir(config.storage.path, 0750);
-  if (!s) {
-    std::cerr << "edgesync: storage.path: " << s.to_string() << "\n";
-    return 1;
-  }
   // Every producer connection holds a file descriptor; the outbox, the hub link and the event
   // loops take about 20 more.
   const long open_files = platform::raise_open_file_limit();
@@ -109,7 +112,8 @@ int run_agent(const std::string& config_path, LocalConfig local) {
 
   Publisher publisher(delivery_io, config, outbox, [&](HubState hs, const std::string& detail) {
     if (hs == HubState::kConnected) {
-      asio::post(io, [&remote, epoch = publisher.config_epoch()] { remote.on_hub_connected(epoch); });
+      // Posted: the publisher is in the middle of its connect handling.
+      asio::post(delivery_io, [&remote] { remote.start_completed(); });
     }
     state.hub_state = hub_state_name(hs);
     state.hub_since_ms = platform::unix_ms();
@@ -123,26 +127,28 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     if (publisher.take_wake_request()) asio::post(delivery_io, [&] { publisher.wake(); });
   });
 
-  // Pushed messages are verified and applied on this thread; the publisher only hands them over.
-  publisher.set_config_channel(remote.topics(), [&](const std::string& topic,
-                                                    const std::string& payload) {
-    asio::post(io, [&remote, topic, payload] { remote.on_message(topic, payload); });
-  });
+  // Everything below runs on the delivery thread once it starts. Messages are posted, not
+  // handled inside the publisher's event loop: applying one may reconnect the publisher.
+  publisher.set_config_channel(
+      remote.topics(),
+      [&](const std::string& topic, const std::string& payload) {
+        asio::post(delivery_io, [&remote, topic, payload] { remote.on_message(topic, payload); });
+      },
+      [&](uint64_t epoch) {
+        asio::post(delivery_io, [&remote, epoch] { remote.on_config_channel_up(epoch); });
+      });
   publisher.publish_config_status(remote.status_payload());
   remote.set_hooks(RemoteConfig::Hooks{
       [&](const Config& next, const ConfigChange& change, bool topics_changed) {
-        config = next;  // the ingest server's limits apply from its next read of them
-        outbox.set_limits(outbox_limits(next));
-        asio::post(delivery_io, [&, next, topics = remote.topics(), epoch = remote.epoch(),
-                                 reconnect = change.reconnect || topics_changed] {
-          state.hub_uri = next.hub.uri;  // the state file is the delivery thread's while it runs
-          publisher.set_config_topics(std::move(topics));
-          publisher.reconfigure(next, reconnect, epoch);
+        state.hub_uri = next.hub.uri;
+        publisher.set_config_topics(remote.topics());
+        publisher.reconfigure(next, change.reconnect || topics_changed, remote.epoch());
+        asio::post(io, [&, next] {
+          config = next;  // the ingest server's limits apply from its next read of them
+          outbox.set_limits(outbox_limits(next));
         });
       },
-      [&](const std::string& payload) {
-        asio::post(delivery_io, [&publisher, payload] { publisher.publish_config_status(payload); });
-      }});
+      [&](const std::string& payload) { publisher.publish_config_status(payload); }});
 
   IngestServer ingest(io, config, outbox);
   s = ingest.start();
@@ -156,7 +162,13 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     std::cerr << "edgesync: " << s.to_string() << "\n";
     return 1;
   }
-  remote.start_completed();
+  // A start is complete once the hub is reached (above) or, with the hub away, once the agent
+  // has run this long: a setting that crashes the agent while it connects is rolled back too.
+  asio::steady_timer start_complete_timer(delivery_io);
+  start_complete_timer.expires_after(std::chrono::seconds(30));
+  start_complete_timer.async_wait([&](asio::error_code ec) {
+    if (!ec) remote.start_completed();
+  });
   auto delivery_work = asio::make_work_guard(delivery_io);
   std::thread delivery_thread([&] {
     // Delivery gives way to ingest without being starved (platform/threads.h); paho's
@@ -210,6 +222,8 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     watchdog.cancel();
     certificate_timer.cancel();
     asio::post(delivery_io, [&] {
+      start_complete_timer.cancel();
+      remote.stop();
       publisher.stop();
       delivery_work.reset();
       delivery_io.stop();
@@ -228,7 +242,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     signals.async_wait([&](asio::error_code ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        if (!stopping) remote.reload_local();
+        if (!stopping) asio::post(delivery_io, [&remote] { remote.reload_local(); });
         wait_signal();
         return;
       }

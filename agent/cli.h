@@ -23,6 +23,7 @@ int cli_enroll(const Config& config, const std::string& out_dir);
 struct ConfigSignOptions {
   std::string key_file;
   std::string key_id;
+  std::string target;  // fleet, STORE_ID or STORE_ID/DEVICE_ID: the one topic it is for
   int64_t version = 0;
   bool expires_given = false;  // false: no expiry
   std::string expires;         // "30d", "12h", "90m", "3600s"

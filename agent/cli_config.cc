@@ -122,6 +122,11 @@ int cli_config_sign(const ConfigSignOptions& o) {
     std::cerr << me << "--version must be at least 1 (got " << o.version << ")\n";
     return 2;
   }
+  if (!is_valid_target(o.target)) {
+    std::cerr << me << "--target \"" << o.target
+              << "\": fleet, STORE_ID or STORE_ID/DEVICE_ID (the topic the layer is for)\n";
+    return 2;
+  }
   if (!is_key_id(o.key_id)) {
     std::cerr << me << "--key-id \"" << o.key_id << "\": use 1-64 of A-Z a-z 0-9 . _ -\n";
     return 2;
@@ -158,8 +163,8 @@ int cli_config_sign(const ConfigSignOptions& o) {
     return 2;
   }
   const int64_t now = platform::unix_ms();
-  auto envelope = sign_envelope(*key, o.key_id, o.version, now, lifetime_ms ? now + lifetime_ms : 0,
-                                layer->dump());
+  auto envelope = sign_envelope(*key, o.key_id, o.target, o.version, now,
+                                lifetime_ms ? now + lifetime_ms : 0, layer->dump());
   if (!envelope) {
     std::cerr << me << o.key_file << ": " << envelope.status().message() << "\n";
     return 2;
@@ -187,6 +192,7 @@ int cli_config_verify(const std::string& keys_dir, const std::string& scope,
   json out = {{"ok", false},
               {"version", nullptr},
               {"key_id", nullptr},
+              {"target", nullptr},
               {"issued_at", nullptr},
               {"expires_at", nullptr},
               {"bytes", nullptr},
@@ -201,6 +207,7 @@ int cli_config_verify(const std::string& keys_dir, const std::string& scope,
   } else {
     out["version"] = env->version;
     out["key_id"] = env->key_id;
+    out["target"] = env->target;
     out["issued_at"] = env->issued_at;
     if (!env->expires_at.empty()) out["expires_at"] = env->expires_at;
     out["bytes"] = env->payload.size();
@@ -208,6 +215,14 @@ int cli_config_verify(const std::string& keys_dir, const std::string& scope,
                    ? verify_envelope(*env, *keys, platform::unix_ms())
                    : Status::invalid_argument("unknown key id \"" + env->key_id + "\" (no " +
                                               env->key_id + ".pub in " + keys_dir + ")");
+    // The scope the operator means to publish on must be the one the envelope names.
+    const bool fleet = env->target == "fleet";
+    const bool device = env->target.find('/') != std::string::npos;
+    if (s && !scope.empty() &&
+        ((scope == "fleet") != fleet || (scope == "device") != device)) {
+      s = Status::invalid_argument("target \"" + env->target + "\" is not a " + scope +
+                                   " target (fleet, STORE_ID or STORE_ID/DEVICE_ID)");
+    }
     if (!s) {
       error = s.message();
     } else if (auto layer = parse_layer_json(env->payload); !layer) {
@@ -237,7 +252,8 @@ int cli_config_verify(const std::string& keys_dir, const std::string& scope,
     std::cout << "invalid: " << error << "\n";
     return 1;
   }
-  std::cout << "ok: version " << env->version << ", key " << env->key_id << ", issued "
+  std::cout << "ok: version " << env->version << ", target " << env->target << ", key "
+            << env->key_id << ", issued "
             << env->issued_at << ", "
             << (env->expires_at.empty() ? "no expiry" : "expires " + env->expires_at) << ", "
             << env->payload.size() << " bytes of config\n"

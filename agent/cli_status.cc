@@ -8,6 +8,7 @@
 #include "agent/certificate_check.h"
 #include "agent/cli.h"
 #include "agent/config_layers.h"
+#include "agent/remote_config.h"
 #include "agent/remote_config_state.h"
 #include "agent/state_file.h"
 #include "platform/clock.h"
@@ -101,13 +102,15 @@ void config_rows(const Config& config, const Result<RemoteConfigState>& state) {
 
 }  // namespace
 
-int cli_status(const Config& config, bool as_json) {
+int cli_status(const Config& local, bool as_json) {
+  auto remote_state = config_state(local);
+  // What the agent runs: the local file with the pushed layers (hub, budget, certificate).
+  const Config config = remote_state ? effective_config(local, *remote_state) : local;
   auto agent_state = read_agent_state(config.state_file());
   bool running = agent_state && agent_state->running && platform::process_alive(agent_state->pid);
   std::string hub_state = running ? agent_state->hub_state : "disconnected";
   auto stats = storage::Outbox::inspect(config.storage.path);
   int64_t now = platform::unix_ms();
-  auto remote_state = config_state(config);
   CertificateFacts cert = certificate_facts(config, now);
 
   if (as_json) {

@@ -1,5 +1,6 @@
 #include "agent/config_envelope.h"
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "platform/clock.h"
@@ -17,7 +18,19 @@ constexpr size_t kMaxEnvelopeBytes = 1 << 20;
 // string escaping, UTF-8 left as is: RFC 8785 for strings and integers.
 std::string canonical_bytes(const json& without_sig) { return without_sig.dump(); }
 
-Status bad(const std::string& what) { return Status::invalid_argument("envelope: " + what); }
+Status bad(const std::string& what) {
+  return Status::invalid_argument("envelope: " + printable(what));
+}
+
+bool is_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -33,8 +46,8 @@ Result<ConfigEnvelope> parse_envelope(std::string_view text) {
   }
   if (!j.is_object()) return bad("must be a JSON object");
   for (const auto& [key, value] : j.items()) {
-    if (key != "version" && key != "issued_at" && key != "expires_at" && key != "payload" &&
-        key != "key_id" && key != "sig") {
+    if (key != "version" && key != "issued_at" && key != "expires_at" && key != "target" &&
+        key != "payload" && key != "key_id" && key != "sig") {
       return bad("unknown member \"" + key + "\"");
     }
   }
@@ -59,8 +72,13 @@ Result<ConfigEnvelope> parse_envelope(std::string_view text) {
   for (Status s : {text_member("issued_at", true, &e.issued_at),
                    text_member("expires_at", false, &e.expires_at),
                    text_member("payload", true, &payload_b64),
-                   text_member("key_id", true, &e.key_id), text_member("sig", true, &sig_b64)}) {
+                   text_member("key_id", true, &e.key_id), text_member("target", true, &e.target),
+                   text_member("sig", true, &sig_b64)}) {
     if (!s) return s;
+  }
+  if (!is_name(e.key_id)) return bad("key_id: 1-64 of A-Z a-z 0-9 . _ -");
+  if (!is_valid_target(e.target)) {
+    return bad("target: \"fleet\", \"<store_id>\" or \"<store_id>/<device_id>\"");
   }
   auto issued = platform::parse_rfc3339_ms(e.issued_at);
   if (!issued) return bad("issued_at: not an RFC 3339 date-time: " + e.issued_at);
@@ -112,9 +130,30 @@ Status verify_envelope(const ConfigEnvelope& e, const TrustedKeys& keys, int64_t
   return Status::ok();
 }
 
+bool is_valid_target(std::string_view target) {
+  const size_t slash = target.find('/');
+  if (slash == std::string_view::npos) return is_name(target);
+  return is_name(target.substr(0, slash)) && is_name(target.substr(slash + 1));
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
 Result<std::string> sign_envelope(const std::string& private_key_pem, const std::string& key_id,
-                                  int64_t version, int64_t issued_at_ms, int64_t expires_at_ms,
-                                  const std::string& payload) {
+                                  const std::string& target, int64_t version, int64_t issued_at_ms,
+                                  int64_t expires_at_ms, const std::string& payload) {
   // Whole seconds: what a person reads and writes in the other tools.
   auto rfc3339_s = [](int64_t ms) {
     std::string t = platform::format_rfc3339_ms(ms - ms % 1000);
@@ -122,6 +161,7 @@ Result<std::string> sign_envelope(const std::string& private_key_pem, const std:
   };
   json j = {{"version", version},
             {"issued_at", rfc3339_s(issued_at_ms)},
+            {"target", target},
             {"payload", platform::crypto::base64_encode(payload)},
             {"key_id", key_id}};
   if (expires_at_ms > 0) j["expires_at"] = rfc3339_s(expires_at_ms);

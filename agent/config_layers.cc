@@ -13,6 +13,7 @@ using nlohmann::json;
 // the channel its configuration comes in on.
 constexpr const char* kRestartOnly[] = {"device.id", "device.store_id", "storage.path",
                                         "ingest.socket", "hub.topic_prefix"};
+// hub.client_id is local-only for pushes but a reload may change it (with a reconnect).
 // Hub settings that apply live; every other hub.* setting needs a new connection.
 constexpr const char* kHubLive[] = {"hub.linger_ms", "hub.refused_retry_s"};
 
@@ -89,6 +90,15 @@ std::optional<Scope> scope_of_topic(const Config& c, std::string_view topic) {
   return std::nullopt;
 }
 
+std::string scope_target(const Config& c, Scope scope) {
+  switch (scope) {
+    case Scope::kFleet: return "fleet";
+    case Scope::kStore: return c.device.store_id;
+    case Scope::kDevice: return c.device.store_id + "/" + c.device.id;
+  }
+  return {};
+}
+
 std::string config_status_topic(const Config& c) { return c.topic_base() + "/config/status"; }
 
 const std::vector<LocalOnlyKey>& local_only_keys() {
@@ -99,6 +109,8 @@ const std::vector<LocalOnlyKey>& local_only_keys() {
        "the local contract with the POS software, which connects to this path"},
       {"hub.topic_prefix",
        "where the box listens for its configuration: a push could cut it off from the next one"},
+      {"hub.client_id",
+       "the box's session on the broker: two boxes with one id throw each other off in a loop"},
       {"remote_config",
        "which keys the box trusts and its probation: a push may not widen its own authority"},
   };

@@ -27,6 +27,9 @@ std::optional<Scope> scope_from_name(std::string_view name);
 // <prefix>/fleet/config, <prefix>/<store_id>/config, <prefix>/<store_id>/<device_id>/config
 std::string scope_topic(const Config& config, Scope scope);
 std::optional<Scope> scope_of_topic(const Config& config, std::string_view topic);
+// What an envelope for this box's `scope` names as its target: "fleet", "<store_id>",
+// "<store_id>/<device_id>".
+std::string scope_target(const Config& config, Scope scope);
 // <prefix>/<store_id>/<device_id>/config/status
 std::string config_status_topic(const Config& config);
 

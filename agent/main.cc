@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   auto* sign = cfg->add_subcommand("sign", "sign a configuration layer into an envelope");
   sign->add_option("--key", sign_opts.key_file, "private key (PEM) from edgesync keys generate")
       ->required();
+  sign->add_option("--target", sign_opts.target,
+                   "the one config topic the layer is for: fleet, STORE_ID (a store) or "
+                   "STORE_ID/DEVICE_ID (a box); signed, so it cannot be replayed on another")
+      ->required();
   sign->add_option("--key-id", sign_opts.key_id,
                    "key id the boxes trust the matching public key under")
       ->required();
@@ -111,8 +115,8 @@ int main(int argc, char** argv) {
       "Prints the envelope on one line on standard output; problems go to standard error.\n"
       "Exit 0, or 2 when the layer or an option is refused (nothing on standard output).\n\n"
       "Example:\n"
-      "  edgesync config sign --key ops-2026.key --key-id ops-2026 --version 7 --expires 30d \\\n"
-      "      fleet.json > fleet.envelope");
+      "  edgesync config sign --key ops-2026.key --key-id ops-2026 --target fleet \\\n"
+      "      --version 7 --expires 30d fleet.json > fleet.envelope");
 
   std::string keys_dir, scope, envelope_file;
   auto* verify =
@@ -131,11 +135,11 @@ int main(int argc, char** argv) {
   verify->footer(
       "Checks the envelope's structure, the signature against the named key, the expiry against\n"
       "this machine's clock, and the payload as config sign does. Prints on standard output:\n"
-      "  ok: version N, key ID, issued TIME, expires TIME|no expiry, N bytes of config\n"
+      "  ok: version N, target T, key ID, issued TIME, expires TIME|no expiry, N bytes of config\n"
       "  <the payload, pretty-printed>\n"
       "or\n"
       "  invalid: REASON\n"
-      "--json prints {\"ok\", \"version\", \"key_id\", \"issued_at\", \"expires_at\", \"bytes\",\n"
+      "--json prints {\"ok\", \"version\", \"key_id\", \"target\", \"issued_at\", \"expires_at\", \"bytes\",\n"
       "\"warnings\", \"scope\" (with --scope), and \"payload\" (the layer) or \"error\"}; a field\n"
       "the envelope does not give is null. Exit 0 valid, 1 invalid, 2 keys or envelope "
       "unreadable.\n\n"

@@ -61,7 +61,7 @@ Status Publisher::start() {
   return Status::ok();
 }
 
-Status Publisher::make_transport() {
+platform::MqttOptions Publisher::transport_options() const {
   platform::MqttOptions o;
   o.uri = config_.hub.uri;
   o.client_id = config_.hub.client_id;
@@ -73,7 +73,11 @@ Status Publisher::make_transport() {
   o.keepalive_s = static_cast<int>(config_.hub.keepalive_s);
   o.will_topic = status_topic_;
   o.will_payload = build_status_payload(config_, outbox_facts(outbox_), false, "connection lost");
-  auto t = platform::MqttTransport::create(o, [this] {
+  return o;
+}
+
+Status Publisher::make_transport() {
+  auto t = platform::MqttTransport::create(transport_options(), [this] {
     // paho's thread: only hand over to ours.
     asio::post(io_, [this] { on_transport_events(); });
   });
@@ -84,9 +88,11 @@ Status Publisher::make_transport() {
 
 void Publisher::set_config_channel(
     std::vector<std::string> topics,
-    std::function<void(const std::string&, const std::string&)> on_message) {
+    std::function<void(const std::string&, const std::string&)> on_message,
+    std::function<void(uint64_t)> on_subscribed) {
   config_topics_ = std::move(topics);
   on_config_message_ = std::move(on_message);
+  on_config_subscribed_ = std::move(on_subscribed);
 }
 
 void Publisher::reconfigure(const Config& config, bool reconnect, uint64_t epoch) {
@@ -95,20 +101,17 @@ void Publisher::reconfigure(const Config& config, bool reconnect, uint64_t epoch
   if (!reconnect || state_ == HubState::kStopped) return;
   std::cerr << "edgesync: hub connection settings changed: reconnecting to " << config_.hub.uri
             << "\n";
-  // The old session goes first (its client disconnects as it is destroyed), then everything
-  // held for it, as after a lost connection; the new one connects at once.
-  if (transport_) transport_->disconnect(std::chrono::milliseconds(0));
+  // The old session goes first, then everything held for it, as after a lost connection; the
+  // new one connects at once. The transport object stays: paho's callbacks for the old client
+  // may still be running into it, and are stale by their generation.
   if (state_ != HubState::kDisconnected) connection_down("reconnecting with a new configuration");
-  transport_.reset();
   retry_timer_.cancel();
   attempt_ = 0;
-  Status s = make_transport();
+  Status s = transport_->set_options(transport_options());
   if (!s) {
-    // Validation checked these settings; if paho still refuses them the agent keeps retrying,
-    // and the probation of the push rolls it back.
+    // Validation checked these settings; if paho still refuses them, the old ones stay and the
+    // agent keeps retrying with them (a push on probation is rolled back).
     std::cerr << "edgesync: " << s.to_string() << "\n";
-    set_state(HubState::kDisconnected, s.to_string());
-    return;
   }
   connect();
 }
@@ -198,6 +201,9 @@ void Publisher::on_transport_events() {
       }
       case platform::MqttEvent::Kind::kMessage:
         if (on_config_message_) on_config_message_(e.topic, e.payload);
+        break;
+      case platform::MqttEvent::Kind::kSubscribed:
+        if (on_config_subscribed_) on_config_subscribed_(config_epoch_);
         break;
       case platform::MqttEvent::Kind::kSubscribeFailed:
         std::cerr << "edgesync: config topics: " << e.detail

@@ -50,8 +50,10 @@ class Publisher {
   uint64_t config_epoch() const { return config_epoch_; }
   // The pushed-configuration channel: topics subscribed on every connect, and what to do with a
   // message on one of them (called on the delivery thread). Before start().
+  // `on_subscribed` runs when the broker granted every config topic, with config_epoch().
   void set_config_channel(std::vector<std::string> topics,
-                          std::function<void(const std::string&, const std::string&)> on_message);
+                          std::function<void(const std::string&, const std::string&)> on_message,
+                          std::function<void(uint64_t)> on_subscribed);
   // Delivery thread: the topics from the next connect on (reconfigure() reconnects when they
   // change).
   void set_config_topics(std::vector<std::string> topics) { config_topics_ = std::move(topics); }
@@ -102,6 +104,7 @@ class Publisher {
   void on_transport_events();
   void handle_publish_done(const platform::MqttEvent& e);
   Status make_transport();
+  platform::MqttOptions transport_options() const;
   void connect();
   void connection_down(const std::string& why);
   void fill();
@@ -139,6 +142,7 @@ class Publisher {
   uint64_t config_epoch_ = 0;
   std::vector<std::string> config_topics_;
   std::function<void(const std::string&, const std::string&)> on_config_message_;
+  std::function<void(uint64_t)> on_config_subscribed_;
   std::string config_status_;  // the payload to keep retained; empty until set
   storage::Outbox& outbox_;
   std::function<void(HubState, const std::string&)> on_state_;

@@ -52,6 +52,22 @@ std::vector<std::string> check_effective(const Config& c) {
   return errors;
 }
 
+Config effective_config(const Config& local, const RemoteConfigState& state) {
+  if (local.remote_config.trusted_keys.empty() || state.applied.empty()) return local;
+  std::vector<Layer> layers;
+  for (const auto& [scope, applied] : state.applied) {
+    auto env = parse_envelope(applied.envelope);
+    if (!env) continue;
+    json payload = json::parse(env->payload, nullptr, false);
+    if (payload.is_object()) layers.push_back(Layer{scope, applied.version, std::move(payload)});
+  }
+  // The local settings with defaults filled in: the same values as the file merged with them.
+  MergedConfig merged = merge_layers(config_to_json(local), layers);
+  Config c;
+  if (!parse_config_json(merged.json, &c, FileChecks::kSkip).empty()) return local;
+  return c;
+}
+
 RemoteConfig::RemoteConfig(asio::io_context& io, std::string local_path, LocalConfig local)
     : io_(io),
       local_path_(std::move(local_path)),
@@ -101,9 +117,11 @@ const Config& RemoteConfig::begin_start() {
   if (read) {
     state_ = std::move(*read);
   } else if (read.status().code() != Status::Code::kNotFound) {
-    // Starting over loses the replay bookkeeping, not safety: every layer is verified again
-    // when its retained message arrives, and only signed layers are ever applied.
-    std::cerr << "edgesync: " << read.status().message()
+    // Kept for a look, not overwritten. Starting over loses the replay bookkeeping: a layer's
+    // older envelope, signed and not expired, could be applied again (docs/FLEET.md).
+    const std::string kept = state_path_ + ".damaged-" + std::to_string(platform::unix_ms());
+    Status moved = platform::rename_no_replace(state_path_, kept);
+    std::cerr << "edgesync: " << read.status().message() << (moved ? "; kept as " + kept : "")
               << "; pushed configuration starts over from the local file\n";
   }
   const int64_t now = platform::unix_ms();
@@ -170,18 +188,26 @@ const Config& RemoteConfig::begin_start() {
 }
 
 void RemoteConfig::start_completed() {
-  if (!enabled()) return;
+  if (!enabled() || start_completed_ || stopped_) return;
+  start_completed_ = true;
   state_.failed_starts = 0;
   state_.unproven = false;
   if (state_.probation_since_ms > 0) {
-    // A restart during probation: the hub gets the full probation again from now.
-    state_.probation_since_ms = platform::unix_ms();
+    // A restart during probation keeps its deadline (at least 30 s more, to try the hub once):
+    // restarting cannot stretch a probation forever.
+    const int64_t left = state_.probation_since_ms + current_.remote_config.probation_s * 1000 -
+                         platform::unix_ms();
     probation_epoch_ = epoch_;
-    arm_probation(std::chrono::seconds(current_.remote_config.probation_s));
+    arm_probation(std::chrono::milliseconds(std::max<int64_t>(left, 30000)));
   }
   promote_if_proven();
   persist();
   report();
+}
+
+void RemoteConfig::stop() {
+  stopped_ = true;
+  probation_timer_.cancel();
 }
 
 std::vector<std::string> RemoteConfig::topics() const {
@@ -195,7 +221,7 @@ std::string RemoteConfig::status_payload() const {
 }
 
 void RemoteConfig::on_message(const std::string& topic, const std::string& payload) {
-  if (!enabled()) return;
+  if (!enabled() || stopped_) return;
   auto scope_opt = scope_of_topic(current_, topic);
   if (!scope_opt) return;
   const Scope scope = *scope_opt;
@@ -205,8 +231,11 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
   auto applied = state_.applied.find(scope);
   if (applied != state_.applied.end() && applied->second.envelope == payload) return;
 
+  // Until the signature verifies, a message is anybody's: what fails before that is counted
+  // and logged at most once a minute, never written, never in the history or the status (a
+  // flood of junk must not wear the flash or push the team's own records out).
   auto env = parse_envelope(payload);
-  if (!env) return reject(scope, 0, env.status().message(), payload);
+  if (!env) return unverified(scope, env.status().message());
   const int64_t seen = state_.seen.count(scope) ? state_.seen[scope] : 0;
   const int64_t applied_version = applied == state_.applied.end() ? 0 : applied->second.version;
   if (env->version <= seen && env->version > applied_version) {
@@ -214,6 +243,13 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
     // connect while it stays retained.
     return;
   }
+  if (!keys_.count(env->key_id)) {
+    return unverified(scope, "unknown key id \"" + env->key_id +
+                                 "\" (not in remote_config.trusted_keys)");
+  }
+  Status s = verify_envelope(*env, keys_, INT64_MIN);  // the signature alone
+  if (!s) return unverified(scope, s.message());
+  const std::string version = " v" + std::to_string(env->version);
   if (env->version <= seen || env->version <= applied_version) {
     return reject(scope, env->version,
                   "replayed or stale: version " + std::to_string(env->version) +
@@ -223,8 +259,18 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
                   payload);
   }
   const int64_t now = platform::unix_ms();
-  Status s = verify_envelope(*env, keys_, now);
-  if (!s) return reject(scope, env->version, s.message(), payload);
+  if (env->expires_at_ms && *env->expires_at_ms <= now) {
+    return reject(scope, env->version,
+                  "expired at " + env->expires_at + " (the box's clock reads " +
+                      platform::format_rfc3339_ms(now) + ")",
+                  payload);
+  }
+  if (env->target != scope_target(current_, scope)) {
+    return reject(scope, env->version,
+                  "addressed to \"" + env->target + "\", not to this box's " + scope_name(scope) +
+                      " topic (\"" + scope_target(current_, scope) + "\")",
+                  payload);
+  }
   // From here the message is the team's own: its version is spent whatever becomes of it.
   state_.seen[scope] = env->version;
   json layer = json::parse(env->payload, nullptr, false);
@@ -276,6 +322,18 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
   report();
 }
 
+void RemoteConfig::unverified(Scope scope, const std::string& reason) {
+  ++state_.unverified_dropped;
+  const auto now = std::chrono::steady_clock::now();
+  auto& last = last_unverified_log_[scope];
+  if (last.time_since_epoch().count() != 0 && now - last < std::chrono::minutes(1)) return;
+  last = now;
+  std::cerr << "edgesync: config message on the " << scope_name(scope)
+            << " topic dropped, not from a trusted key: " << printable(reason) << " ("
+            << state_.unverified_dropped << " dropped since the agent started; more within a "
+            << "minute are counted, not logged)\n";
+}
+
 void RemoteConfig::reject(Scope scope, int64_t version, const std::string& reason,
                           const std::string& message) {
   const std::string hash = platform::crypto::sha256_hex(message);
@@ -283,7 +341,7 @@ void RemoteConfig::reject(Scope scope, int64_t version, const std::string& reaso
   if (last == hash) return;
   last = hash;
   std::cerr << "edgesync: pushed configuration rejected (" << scope_name(scope)
-            << (version ? " v" + std::to_string(version) : std::string()) << "): " << reason
+            << (version ? " v" + std::to_string(version) : std::string()) << "): " << printable(reason)
             << "\n";
   state_.record(ConfigRecord{platform::unix_ms(), "rejected", scope_name(scope), version, reason,
                              ""});
@@ -291,12 +349,13 @@ void RemoteConfig::reject(Scope scope, int64_t version, const std::string& reaso
   report();
 }
 
-void RemoteConfig::on_hub_connected(uint64_t epoch) {
-  if (state_.probation_since_ms == 0 || epoch < probation_epoch_) return;
+void RemoteConfig::on_config_channel_up(uint64_t epoch) {
+  if (stopped_ || state_.probation_since_ms == 0 || epoch < probation_epoch_) return;
   probation_timer_.cancel();
   state_.probation_since_ms = 0;
   state_.record(ConfigRecord{platform::unix_ms(), "confirmed", "", 0,
-                             "the hub was reached with " + versions(state_.applied),
+                             "the hub was reached and granted the config topics with " +
+                                 versions(state_.applied),
                              state_.effective_sha256});
   promote_if_proven();
   persist();
@@ -310,7 +369,7 @@ void RemoteConfig::promote_if_proven() {
 void RemoteConfig::arm_probation(std::chrono::milliseconds after) {
   probation_timer_.expires_after(after);
   probation_timer_.async_wait([this](asio::error_code ec) {
-    if (ec || state_.probation_since_ms == 0) return;
+    if (ec || stopped_ || state_.probation_since_ms == 0) return;
     rollback("the hub was not reached within remote_config.probation_s (" +
              std::to_string(current_.remote_config.probation_s) + " s) after " +
              versions(state_.applied) + " changed the connection");
@@ -328,8 +387,16 @@ void RemoteConfig::rollback(const std::string& reason) {
     to = "the local file alone";
   }
   if (!next) {
+    // Nothing to go back to: stay, and say so (the probation is over either way).
+    state_.probation_since_ms = 0;
+    state_.record(ConfigRecord{now, "rolled_back", "", 0,
+                               reason + "; cannot roll back: the local file alone is not usable "
+                                        "either (" + next.status().message() + ")",
+                               state_.effective_sha256});
     std::cerr << "edgesync: cannot roll back: the local file is not usable either: "
               << next.status().message() << "\n";
+    persist();
+    report();
     return;
   }
   state_.applied = state_.last_good;
@@ -370,7 +437,8 @@ void RemoteConfig::reload_local() {
   if (!keys) return refuse(keys.status().message());
   const TrustedKeys old_keys = std::move(keys_);
   keys_ = std::move(*keys);
-  auto next = build(*local, state_.applied, /*verify=*/true, nullptr);
+  std::vector<std::pair<Scope, std::string>> dropped;
+  auto next = build(*local, state_.applied, /*verify=*/true, &dropped);
   if (!next) {
     keys_ = old_keys;
     return refuse(local_path_ + " with the pushed layers: " + next.status().message());
@@ -382,6 +450,14 @@ void RemoteConfig::reload_local() {
                   " changed: only a restart applies that (systemctl restart edgesync)");
   }
   local_ = std::move(*local);
+  // Layers signed by a key the file no longer trusts are out, as at a start.
+  for (const auto& [scope, why] : dropped) {
+    std::cerr << "edgesync: pushed layer not used: " << why << "\n";
+    state_.record(ConfigRecord{now, "rejected", scope_name(scope), state_.applied[scope].version,
+                               "at reload: " + why, ""});
+    state_.applied.erase(scope);
+    state_.last_good.erase(scope);
+  }
   state_.effective_sha256 = config_sha256(*next);
   state_.record(ConfigRecord{now, "reloaded", "local", 0,
                              change.empty() ? "no setting changed"

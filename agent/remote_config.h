@@ -38,6 +38,11 @@ Result<LocalConfig> load_local_config(const std::string& path);
 // Checks the effective configuration needs beyond parse_config: the private key's mode.
 std::vector<std::string> check_effective(const Config& config);
 
+// For the tools beside a running agent (`edgesync status`): `local` with the layers `state`
+// says are applied, as the agent runs it. The agent verified them; this does not again (the
+// tools may not read the trusted keys). `local` itself if the merge is not a valid config.
+Config effective_config(const Config& local, const RemoteConfigState& state);
+
 class RemoteConfig {
  public:
   struct Hooks {
@@ -56,9 +61,11 @@ class RemoteConfig {
   // reason recorded). Counts the start (see RemoteConfigState::failed_starts).
   const Config& begin_start();
   void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
-  // The agent is up: the start counter is reset, and a probation interrupted by a restart
-  // begins again.
+  // The agent is up (it reached the hub, or ran for a while without): the start counter is
+  // reset, and a probation interrupted by a restart goes on to its deadline. Once per run.
   void start_completed();
+  // The agent is stopping: no timer fires and nothing is applied any more.
+  void stop();
 
   const Config& current() const { return current_; }
   // Incremented by every apply; the publisher reports which one it runs with.
@@ -70,8 +77,9 @@ class RemoteConfig {
 
   // A message on a config topic.
   void on_message(const std::string& topic, const std::string& payload);
-  // The publisher connected to the hub while running configuration `epoch`.
-  void on_hub_connected(uint64_t epoch);
+  // The hub granted the config topics to a connection made with configuration `epoch`: the box
+  // can be reached by the next push, which is what ends a probation.
+  void on_config_channel_up(uint64_t epoch);
   // SIGHUP: re-read the local file; refuse it (keeping the running config) if it is invalid or
   // changes settings only a restart can apply.
   void reload_local();
@@ -82,6 +90,10 @@ class RemoteConfig {
   // `dropped`: the layers left out (scope, why), when given.
   Result<Config> build(const LocalConfig& local, const LayerSet& layers, bool verify,
                        std::vector<std::pair<Scope, std::string>>* dropped) const;
+  // A message whose signature did not verify (or could not be checked): counted, logged at
+  // most once a minute per scope, nothing written.
+  void unverified(Scope scope, const std::string& reason);
+  // A message the team signed and the box refuses: recorded, persisted, reported once.
   void reject(Scope scope, int64_t version, const std::string& reason,
               const std::string& message);
   void rollback(const std::string& reason);
@@ -103,11 +115,14 @@ class RemoteConfig {
   Config current_;
   uint64_t epoch_ = 0;
   uint64_t probation_epoch_ = 0;
+  bool start_completed_ = false;
+  bool stopped_ = false;
   asio::steady_timer probation_timer_;
   Hooks hooks_;
   // Per scope, the hash of the last message reported as rejected: a retained message the
   // broker delivers again at every connect is reported once.
   std::map<Scope, std::string> last_rejected_message_;
+  std::map<Scope, std::chrono::steady_clock::time_point> last_unverified_log_;
 };
 
 }  // namespace edgesync::agent

@@ -54,6 +54,9 @@ struct RemoteConfigState {
   // A push changed the hub connection at this time and the hub has not been reached since.
   int64_t probation_since_ms = 0;
   std::string effective_sha256;
+  // Messages on the config topics dropped because their signature did not verify, since the
+  // agent started (not persisted).
+  int64_t unverified_dropped = 0;
   std::optional<ConfigRecord> last_rejection;
   std::optional<ConfigRecord> last_rollback;
   std::deque<ConfigRecord> history;  // oldest first, at most kMaxHistory

@@ -148,7 +148,14 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
                      reason_name(static_cast<int>(codes[i]));
         }
       }
-      if (!refused.empty()) fail("subscription refused by the hub: " + refused);
+      if (!refused.empty()) {
+        fail("subscription refused by the hub: " + refused);
+        return;
+      }
+      MqttEvent e;
+      e.kind = MqttEvent::Kind::kSubscribed;
+      e.generation = gen_;
+      impl_->push(std::move(e));
     }
     void on_failure(const mqtt::token& tok) override {
       const int rc = static_cast<int>(tok.get_reason_code());
@@ -289,11 +296,21 @@ MqttTransport::MqttTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 
 MqttTransport::~MqttTransport() = default;
 
-Result<std::unique_ptr<MqttTransport>> MqttTransport::create(const MqttOptions& options,
-                                                             std::function<void()> notify) {
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->notify = std::move(notify);
+namespace {
+
+// What the broker may send us: config envelopes, at most 1 MiB (the parser's limit), plus their
+// topic and properties. Announced in the CONNECT (MQTT 5's Maximum Packet Size), so the broker
+// drops anything larger instead of sending it (and paho copying it into memory).
+constexpr uint32_t kMaxIncomingPacket = (1u << 20) + 64 * 1024;
+
+// Set on the object kept, after any assignment to it: paho.mqtt.cpp 1.2's connect_options
+// assignment copies the C struct's pointer to the properties of the object it came from, and a
+// connect then reads freed memory.
+void set_connect_properties(mqtt::connect_options* out) {
+  out->set_properties(mqtt::properties{{mqtt::property::MAXIMUM_PACKET_SIZE, kMaxIncomingPacket}});
+}
+
+Status build_connect_options(const MqttOptions& options, mqtt::connect_options* out) {
   try {
     auto builder = mqtt::connect_options_builder()
                        .mqtt_version(MQTTVERSION_5)
@@ -320,11 +337,35 @@ Result<std::unique_ptr<MqttTransport>> MqttTransport::create(const MqttOptions& 
                               options.will_payload.size(), 1, true);
       builder.will(std::move(will));
     }
-    impl->connect_options = builder.finalize();
+    *out = builder.finalize();
+    set_connect_properties(out);
   } catch (const std::exception& e) {
     return Status::invalid_argument(std::string("cannot set up the MQTT client: ") + e.what());
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MqttTransport>> MqttTransport::create(const MqttOptions& options,
+                                                             std::function<void()> notify) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->notify = std::move(notify);
+  Status s = build_connect_options(options, &impl->connect_options);
+  if (!s) return s;
   return std::unique_ptr<MqttTransport>(new MqttTransport(std::move(impl)));
+}
+
+Status MqttTransport::set_options(const MqttOptions& options) {
+  mqtt::connect_options connect_options;
+  Status s = build_connect_options(options, &connect_options);
+  if (!s) return s;
+  impl_->drop_client();
+  impl_->options = options;
+  impl_->connect_options = std::move(connect_options);
+  set_connect_properties(&impl_->connect_options);
+  return Status::ok();
 }
 
 uint64_t MqttTransport::connect() {

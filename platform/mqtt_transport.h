@@ -56,6 +56,7 @@ struct MqttEvent {
     kConnectionLost,
     kPublishDone,
     kMessage,          // a message on a subscribed topic: `topic` and `payload`
+    kSubscribed,       // the broker granted every filter of a subscribe()
     kSubscribeFailed,  // the broker refused a subscription: `detail` says which and why
   };
   Kind kind = Kind::kConnectionLost;
@@ -76,6 +77,11 @@ class MqttTransport {
                                                        std::function<void()> notify);
   ~MqttTransport();
 
+  // New settings (URI, TLS files, credentials, will, ...) for the next connect(): the current
+  // client, if any, is disconnected and dropped first (its late events are stale by their
+  // generation). InvalidArgument, with nothing changed, if paho refuses them.
+  Status set_options(const MqttOptions& options);
+
   // Starts one connection attempt with a clean session. Exactly one of kConnected or
   // kConnectFailed follows for this generation; kConnectionLost may follow a kConnected.
   // Returns the new generation.
@@ -95,7 +101,7 @@ class MqttTransport {
   Status publish_retained(const std::string& topic, std::string_view payload);
 
   // QoS 1 subscriptions on the current connection (retained messages are delivered at once).
-  // Messages arrive as kMessage events; a refusal by the broker as kSubscribeFailed.
+  // Messages arrive as kMessage events; the broker's answer as kSubscribed or kSubscribeFailed.
   Status subscribe(const std::vector<std::string>& topic_filters);
 
   // Waits up to `timeout` for outstanding publishes, then disconnects.

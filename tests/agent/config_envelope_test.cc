@@ -48,7 +48,7 @@ std::string signed_text(int64_t version = 7, int64_t expires = kExpires,
                         const std::string& payload = kPayload,
                         const std::string& private_pem = key().private_pem,
                         const std::string& key_id = "ops-2026") {
-  auto text = sign_envelope(private_pem, key_id, version, kIssued, expires, payload);
+  auto text = sign_envelope(private_pem, key_id, "store-042/pos-01", version, kIssued, expires, payload);
   EXPECT_TRUE(text) << text.status().message();
   return text ? *text : std::string();
 }
@@ -86,6 +86,7 @@ json structural() {
           {"expires_at", "2026-12-07T09:00:00Z"},
           {"payload", crypto::base64_encode("{}")},
           {"key_id", "ops-2026"},
+          {"target", "store-042"},
           {"sig", crypto::base64_encode("not a signature")}};
 }
 
@@ -133,7 +134,7 @@ TEST(ConfigEnvelope, NoExpiryWhenZero) {
 }
 
 TEST(ConfigEnvelope, SignRoundsTimesDownToWholeSeconds) {
-  auto text = sign_envelope(key().private_pem, "k", 1, kIssued + 999, kExpires + 1, "{}");
+  auto text = sign_envelope(key().private_pem, "k", "fleet", 1, kIssued + 999, kExpires + 1, "{}");
   ASSERT_TRUE(text);
   auto e = parse_envelope(*text);
   ASSERT_TRUE(e);
@@ -172,7 +173,7 @@ TEST(ConfigEnvelope, CanonicalBytesAreSortedCompactJson) {
   EXPECT_EQ(e->canonical,
             "{\"expires_at\":\"2026-12-07T09:00:00Z\",\"issued_at\":\"2026-11-30T09:00:00Z\","
             "\"key_id\":\"ops-2026\",\"payload\":\"" +
-                crypto::base64_encode("{}") + "\",\"version\":3}");
+                crypto::base64_encode("{}") + "\",\"target\":\"store-042\",\"version\":3}");
 }
 
 TEST(ConfigEnvelope, TamperedMembersFailVerification) {
@@ -265,7 +266,7 @@ TEST(ConfigEnvelope, SignatureIsCheckedBeforeExpiry) {
 }
 
 TEST(ConfigEnvelope, MissingMembersAreNamed) {
-  for (const char* member : {"version", "issued_at", "payload", "key_id", "sig"}) {
+  for (const char* member : {"version", "issued_at", "payload", "key_id", "target", "sig"}) {
     json j = structural();
     j.erase(member);
     const std::string error = parse_error(j.dump());
@@ -286,6 +287,7 @@ TEST(ConfigEnvelope, WrongTypesAreNamed) {
       {"issued_at", 1796029200},  {"issued_at", nullptr},     {"expires_at", true},
       {"payload", json::array()}, {"payload", ""},            {"key_id", 7},
       {"key_id", ""},             {"sig", json::object()},    {"sig", ""},
+      {"target", 5},              {"target", ""},
       {"version", "7"},           {"version", true},          {"version", nullptr},
       {"version", json::array({7})},
   };
@@ -421,6 +423,26 @@ TEST(ConfigEnvelope, LoadTrustedKeysReadsEachFile) {
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
   std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigEnvelope, TargetAndKeyIdMustBeNames) {
+  for (const char* target : {"fleet", "store-042", "store-042/pos-01"}) {
+    json j = structural();
+    j["target"] = target;
+    EXPECT_EQ(parse_error(j.dump()), "") << target;
+  }
+  for (const char* target : {"a/b/c", "/x", "x/", "store 042", "a+b", "#"}) {
+    json j = structural();
+    j["target"] = target;
+    EXPECT_TRUE(contains(parse_error(j.dump()), "target:")) << target;
+  }
+  // A key id with a newline would forge a log line: refused, and the message is escaped.
+  json j = structural();
+  j["key_id"] = "ops\nedgesync: pushed configuration applied";
+  const std::string error = parse_error(j.dump());
+  EXPECT_TRUE(contains(error, "key_id:")) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  EXPECT_EQ(printable("a\nb\x01\xff"), "a\\x0ab\\x01\\xff");
 }
 
 }  // namespace

@@ -112,7 +112,7 @@ TEST(Contracts, HubMessagesCarryTheKeysTheirSchemasName) {
 TEST(Contracts, ConfigMessagesCarryTheKeysTheirSchemasName) {
   auto key = platform::crypto::generate_p256_key();
   ASSERT_TRUE(key) << key.status().to_string();
-  auto envelope = sign_envelope(key->private_pem, "ops-1", 3, 1764489600000, 1765094400000,
+  auto envelope = sign_envelope(key->private_pem, "ops-1", "fleet", 3, 1764489600000, 1765094400000,
                                 R"({"hub":{"linger_ms":5}})");
   ASSERT_TRUE(envelope) << envelope.status().to_string();
   expect_matches_schema(*envelope, "config-envelope.schema.json");
