@@ -119,16 +119,6 @@ class Fields {
   std::set<std::string> known_;
 };
 
-bool is_name(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 void check_readable(const std::string& key, const std::string& file,
                     std::vector<std::string>* errors) {
   if (!file.empty() && ::access(file.c_str(), R_OK) != 0) {
@@ -138,10 +128,10 @@ void check_readable(const std::string& key, const std::string& file,
 
 // Rules that span several keys, checked after every key was read.
 void validate(const Config& c, FileChecks files, std::vector<std::string>* errors) {
-  if (!c.device.id.empty() && !is_name(c.device.id)) {
+  if (!c.device.id.empty() && !is_valid_name(c.device.id)) {
     errors->push_back("device.id: use 1-64 of A-Z a-z 0-9 . _ - (it is part of MQTT topics)");
   }
-  if (!c.device.store_id.empty() && !is_name(c.device.store_id)) {
+  if (!c.device.store_id.empty() && !is_valid_name(c.device.store_id)) {
     errors->push_back(
         "device.store_id: use 1-64 of A-Z a-z 0-9 . _ - (it is part of MQTT topics)");
   }
@@ -195,7 +185,7 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
     errors->push_back("retry.initial_ms: must not exceed retry.max_ms");
   }
   for (const auto& [id, file] : c.remote_config.trusted_keys) {
-    if (!is_name(id)) {
+    if (!is_valid_name(id)) {
       errors->push_back("remote_config.trusted_keys." + id +
                         ": a key id is 1-64 of A-Z a-z 0-9 . _ -");
     }
@@ -206,6 +196,16 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
 }
 
 }  // namespace
+
+bool is_valid_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 std::string Config::topic_base() const {
   return hub.topic_prefix + "/" + device.store_id + "/" + device.id;

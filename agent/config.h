@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "platform/status.h"
@@ -76,6 +77,10 @@ struct Config {
   // Directory of storage.path: the agent's state file lives beside the database.
   std::string state_file() const;
 };
+
+// 1-64 of A-Z a-z 0-9 . _ -: device and store ids, key ids, the parts of a config target. They
+// become MQTT topic levels and log text, so nothing else is allowed.
+bool is_valid_name(std::string_view s);
 
 // Whether validation also checks that the TLS files the config names are readable. The agent
 // and check-config need them; the tools that only use the socket path or read the outbox

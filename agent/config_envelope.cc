@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "agent/config.h"
 #include "platform/clock.h"
 #include "platform/crypto.h"
 #include "platform/files.h"
@@ -20,16 +21,6 @@ std::string canonical_bytes(const json& without_sig) { return without_sig.dump()
 
 Status bad(const std::string& what) {
   return Status::invalid_argument("envelope: " + printable(what));
-}
-
-bool is_name(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -76,7 +67,7 @@ Result<ConfigEnvelope> parse_envelope(std::string_view text) {
                    text_member("sig", true, &sig_b64)}) {
     if (!s) return s;
   }
-  if (!is_name(e.key_id)) return bad("key_id: 1-64 of A-Z a-z 0-9 . _ -");
+  if (!is_valid_name(e.key_id)) return bad("key_id: 1-64 of A-Z a-z 0-9 . _ -");
   if (!is_valid_target(e.target)) {
     return bad("target: \"fleet\", \"<store_id>\" or \"<store_id>/<device_id>\"");
   }
@@ -132,8 +123,8 @@ Status verify_envelope(const ConfigEnvelope& e, const TrustedKeys& keys, int64_t
 
 bool is_valid_target(std::string_view target) {
   const size_t slash = target.find('/');
-  if (slash == std::string_view::npos) return is_name(target);
-  return is_name(target.substr(0, slash)) && is_name(target.substr(slash + 1));
+  if (slash == std::string_view::npos) return is_valid_name(target);
+  return is_valid_name(target.substr(0, slash)) && is_valid_name(target.substr(slash + 1));
 }
 
 std::string printable(std::string_view text) {

@@ -58,15 +58,7 @@ Result<int64_t> parse_duration_ms(std::string_view text) {
   return count * unit_ms;
 }
 
-bool is_key_id(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
+bool is_key_id(std::string_view s) { return is_valid_name(s); }
 
 Result<json> parse_layer_json(std::string_view text) {
   json j;

@@ -423,6 +423,7 @@ void RemoteConfig::switch_to(Config next) {
 }
 
 void RemoteConfig::reload_local() {
+  if (stopped_) return;
   const int64_t now = platform::unix_ms();
   auto refuse = [&](const std::string& reason) {
     std::cerr << "edgesync: configuration reload refused, the running configuration stays: "

@@ -298,18 +298,6 @@ MqttTransport::~MqttTransport() = default;
 
 namespace {
 
-// What the broker may send us: config envelopes, at most 1 MiB (the parser's limit), plus their
-// topic and properties. Announced in the CONNECT (MQTT 5's Maximum Packet Size), so the broker
-// drops anything larger instead of sending it (and paho copying it into memory).
-constexpr uint32_t kMaxIncomingPacket = (1u << 20) + 64 * 1024;
-
-// Set on the object kept, after any assignment to it: paho.mqtt.cpp 1.2's connect_options
-// assignment copies the C struct's pointer to the properties of the object it came from, and a
-// connect then reads freed memory.
-void set_connect_properties(mqtt::connect_options* out) {
-  out->set_properties(mqtt::properties{{mqtt::property::MAXIMUM_PACKET_SIZE, kMaxIncomingPacket}});
-}
-
 Status build_connect_options(const MqttOptions& options, mqtt::connect_options* out) {
   try {
     auto builder = mqtt::connect_options_builder()
@@ -338,7 +326,6 @@ Status build_connect_options(const MqttOptions& options, mqtt::connect_options* 
       builder.will(std::move(will));
     }
     *out = builder.finalize();
-    set_connect_properties(out);
   } catch (const std::exception& e) {
     return Status::invalid_argument(std::string("cannot set up the MQTT client: ") + e.what());
   }
@@ -364,7 +351,6 @@ Status MqttTransport::set_options(const MqttOptions& options) {
   impl_->drop_client();
   impl_->options = options;
   impl_->connect_options = std::move(connect_options);
-  set_connect_properties(&impl_->connect_options);
   return Status::ok();
 }
 

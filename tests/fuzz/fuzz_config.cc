@@ -37,40 +37,11 @@ using nlohmann::json;
     if (!(cond)) fail(#cond, text); \
   } while (0)
 
-json to_json(const Config& c) {
-  return {
-      {"device", {{"id", c.device.id}, {"store_id", c.device.store_id}}},
-      {"storage",
-       {{"path", c.storage.path},
-        {"max_bytes", c.storage.max_bytes},
-        {"keep_delivered", c.storage.keep_delivered},
-        {"max_dead_letters", c.storage.max_dead_letters},
-        {"dead_letter_days", c.storage.dead_letter_days}}},
-      {"ingest",
-       {{"socket", c.ingest.socket},
-        {"max_line_bytes", c.ingest.max_line_bytes},
-        {"max_connections", c.ingest.max_connections},
-        {"idle_timeout_s", c.ingest.idle_timeout_s}}},
-      {"hub",
-       {{"uri", c.hub.uri},
-        {"topic_prefix", c.hub.topic_prefix},
-        {"client_id", c.hub.client_id},
-        {"ca_file", c.hub.ca_file},
-        {"cert_file", c.hub.cert_file},
-        {"key_file", c.hub.key_file},
-        {"username", c.hub.username},
-        {"password", c.hub.password},
-        {"keepalive_s", c.hub.keepalive_s},
-        {"max_inflight", c.hub.max_inflight},
-        {"linger_ms", c.hub.linger_ms},
-        {"refused_retry_s", c.hub.refused_retry_s},
-        {"allow_insecure", c.hub.allow_insecure}}},
-      {"retry", {{"initial_ms", c.retry.initial_ms}, {"max_ms", c.retry.max_ms}}},
-  };
-}
 
 // Every field, so that a value lost or changed on the way is seen.
-bool same(const Config& a, const Config& b) { return to_json(a) == to_json(b); }
+bool same(const Config& a, const Config& b) {
+  return edgesync::agent::config_to_json(a) == edgesync::agent::config_to_json(b);
+}
 
 Config sentinel() {
   Config c;
@@ -190,7 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
 
   // Written back, the accepted values read the same: nothing was accepted that the config
   // format cannot state, and nothing is changed on the way in.
-  std::string again_text = to_json(skipped).dump();
+  std::string again_text = edgesync::agent::config_to_json(skipped).dump();
   Config again = sentinel();
   std::vector<std::string> again_errors = parse_config(again_text, &again, FileChecks::kSkip);
   REQUIRE(again_errors.empty());
