@@ -161,16 +161,12 @@ class CrashAtSyncTest : public HubFixture {
   RunResult drive(AgentProcess& agent, const KillPoint& kp, const std::string& sync_log,
                   const std::string& prefix, std::vector<SentEvent>* sent) {
     RunResult out;
-    // In ASan builds the runtime insists on coming first in the library list; the preloaded
-    // shim (not instrumented) comes before it, which is harmless.
-    const char* asan = std::getenv("ASAN_OPTIONS");
-    agent.set_environment({"LD_PRELOAD=" EDGESYNC_KILL_AT_SYNC_SO,
-                           "ASAN_OPTIONS=" + std::string(asan ? asan : "") +
-                               (asan && *asan ? ":" : "") + "verify_asan_link_order=0",
-                           "EDGESYNC_KILL_SYNC_MATCH=" + kp.match,
+    std::vector<std::string> env = preload_environment(EDGESYNC_KILL_AT_SYNC_SO);
+    env.insert(env.end(), {"EDGESYNC_KILL_SYNC_MATCH=" + kp.match,
                            "EDGESYNC_KILL_AT_SYNC=" + std::to_string(kp.at),
                            std::string("EDGESYNC_KILL_WHEN=") + (kp.after ? "after" : "before"),
                            "EDGESYNC_KILL_SYNC_LOG=" + sync_log});
+    agent.set_environment(std::move(env));
     auto syncs = [&] { return read_sync_log(sync_log).syncs; };
     // The shim logs its kill before raising it, and a killed process can take a moment to be
     // reaped (a thread of it inside a write or sync finishes that first): once the log shows

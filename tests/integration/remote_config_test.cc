@@ -697,10 +697,10 @@ TEST_F(RemoteConfigTest, StartThatDidNotCompleteRollsTheUnprovenLayersBackAtTheN
   // start counter) durable, long before the ingest socket exists.
   const std::string sync_log = dir_->file("sync.log");
   const std::string state_dir = std::filesystem::canonical(dir_->path()).string();
-  agent_->set_environment({"LD_PRELOAD=" EDGESYNC_KILL_AT_SYNC_SO,
-                           "EDGESYNC_KILL_SYNC_MATCH=" + state_dir + "$",
-                           "EDGESYNC_KILL_AT_SYNC=1", "EDGESYNC_KILL_WHEN=after",
-                           "EDGESYNC_KILL_SYNC_LOG=" + sync_log});
+  std::vector<std::string> env = preload_environment(EDGESYNC_KILL_AT_SYNC_SO);
+  env.insert(env.end(), {"EDGESYNC_KILL_SYNC_MATCH=" + state_dir + "$", "EDGESYNC_KILL_AT_SYNC=1",
+                         "EDGESYNC_KILL_WHEN=after", "EDGESYNC_KILL_SYNC_LOG=" + sync_log});
+  agent_->set_environment(std::move(env));
   try {
     agent_->start();
     ADD_FAILURE() << "the agent got through its start under the kill shim";

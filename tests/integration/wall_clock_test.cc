@@ -92,8 +92,8 @@ class ClockTest : public HubFixture {
   }
 
   std::vector<std::string> faketime_env() const {
-    std::vector<std::string> env = {
-        "LD_PRELOAD=" + library_, "FAKETIME_TIMESTAMP_FILE=" + clock_file_, "FAKETIME_NO_CACHE=1"};
+    std::vector<std::string> env = preload_environment(library_);
+    env.insert(env.end(), {"FAKETIME_TIMESTAMP_FILE=" + clock_file_, "FAKETIME_NO_CACHE=1"});
     if (!fake_monotonic_) env.push_back("FAKETIME_DONT_FAKE_MONOTONIC=1");
     return env;
   }

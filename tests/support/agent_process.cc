@@ -155,4 +155,11 @@ CommandResult AgentProcess::run_cli(const std::vector<std::string>& args,
   return run_command(edgesync_argv(args), stdin_text, timeout);
 }
 
+std::vector<std::string> preload_environment(const std::string& library) {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  const std::string options = asan ? asan : "";
+  return {"LD_PRELOAD=" + library,
+          "ASAN_OPTIONS=" + options + (options.empty() ? "" : ":") + "verify_asan_link_order=0"};
+}
+
 }  // namespace edgesync::test

@@ -25,6 +25,10 @@ std::string edgesync_bin();
 // The command line that runs the agent binary with `args`: EDGESYNC_BIN_WRAPPER (qemu-user in
 // cross builds) + EDGESYNC_BIN + args.
 std::vector<std::string> edgesync_argv(const std::vector<std::string>& args);
+// Environment entries that preload `library` into the agent. In ASan builds the runtime insists
+// on coming first in the library list; a preloaded (uninstrumented) shim ahead of it is
+// harmless, so the check is switched off, keeping any ASAN_OPTIONS the test runs with.
+std::vector<std::string> preload_environment(const std::string& library);
 
 struct AgentConfig {
   std::string device_id = "pos-01";
