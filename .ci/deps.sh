@@ -16,6 +16,8 @@ PKGS=(
   libgtest-dev                         # unit and integration tests
   libclang-rt-14-dev llvm-14           # fuzzing (.ci/fuzz.sh): libFuzzer and sanitizer runtimes, llvm-symbolizer
   mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
+  libvalijson-dev                      # JSON Schema validation (tests check messages against config/contracts)
+  libcpp-httplib-dev                   # the metrics endpoint (metrics.listen): HTTP on loopback
   faketime                             # libfaketime: the agent's wall clock stepped under it (wall_clock_test)
 )
 missing=()

@@ -4,15 +4,24 @@
 
 #include <asio.hpp>
 #include <atomic>
+#include <future>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <thread>
 
+#include "agent/agent_counters.h"
 #include "agent/certificate_check.h"
+#include "agent/control_server.h"
+#include "agent/health.h"
 #include "agent/ingest_server.h"
+#include "agent/metrics_server.h"
+#include "agent/metrics_text.h"
 #include "agent/publisher.h"
 #include "agent/state_file.h"
 #include "platform/clock.h"
 #include "platform/files.h"
+#include "platform/log.h"
 #include "platform/systemd_notify.h"
 #include "platform/threads.h"
 #include "storage/outbox.h"
@@ -53,6 +62,9 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   // server reads it live.
   RemoteConfig remote(delivery_io, config_path, std::move(local));
   Config config = remote.begin_start();
+  // Validated with the configuration: both parse.
+  platform::set_log_format(*platform::parse_log_format(config.log.format));
+  platform::set_log_level(*platform::parse_log_level(config.log.level));
   for (const auto& e : check_effective(config)) {
     std::cerr << "edgesync: refusing to start: " << e << "\n";
     return 1;
@@ -110,6 +122,36 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     if (!w) std::cerr << "edgesync: cannot write " << state_path << ": " << w.to_string() << "\n";
   };
 
+  AgentCounters counters;
+  counters.started_ms = state.started_ms;
+  // The delivery thread's copy of the running configuration (the health message reads it).
+  Config delivery_config = config;
+  // Delivery thread: the health message from what the agent has and does now.
+  auto build_health = [&]() -> nlohmann::json {
+    HealthSnapshot snap;
+    snap.config = &delivery_config;
+    snap.counters = &counters;
+    snap.outbox = outbox.stats();
+    snap.incarnation = outbox.incarnation();
+    if (auto c = outbox.corruption_seen()) snap.outbox_damage = *c;
+    snap.hub_state = state.hub_state;
+    snap.hub_since_ms = state.hub_since_ms;
+    snap.now_ms = platform::unix_ms();
+    if (!delivery_config.remote_config.trusted_keys.empty()) {
+      auto st = nlohmann::json::parse(remote.status_payload(), nullptr, false);
+      if (st.is_object()) {
+        snap.config_status = {{"effective_sha256", st.value("effective_sha256", "")},
+                              {"scopes", st.value("scopes", nlohmann::json::object())}};
+      }
+    }
+    snap.certificate = certificate_facts(delivery_config, snap.now_ms);
+    if (auto free = platform::free_disk_bytes(platform::dirname_of(delivery_config.storage.path))) {
+      snap.free_disk_bytes = *free;
+    }
+    snap.pid = state.pid;
+    return health_json(snap);
+  };
+  Publisher* publisher_ptr = nullptr;  // set below: the state callback needs the publisher
   Publisher publisher(delivery_io, config, outbox, [&](HubState hs, const std::string& detail) {
     if (hs == HubState::kConnected) {
       // Posted: the publisher is in the middle of its connect handling.
@@ -121,8 +163,16 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     // A damaged page met while running stops delivery at it; the publisher reports that as a
     // state change, and the reason goes to the status file with it.
     if (auto c = outbox.corruption_seen()) state.outbox_error = *c;
-    if (hs != HubState::kStopped) save_state();
+    if (hs != HubState::kStopped) {
+      save_state();
+      // Posted: the publisher is in the middle of its state change.
+      asio::post(delivery_io, [&] {
+        if (publisher_ptr) publisher_ptr->publish_health(build_health().dump());
+      });
+    }
   });
+  publisher_ptr = &publisher;
+  publisher.set_counters(&counters);
   outbox.set_on_committed([&] {
     if (publisher.take_wake_request()) asio::post(delivery_io, [&] { publisher.wake(); });
   });
@@ -141,6 +191,9 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   remote.set_hooks(RemoteConfig::Hooks{
       [&](const Config& next, const ConfigChange& change, bool topics_changed) {
         state.hub_uri = next.hub.uri;
+        // The file's (or a push's) level, also over a level set through the control socket.
+        platform::set_log_level(*platform::parse_log_level(next.log.level));
+        delivery_config = next;
         publisher.set_config_topics(remote.topics());
         publisher.reconfigure(next, change.reconnect || topics_changed, remote.epoch());
         asio::post(io, [&, next] {
@@ -151,10 +204,60 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       [&](const std::string& payload) { publisher.publish_config_status(payload); }});
 
   IngestServer ingest(io, config, outbox);
+  ingest.set_counters(&counters);
   s = ingest.start();
   if (!s) {
     std::cerr << "edgesync: " << s.to_string() << "\n";
     return 1;
+  }
+  // The technician's requests: repairs through the outbox's writer, live figures from the
+  // delivery thread (which owns them), replies back on this one.
+  ControlServer control(
+      io, config.control_socket(), outbox,
+      ControlServer::Handlers{
+          [&](std::function<void(nlohmann::json)> reply) {
+            asio::post(delivery_io, [&, reply] {
+              nlohmann::json h = build_health();
+              asio::post(io, [reply, h = std::move(h)] { reply(h); });
+            });
+          },
+          [&] { asio::post(delivery_io, [&] { publisher.wake(); }); }});
+  s = control.start();
+  if (!s) {
+    std::cerr << "edgesync: " << s.to_string() << "\n";
+    return 1;
+  }
+  // Prometheus text on metrics.listen (off when empty). The figures are the delivery thread's:
+  // a scrape asks it, as the control socket does, from one of the server's own threads, and
+  // gives up after 2 s (503) rather than wait on a delivery loop that does not answer.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!config.metrics.listen.empty()) {
+    auto scrape = [&]() -> std::optional<std::string> {
+      struct Figures {
+        nlohmann::json health;
+        LatencyHistogram::Snapshot ack_latency;
+        LatencyHistogram::Snapshot age_at_delivery;
+      };
+      auto answer = std::make_shared<std::promise<Figures>>();
+      std::future<Figures> figures = answer->get_future();
+      asio::post(delivery_io, [&, answer] {
+        // Read together on the thread that writes them: _count matches the delivered total.
+        answer->set_value(Figures{build_health(), counters.ack_latency.snapshot(),
+                                  counters.age_at_delivery.snapshot()});
+      });
+      if (figures.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+        return std::nullopt;
+      }
+      const Figures f = figures.get();
+      return metrics_text(f.health, f.ack_latency, f.age_at_delivery);
+    };
+    metrics = std::make_unique<MetricsServer>(config.metrics.listen, scrape);
+    s = metrics->start();
+    if (!s) {
+      std::cerr << "edgesync: refusing to start: " << s.to_string() << "\n";
+      return 1;
+    }
+    std::cerr << "edgesync: metrics on http://" << metrics->bound() << "/metrics\n";
   }
   save_state();
   s = publisher.start();
@@ -164,6 +267,17 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   }
   // A start is complete once the hub is reached (above) or, with the hub away, once the agent
   // has run this long: a setting that crashes the agent while it connects is rolled back too.
+  // The health message, every health.interval_s (and at every state change, above).
+  asio::steady_timer health_timer(delivery_io);
+  std::function<void()> health_tick = [&] {
+    health_timer.expires_after(std::chrono::seconds(delivery_config.health.interval_s));
+    health_timer.async_wait([&](asio::error_code ec) {
+      if (ec) return;
+      publisher.publish_health(build_health().dump());
+      health_tick();
+    });
+  };
+  health_tick();
   asio::steady_timer start_complete_timer(delivery_io);
   start_complete_timer.expires_after(std::chrono::seconds(30));
   start_complete_timer.async_wait([&](asio::error_code ec) {
@@ -221,8 +335,12 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     stop_deadline.cancel();
     watchdog.cancel();
     certificate_timer.cancel();
+    control.stop();
+    // Before the delivery thread goes: a scrape in progress gets its answer, not a 2 s wait.
+    if (metrics) metrics->stop();
     asio::post(delivery_io, [&] {
       start_complete_timer.cancel();
+      health_timer.cancel();
       remote.stop();
       publisher.stop();
       delivery_work.reset();

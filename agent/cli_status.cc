@@ -1,16 +1,22 @@
 // `edgesync status`, `edgesync outbox`, `edgesync dead-letters`: read-only views of a box's
 // state for technicians, as tables or --json. They open the database read-only, so they work
 // while the agent runs (WAL lets readers in) and when it is stopped.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "agent/certificate_check.h"
 #include "agent/cli.h"
+#include "agent/cli_format.h"
 #include "agent/config_layers.h"
+#include "agent/control_client.h"
 #include "agent/remote_config.h"
 #include "agent/remote_config_state.h"
 #include "agent/state_file.h"
+#include "agent/verdict.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "storage/outbox.h"
@@ -20,28 +26,8 @@ namespace {
 
 using nlohmann::json;
 
-std::string human_bytes(int64_t b) {
-  char buf[32];
-  if (b < 1024) return std::to_string(b) + " B";
-  if (b < 1024 * 1024) {
-    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024.0));
-  }
-  return buf;
-}
-
-std::string human_age(double s) {
-  char buf[32];
-  if (s < 120) {
-    std::snprintf(buf, sizeof buf, "%.1f s", s);
-  } else if (s < 7200) {
-    std::snprintf(buf, sizeof buf, "%.1f min", s / 60);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
-  }
-  return buf;
-}
+// The --json document's format (config/contracts/status.schema.json).
+constexpr int kStatusFormat = 1;
 
 void row(const char* label, const std::string& value) {
   std::printf("%-18s %s\n", label, value.c_str());
@@ -100,6 +86,31 @@ void config_rows(const Config& config, const Result<RemoteConfigState>& state) {
   if (state->last_rollback) row("config rolled back", record_line(*state->last_rollback));
 }
 
+// The agent's live figures over the control socket (agent/health.h), or null when it does not
+// answer (not running, or an older agent).
+json live_health(const Config& config) {
+  auto reply = control_request(config.control_socket(), {{"v", 1}, {"cmd", "status"}},
+                               std::chrono::seconds(5));
+  if (!reply || !reply->value("ok", false) || !reply->contains("status")) return nullptr;
+  return (*reply)["status"];
+}
+
+// Colour for the verdict line on a terminal (not when piped, nor with NO_COLOR set).
+std::string coloured(const std::string& text, VerdictLevel level) {
+  const char* term = std::getenv("TERM");
+  if (!::isatty(STDOUT_FILENO) || std::getenv("NO_COLOR") || (term && std::string(term) == "dumb")) {
+    return text;
+  }
+  const char* code = level == VerdictLevel::kOk         ? "\033[1;32m"
+                     : level == VerdictLevel::kDegraded ? "\033[1;33m"
+                                                        : "\033[1;31m";
+  return code + text + "\033[0m";
+}
+
+std::string time_and_age(int64_t at_ms, int64_t now_ms) {
+  return platform::format_rfc3339_ms(at_ms) + " (" + short_duration(now_ms - at_ms) + " ago)";
+}
+
 }  // namespace
 
 int cli_status(const Config& local, bool as_json) {
@@ -112,12 +123,44 @@ int cli_status(const Config& local, bool as_json) {
   auto stats = storage::Outbox::inspect(config.storage.path);
   int64_t now = platform::unix_ms();
   CertificateFacts cert = certificate_facts(config, now);
+  const json live = running ? live_health(config) : json(nullptr);
+  std::optional<int64_t> free_disk;
+  if (auto f = platform::free_disk_bytes(platform::dirname_of(config.storage.path))) free_disk = *f;
+
+  VerdictInputs in;
+  in.agent_running = running;
+  in.hub_state = hub_state;
+  in.hub_since_ms = running ? agent_state->hub_since_ms : 0;
+  in.max_bytes = config.storage.max_bytes;
+  if (stats) {
+    in.pending = stats->pending;
+    in.pending_bytes = stats->pending_bytes;
+    in.oldest_pending_ms = stats->oldest_pending_received_ms;
+    in.held_since_ms = stats->held_since_ms;
+    in.dead_letters_last_day = stats->dead_letters_last_day;
+  } else {
+    in.outbox_error = stats.status().message();
+  }
+  if (running) in.outbox_damage = agent_state->outbox_error;
+  in.certificate_state = cert.state;
+  in.certificate_days_left = cert.days_left;
+  in.free_disk_bytes = free_disk;
+  in.now_ms = now;
+  const Verdict verdict = judge(in);
+  const int exit_code = static_cast<int>(verdict.level);  // 0 OK, 1 DEGRADED, 2 DOWN
 
   if (as_json) {
     json j;
+    j["format"] = kStatusFormat;
+    j["verdict"] = {{"level", verdict_name(verdict.level)},
+                    {"reasons", verdict.reasons},
+                    {"line", verdict.line()}};
     j["device"] = {{"id", config.device.id}, {"store_id", config.device.store_id}};
     j["agent_running"] = running;
-    if (running) j["pid"] = agent_state->pid;
+    if (running) {
+      j["pid"] = agent_state->pid;
+      j["started_at"] = platform::format_rfc3339_ms(agent_state->started_ms);
+    }
     j["hub"] = {{"uri", config.hub.uri}, {"state", hub_state}};
     if (agent_state) {
       if (running && agent_state->hub_since_ms) {
@@ -125,6 +168,7 @@ int cli_status(const Config& local, bool as_json) {
       }
       if (!agent_state->last_error.empty()) j["hub"]["last_error"] = agent_state->last_error;
     }
+    if (live.is_object()) j["hub"]["next_retry_at"] = live["hub"].value("next_retry_at", json());
     if (stats) {
       const auto& st = *stats;
       j["outbox"] = {{"path", config.storage.path},
@@ -134,9 +178,13 @@ int cli_status(const Config& local, bool as_json) {
                      {"next_seq", st.next_seq},
                      {"stored_events", st.stored_events},
                      {"dead_letters", st.dead_letters},
+                     {"dead_letters_last_day", st.dead_letters_last_day},
                      {"dead_letters_pruned", st.dead_letters_pruned},
                      {"max_bytes", config.storage.max_bytes}};
       j["outbox"]["incarnation"] = st.incarnation;
+      j["outbox"]["held_since"] = st.held_since_ms > 0
+                                      ? json(platform::format_rfc3339_ms(st.held_since_ms))
+                                      : json(nullptr);
       if (st.quarantine) {
         j["outbox"]["quarantine"] = {
             {"file", st.quarantine->file},
@@ -153,24 +201,32 @@ int cli_status(const Config& local, bool as_json) {
     } else {
       j["outbox"] = {{"path", config.storage.path}, {"error", stats.status().message()}};
     }
+    j["outbox"]["free_disk_bytes"] = free_disk ? json(*free_disk) : json(nullptr);
     if (running && !agent_state->outbox_error.empty()) {
       j["outbox"]["damaged_while_running"] = agent_state->outbox_error;
     }
     j["config"] = remote_state ? config_status_json(config, *remote_state, now)
                                : json{{"error", remote_state.status().message()}};
     j["certificate"] = certificate_json(config, cert);
+    j["live"] = live;
     std::cout << j.dump(2) << "\n";
-    return stats ? 0 : 1;
+    return exit_code;
   }
 
+  std::printf("%s\n\n", coloured(verdict.line(), verdict.level).c_str());
   row("device", config.device.store_id + "/" + config.device.id);
-  row("agent", running ? "running (pid " + std::to_string(agent_state->pid) + ")" : "not running");
+  row("agent", running ? "running (pid " + std::to_string(agent_state->pid) + ") since " +
+                             time_and_age(agent_state->started_ms, now)
+                       : "not running");
   std::string hub = hub_state;
   if (running && agent_state->hub_since_ms) {
-    hub += " since " + platform::format_rfc3339_ms(agent_state->hub_since_ms);
+    hub += " since " + time_and_age(agent_state->hub_since_ms, now);
   }
   row("hub", hub + "  " + config.hub.uri);
   if (agent_state && !agent_state->last_error.empty()) row("last hub error", agent_state->last_error);
+  if (live.is_object() && live["hub"].value("next_retry_at", json()).is_string()) {
+    row("next retry", live["hub"]["next_retry_at"].get<std::string>());
+  }
   row("certificate", certificate_line(config, cert));
   if (running && !agent_state->outbox_error.empty()) {
     row("outbox damaged", agent_state->outbox_error +
@@ -180,15 +236,29 @@ int cli_status(const Config& local, bool as_json) {
   if (!stats) {
     row("outbox", stats.status().to_string());
     config_rows(config, remote_state);
-    return 1;
+    return exit_code;
   }
   const auto& st = *stats;
   row("outbox", config.storage.path);
-  row("pending", std::to_string(st.pending) + " events (" + human_bytes(st.pending_bytes) +
-                     " of " + human_bytes(config.storage.max_bytes) + ")");
+  row("pending", grouped(st.pending) + " events (" + human_bytes(st.pending_bytes) + " of " +
+                     human_bytes(config.storage.max_bytes) + ")");
   row("oldest pending", st.oldest_pending_received_ms
                             ? human_age((now - *st.oldest_pending_received_ms) / 1000.0)
                             : "-");
+  if (st.held_since_ms > 0) {
+    row("delivery", "HELD since " + time_and_age(st.held_since_ms, now) +
+                        " (edgesync outbox release resumes it)");
+  }
+  if (live.is_object()) {
+    auto window = [&](const char* key) {
+      return std::to_string(live[key].value("accepted", 0)) + " accepted, " +
+             std::to_string(live[key].value("delivered", 0)) + " delivered";
+    };
+    row("last minute", window("last_minute"));
+    row("last hour", window("last_hour"));
+  } else if (running) {
+    row("last minute", "- (the agent's control socket did not answer)");
+  }
   row("last delivered", "seq " + std::to_string(st.delivered_seq));
   row("next seq", std::to_string(st.next_seq));
   row("incarnation", st.incarnation);
@@ -197,48 +267,14 @@ int cli_status(const Config& local, bool as_json) {
                            st.quarantine->file + " (kept; " + st.quarantine->reason + ")");
   }
   row("dead letters",
-      std::to_string(st.dead_letters) +
+      grouped(st.dead_letters) + " (" + grouped(st.dead_letters_last_day) + " in the last 24 h)" +
           (st.dead_letters_pruned > 0
-               ? " (" + std::to_string(st.dead_letters_pruned) +
-                     " older ones pruned: storage.max_dead_letters, storage.dead_letter_days)"
+               ? "; " + std::to_string(st.dead_letters_pruned) +
+                     " older ones pruned: storage.max_dead_letters, storage.dead_letter_days"
                : ""));
+  row("free disk", free_disk ? human_bytes(*free_disk) : "unknown");
   config_rows(config, remote_state);
-  return 0;
-}
-
-int cli_outbox_list(const Config& config, bool all, size_t limit, bool as_json) {
-  std::vector<storage::StoredEvent> events;
-  storage::OutboxStats st;
-  Status s = storage::Outbox::list(config.storage.path, !all, limit, &events, &st);
-  if (!s) {
-    std::cerr << "edgesync outbox: " << s.to_string() << "\n";
-    return 1;
-  }
-  if (as_json) {
-    json arr = json::array();
-    for (const auto& e : events) {
-      json data = json::parse(e.data, nullptr, false);
-      arr.push_back({{"seq", e.seq},
-                     {"id", e.id},
-                     {"type", e.type},
-                     {"occurred_at", e.occurred_at.empty() ? json(nullptr) : json(e.occurred_at)},
-                     {"received_at", platform::format_rfc3339_ms(e.received_ms)},
-                     {"delivered", e.seq <= st.delivered_seq},
-                     {"data", data}});
-    }
-    std::cout << arr.dump(2) << "\n";
-    return 0;
-  }
-  std::printf("%-10s %-9s %-24s %-26s %s\n", "SEQ", "STATE", "RECEIVED", "TYPE", "ID");
-  for (const auto& e : events) {
-    std::printf("%-10lld %-9s %-24s %-26s %s\n", static_cast<long long>(e.seq),
-                e.seq <= st.delivered_seq ? "delivered" : "pending",
-                platform::format_rfc3339_ms(e.received_ms).c_str(), e.type.c_str(),
-                e.id.c_str());
-  }
-  std::printf("(%zu shown; %lld pending, last delivered seq %lld)\n", events.size(),
-              static_cast<long long>(st.pending), static_cast<long long>(st.delivered_seq));
-  return 0;
+  return exit_code;
 }
 
 int cli_dead_letters(const Config& config, size_t limit, bool as_json) {

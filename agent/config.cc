@@ -7,6 +7,7 @@
 #include <set>
 
 #include "platform/files.h"
+#include "platform/log.h"
 
 namespace edgesync::agent {
 namespace {
@@ -146,6 +147,27 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
   if (c.ingest.socket.size() > 107) {
     errors->push_back("ingest.socket: path longer than 107 bytes cannot be a Unix socket");
   }
+  if (c.control_socket().size() > 107) {
+    errors->push_back("control.socket: path longer than 107 bytes cannot be a Unix socket");
+  }
+  if (c.control_socket() == c.ingest.socket) {
+    errors->push_back("control.socket: must differ from ingest.socket (producers may not hold "
+                      "or repair delivery)");
+  }
+  if (!platform::parse_log_level(c.log.level)) {
+    errors->push_back("log.level: must be error, warning, notice, info or debug");
+  }
+  if (!platform::parse_log_format(c.log.format)) {
+    errors->push_back("log.format: must be auto, text, json or journal");
+  }
+  if (!c.metrics.listen.empty()) {
+    const auto colon = c.metrics.listen.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : c.metrics.listen.substr(colon + 1);
+    if (colon == 0 || colon == std::string::npos || port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+      errors->push_back("metrics.listen: must be HOST:PORT, e.g. 127.0.0.1:9465");
+    }
+  }
   const std::string& uri = c.hub.uri;
   if (!uri.empty()) {
     bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
@@ -215,6 +237,11 @@ std::string Config::state_file() const {
   return platform::dirname_of(storage.path) + "/agent-state.json";
 }
 
+std::string Config::control_socket() const {
+  if (!control.socket.empty()) return control.socket;
+  return platform::dirname_of(ingest.socket) + "/control.sock";
+}
+
 std::vector<std::string> parse_config(const std::string& text, Config* out, FileChecks files) {
   json root;
   try {
@@ -252,6 +279,19 @@ std::vector<std::string> parse_config_json(const json& root, Config* out, FileCh
     ingest.integer("max_line_bytes", &c.ingest.max_line_bytes, 1024, 64 << 20);
     ingest.integer("max_connections", &c.ingest.max_connections, 1, 65536);
     ingest.integer("idle_timeout_s", &c.ingest.idle_timeout_s, 1, 86400);
+
+    Fields control(top.object("control", false), "control", &errors);
+    control.text("socket", &c.control.socket);
+
+    Fields health(top.object("health", false), "health", &errors);
+    health.integer("interval_s", &c.health.interval_s, 5, 86400);
+
+    Fields log(top.object("log", false), "log", &errors);
+    log.text("level", &c.log.level);
+    log.text("format", &c.log.format);
+
+    Fields metrics(top.object("metrics", false), "metrics", &errors);
+    metrics.text("listen", &c.metrics.listen);
 
     Fields hub(top.object("hub", true), "hub", &errors);
     hub.text("uri", &c.hub.uri, true);
@@ -298,6 +338,10 @@ json config_to_json(const Config& c) {
         {"max_line_bytes", c.ingest.max_line_bytes},
         {"max_connections", c.ingest.max_connections},
         {"idle_timeout_s", c.ingest.idle_timeout_s}}},
+      {"control", {{"socket", c.control.socket}}},
+      {"health", {{"interval_s", c.health.interval_s}}},
+      {"log", {{"level", c.log.level}, {"format", c.log.format}}},
+      {"metrics", {{"listen", c.metrics.listen}}},
       {"hub",
        {{"uri", c.hub.uri},
         {"topic_prefix", c.hub.topic_prefix},

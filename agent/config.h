@@ -35,6 +35,24 @@ struct Config {
     // partial line was never a request, and the connection holds one of max_connections.
     int64_t idle_timeout_s = 30;
   } ingest;
+  struct Control {
+    // The technician's request socket (docs/OPERATIONS.md), the agent's group only (mode 0660).
+    // Empty: control.sock beside ingest.socket.
+    std::string socket;
+  } control;
+  struct Health {
+    // The retained health message is published this often, and on every connect and change
+    // of the hub connection's state.
+    int64_t interval_s = 60;
+  } health;
+  struct Log {
+    std::string level = "info";   // error, warning, notice, info, debug (platform/log.h)
+    std::string format = "auto";  // auto (journal under systemd, else text), text, json, journal
+  } log;
+  struct Metrics {
+    // host:port for Prometheus text metrics over HTTP, e.g. 127.0.0.1:9465. Empty: off.
+    std::string listen;
+  } metrics;
   struct Hub {
     std::string uri;
     std::string topic_prefix = "edgesync/v1";
@@ -76,6 +94,8 @@ struct Config {
   std::string topic_base() const;
   // Directory of storage.path: the agent's state file lives beside the database.
   std::string state_file() const;
+  // control.socket, or its default beside ingest.socket.
+  std::string control_socket() const;
 };
 
 // 1-64 of A-Z a-z 0-9 . _ -: device and store ids, key ids, the parts of a config target. They

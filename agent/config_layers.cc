@@ -11,8 +11,9 @@ using nlohmann::json;
 
 // Settings a running agent can only take at its next start: they name the box, its files and
 // the channel its configuration comes in on.
-constexpr const char* kRestartOnly[] = {"device.id", "device.store_id", "storage.path",
-                                        "ingest.socket", "hub.topic_prefix"};
+constexpr const char* kRestartOnly[] = {"device.id",      "device.store_id", "storage.path",
+                                        "ingest.socket",  "control.socket",  "metrics.listen",
+                                        "log.format",     "hub.topic_prefix"};
 // hub.client_id is local-only for pushes but a reload may change it (with a reconnect).
 // Hub settings that apply live; every other hub.* setting needs a new connection.
 constexpr const char* kHubLive[] = {"hub.linger_ms", "hub.refused_retry_s"};
@@ -107,6 +108,10 @@ const std::vector<LocalOnlyKey>& local_only_keys() {
       {"storage.path", "the outbox file: moving it by push would leave every pending event behind"},
       {"ingest.socket",
        "the local contract with the POS software, which connects to this path"},
+      {"control",
+       "the technician's socket on the box: who may hold and repair delivery is decided there"},
+      {"metrics.listen",
+       "opens a port on the box: the box's own file decides what listens, and where"},
       {"hub.topic_prefix",
        "where the box listens for its configuration: a push could cut it off from the next one"},
       {"hub.client_id",

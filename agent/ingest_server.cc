@@ -203,6 +203,7 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   }
 
   void add_error(IngestError e, const std::string& message) {
+    server_.counters_->count_refused(e);
     Reply& r = replies_.emplace_back();
     r.ready = true;
     append_error_reply(&r.text, e, message);
@@ -217,14 +218,24 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     std::string id = std::move(r.text);
     r.text.clear();
     using Outcome = storage::AppendResult::Outcome;
+    AgentCounters& counters = *server_.counters_;
     switch (result.outcome) {
-      case Outcome::kStored: append_ok_reply(&r.text, id, result.seq, false); break;
-      case Outcome::kDuplicate: append_ok_reply(&r.text, id, result.seq, true); break;
+      case Outcome::kStored:
+        append_ok_reply(&r.text, id, result.seq, false);
+        counters.accepted.fetch_add(1, AgentCounters::kRelaxed);
+        counters.accepted_window.add(platform::unix_ms());
+        break;
+      case Outcome::kDuplicate:
+        append_ok_reply(&r.text, id, result.seq, true);
+        counters.duplicates.fetch_add(1, AgentCounters::kRelaxed);
+        break;
       case Outcome::kOutboxFull:
         append_error_reply(&r.text, IngestError::kOutboxFull, result.message);
+        counters.count_refused(IngestError::kOutboxFull);
         break;
       case Outcome::kStorageError:
         append_error_reply(&r.text, IngestError::kStorageError, result.message);
+        counters.count_refused(IngestError::kStorageError);
         break;
     }
     --outstanding_;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_counters.h"
 #include "agent/config.h"
 #include "agent/event_contract.h"
 #include "platform/status.h"
@@ -41,6 +42,9 @@ class IngestServer {
   // Stops accepting and reading; `done` runs once every accepted request has its reply
   // written (or its producer has gone).
   void stop(std::function<void()> done);
+
+  // Before start(): where ingest counts what it does (default: figures of its own).
+  void set_counters(AgentCounters* counters) { counters_ = counters; }
 
   size_t connection_count() const { return connections_.size(); }
   // Any thread: the most request bytes that were read but not yet committed at any one time.
@@ -66,6 +70,8 @@ class IngestServer {
   asio::io_context& io_;
   const Config& config_;
   storage::Outbox& outbox_;
+  AgentCounters own_counters_;
+  AgentCounters* counters_ = &own_counters_;
   asio::local::stream_protocol::acceptor acceptor_;
   // After a failed accept (out of file descriptors, say) the next try waits: the pending
   // connection stays in the listen queue and an immediate retry would fail again at once.

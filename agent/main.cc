@@ -5,6 +5,8 @@
 #include "agent/agent.h"
 #include "agent/cli.h"
 #include "agent/config.h"
+#include "agent/config_tools.h"
+#include "platform/clock.h"
 #include "agent/version.h"
 
 namespace {
@@ -47,18 +49,265 @@ int main(int argc, char** argv) {
   status->add_option("--config", config_path, "configuration file")->capture_default_str();
   status->add_flag("--json", json, "machine-readable output");
 
-  bool all = false;
   size_t limit = 100;
   auto* outbox = app.add_subcommand("outbox", "list events in the outbox (pending by default)");
+  outbox->require_subcommand(0, 1);  // none: the listing
+  OutboxListOptions list_opts;
   outbox->add_option("--config", config_path, "configuration file")->capture_default_str();
-  outbox->add_flag("--all", all, "include delivered events still kept for de-duplication");
-  outbox->add_option("--limit", limit, "at most this many events")->capture_default_str();
+  outbox->add_flag("--all", list_opts.all,
+                   "include delivered events still kept for de-duplication");
+  outbox->add_option("--limit", list_opts.limit, "at most this many events")->capture_default_str();
+  outbox->add_option("--type", list_opts.type,
+                     "only this event type, or the types starting with a prefix ending in .* "
+                     "(pos.*)");
+  outbox->add_option("--since", list_opts.since,
+                     "only events received within this long: 30m, 12h, 7d, 3600s");
   outbox->add_flag("--json", json, "machine-readable output");
+  outbox->footer(
+      "Lists the pending events, oldest first (--all: the delivered history kept for\n"
+      "de-duplication too, storage.keep_delivered), at most --limit. --type matches a type\n"
+      "exactly, or with a trailing .* every type that starts with what comes before the *.\n"
+      "--since keeps those the agent received within that long (by the box's clock).\n"
+      "Prints a SEQ STATE RECEIVED TYPE ID table (STATE pending, delivered or dead_letter) and\n"
+      "a line with the count shown, the pending count and the last delivered seq.\n"
+      "--json: an array of {seq, id, type, occurred_at, received_at, delivered, state, data}.\n"
+      "Read-only: works while the agent runs and when it is stopped. Exit 0, 1 the outbox\n"
+      "cannot be read, 2 a bad option.\n"
+      "Subcommands: show (one event), tail (follow), hold and release (delivery).\n\n"
+      "Example:\n"
+      "  edgesync outbox --all --type 'pos.*' --since 2h");
+
+  std::string show_what;
+  auto* outbox_show =
+      outbox->add_subcommand("show", "one event and what became of it, by seq or id");
+  outbox_show->add_option("--config", config_path, "configuration file")->capture_default_str();
+  outbox_show->add_option("event", show_what, "SEQ (digits only) or ID")->required();
+  outbox_show->add_flag("--json", json, "machine-readable output");
+  outbox_show->footer(
+      "Looks the event up by seq (an argument of digits only) or by id (anything else) and\n"
+      "prints seq, id, type, occurred at, received at, its state, the incarnation and its data\n"
+      "(pretty-printed). The state is one of:\n"
+      "  pending: N events ahead of it (and whether delivery is held)\n"
+      "  delivered\n"
+      "  dead-lettered TIME: REASON; and whether the hub already has its notice\n"
+      "Not found, it says why: never stored (beyond the newest seq), delivered and pruned from\n"
+      "the history (storage.keep_delivered keeps the newest delivered events), no longer stored\n"
+      "(a dead letter put back under a new seq), or for an id: never stored by this outbox or\n"
+      "pruned since.\n"
+      "--json: {found: true, seq, id, type, occurred_at, received_at, state (pending|delivered|\n"
+      "dead_letter), data, delivered_seq, next_seq, incarnation, pending_ahead and\n"
+      "delivery_held_since (pending), dead_letter: {reason, failed_at, announced}} or\n"
+      "{found: false, seq|id, reason (never_stored|pruned|removed|unknown_id), message,\n"
+      "delivered_seq, next_seq, oldest_stored_seq, keep_delivered, incarnation}.\n"
+      "Exit 0 found, 1 not found (or the outbox cannot be read), 2 usage.\n\n"
+      "Example:\n"
+      "  edgesync outbox show 1041\n"
+      "  edgesync outbox show 7f3c2a10-sale-0042 --json");
+
+  auto* outbox_tail = outbox->add_subcommand(
+      "tail", "follow events as they are accepted and delivered, until Ctrl-C");
+  outbox_tail->add_option("--config", config_path, "configuration file")->capture_default_str();
+  outbox_tail->add_flag("--json", json, "one JSON object per line");
+  outbox_tail->footer(
+      "Prints the 10 newest events, then a line per event as the agent accepts it, a line\n"
+      "when the delivered watermark moves (one per poll, not per event) and a line per new\n"
+      "dead letter:\n"
+      "  following PATH, incarnation ID, delivered through seq N\n"
+      "  accepted    seq N  RECEIVED  TYPE  ID\n"
+      "  delivered through seq N\n"
+      "  dead letter seq N TYPE ID: REASON\n"
+      "It reads the outbox read-only every 200 ms (one indexed query; the agent is not held\n"
+      "up). With no outbox yet it waits and says so; when the outbox is replaced (moved aside\n"
+      "after damage: a new incarnation) it says so and follows the new one from its start.\n"
+      "--json: one object per line: {event: following|new_incarnation, path, incarnation,\n"
+      "delivered_seq}, {event: accepted, seq, id, type, received_at}, {event: delivered,\n"
+      "through_seq}, {event: dead_letter, seq, id, type, reason, failed_at}, {event: waiting,\n"
+      "path}, {event: error, message}.\n"
+      "Ends on Ctrl-C (SIGINT) or SIGTERM with exit 0; 2 usage.\n\n"
+      "Example:\n"
+      "  edgesync outbox tail\n"
+      "  edgesync outbox tail --json | grep dead_letter");
+
+  std::string export_out, export_since;
+  auto* exporter = app.add_subcommand(
+      "export", "a consistent copy of the outbox to carry away, taken while the agent runs");
+  exporter->add_option("--config", config_path, "configuration file")->capture_default_str();
+  exporter->add_option("--out", export_out, "the copy (must not exist; made mode 0600)")
+      ->required();
+  exporter->add_option("--since", export_since,
+                       "only events received (dead letters: failed) within this long: 30m, "
+                       "12h, 7d, 3600s");
+  exporter->add_flag("--json", json, "print the summary as JSON");
+  exporter->footer(
+      "Copies the outbox database to FILE with SQLite's online backup, a snapshot taken beside\n"
+      "the running agent without stopping it or holding up its producers. The copy is one\n"
+      "SQLite file, mode 0600 (it holds business data); FILE is never overwritten. --since\n"
+      "deletes older events and dead letters from the copy and compacts it (VACUUM).\n"
+      "Writes FILE.summary.json (config/contracts/export-summary.schema.json): device and\n"
+      "store ids, incarnation, schema version, export time, seq range and counts of events\n"
+      "(pending, delivered) and dead letters in the copy, the delivered watermark, --since,\n"
+      "PRAGMA quick_check of the copy, and the agent's state file. Prints it as lines, or as\n"
+      "that JSON with --json.\n"
+      "Exit 0, 1 the copy failed (nothing left behind) or did not pass quick_check (kept), 2\n"
+      "usage or FILE or FILE.summary.json exists.\n\n"
+      "Example:\n"
+      "  edgesync export --out /media/usb/store-042-pos-01.db --since 7d");
 
   auto* dead = app.add_subcommand("dead-letters", "list events the hub refused for good");
   dead->add_option("--config", config_path, "configuration file")->capture_default_str();
   dead->add_option("--limit", limit, "at most this many")->capture_default_str();
   dead->add_flag("--json", json, "machine-readable output");
+
+  // ---- repairs (docs/OPERATIONS.md): through the running agent, or on a stopped one's outbox ----
+  dead->require_subcommand(0, 1);
+  std::vector<int64_t> retry_seqs;
+  bool retry_all = false;
+  auto* dead_retry = dead->add_subcommand(
+      "retry", "put dead letters back into delivery: the hub gets the same event again");
+  dead_retry->add_option("--config", config_path, "configuration file")->capture_default_str();
+  auto* retry_seq_opt = dead_retry->add_option("seq", retry_seqs, "dead letters' seqs");
+  dead_retry->add_flag("--all", retry_all, "every dead letter")->excludes(retry_seq_opt);
+  dead_retry->add_flag("--json", json, "machine-readable output");
+  dead_retry->footer(
+      "Each dead letter goes back into the outbox as a pending event under a new seq (the next\n"
+      "one: seqs stay gap-free), with its id, type, times and data unchanged, so the hub gets\n"
+      "the same event and de-duplicates it by id; its old seq stays announced as a dead letter.\n"
+      "Fix why the hub refused it first (a hub ACL, a size limit), or it is refused again.\n"
+      "A dead letter whose notice is still on its way to the hub is skipped (try again once\n"
+      "the watermark has passed it: edgesync status).\n"
+      "Works through the running agent's control socket (control.socket); with the agent\n"
+      "stopped, on the outbox file itself. Never beside another writer.\n"
+      "Prints one line per event put back and per one skipped, with why.\n"
+      "--json: {\"ok\", \"retried\": [{\"seq\", \"new_seq\"}], \"skipped\": [TEXT], \"via\":\n"
+      "\"agent\"|\"database\"} or {\"ok\": false, \"error\", \"message\"}.\n"
+      "Exit 0 all put back, 1 failed or some skipped, 2 usage.\n\n"
+      "Example:\n"
+      "  edgesync dead-letters retry 1041 1042\n"
+      "  edgesync dead-letters retry --all --json");
+
+  std::string older_than;
+  auto* dead_purge = dead->add_subcommand("purge", "delete dead letters older than a duration");
+  dead_purge->add_option("--config", config_path, "configuration file")->capture_default_str();
+  dead_purge
+      ->add_option("--older-than", older_than,
+                   "dead letters that failed longer ago than this go: 30d, 12h, 90m, 3600s")
+      ->required();
+  dead_purge->add_flag("--json", json, "machine-readable output");
+  dead_purge->footer(
+      "Deletes the dead letters that failed before now minus DURATION (1s: all of them) and\n"
+      "whose notice the hub already has. They are gone for good: export first (edgesync\n"
+      "export) if anyone may still need them. The agent also prunes them by itself beyond\n"
+      "storage.max_dead_letters and storage.dead_letter_days.\n"
+      "Prints \"N dead letters purged\"; --json: {\"ok\", \"purged\", \"via\"}.\n"
+      "Exit 0 done, 1 failed, 2 usage.\n\n"
+      "Example:\n"
+      "  edgesync dead-letters purge --older-than 7d");
+
+  auto* outbox_hold = outbox->add_subcommand(
+      "hold", "pause delivery to the hub (events are still accepted and kept)");
+  outbox_hold->add_option("--config", config_path, "configuration file")->capture_default_str();
+  outbox_hold->add_flag("--json", json, "machine-readable output");
+  outbox_hold->footer(
+      "Stops sending new events to the hub, e.g. while the hub side is being repaired; what is\n"
+      "in flight completes. Producers are still acknowledged and events wait in the outbox\n"
+      "(against storage.max_bytes). The hold is stored in the outbox and outlives restarts;\n"
+      "edgesync status shows it (DEGRADED). A second hold keeps the first one's time.\n"
+      "--json: {\"ok\", \"held_since\", \"via\"}. Exit 0 done, 1 failed.\n\n"
+      "Example:\n"
+      "  edgesync outbox hold && edgesync status");
+  auto* outbox_release = outbox->add_subcommand("release", "resume delivery after a hold");
+  outbox_release->add_option("--config", config_path, "configuration file")
+      ->capture_default_str();
+  outbox_release->add_flag("--json", json, "machine-readable output");
+  outbox_release->footer(
+      "Resumes delivery at once: the events held back go out in seq order.\n"
+      "--json: {\"ok\", \"held_since\": null, \"via\"}. Exit 0 done, 1 failed.\n\n"
+      "Example:\n"
+      "  edgesync outbox release");
+
+  std::string level;
+  auto* log_level = app.add_subcommand("log-level", "change the running agent's log level");
+  log_level->add_option("--config", config_path, "configuration file")->capture_default_str();
+  log_level->add_option("level", level, "error, warning, notice, info or debug")
+      ->required()
+      ->check(CLI::IsMember({"error", "warning", "notice", "info", "debug"}));
+  log_level->add_flag("--json", json, "machine-readable output");
+  log_level->footer(
+      "Sets the level through the agent's control socket, at once, until the agent restarts\n"
+      "or reloads its configuration (log.level in the file is the lasting setting). debug adds\n"
+      "lines a technician may want while watching a problem; the default, info, has no line per\n"
+      "event. Prints \"log level OLD -> NEW ...\"; --json: {\"ok\", \"level\", \"was\"}.\n"
+      "Exit 0 done, 1 no agent answers, 2 usage.\n\n"
+      "Example:\n"
+      "  edgesync log-level debug; journalctl -u edgesync -f; edgesync log-level info");
+
+  // ---- reconciliation on the hub side (agent/reconcile.h) ----
+  ReconcileCliOptions rec_opts;
+  auto* reconcile = app.add_subcommand(
+      "reconcile", "prove per box that every seq reached the hub as an event or a dead letter");
+  auto* rec_capture = reconcile->add_option(
+      "--capture", rec_opts.capture,
+      "NDJSON record of the hub's messages, one {\"topic\", \"payload\"} a line (- for "
+      "standard input)");
+  auto* rec_hub = reconcile->add_option("--hub", rec_opts.hub_uri,
+                                        "subscribe to this broker instead: ssl://HOST:PORT");
+  rec_capture->excludes(rec_hub);
+  reconcile
+      ->add_option("--ca", rec_opts.ca_file, "CA file the hub's certificate is checked against")
+      ->needs(rec_hub);
+  reconcile->add_option("--cert", rec_opts.cert_file, "client certificate (PEM), with --key")
+      ->needs(rec_hub);
+  reconcile->add_option("--key", rec_opts.key_file, "client private key (PEM), with --cert")
+      ->needs(rec_hub);
+  reconcile->add_option("--username", rec_opts.username, "MQTT user name")->needs(rec_hub);
+  reconcile->add_option("--password", rec_opts.password, "MQTT password")->needs(rec_hub);
+  reconcile->add_option("--topic-prefix", rec_opts.topic_prefix, "the boxes' hub.topic_prefix")
+      ->capture_default_str();
+  reconcile
+      ->add_option("--duration", rec_opts.duration_s,
+                   "seconds to listen after the subscription is granted")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str()
+      ->needs(rec_hub);
+  reconcile
+      ->add_option("--save", rec_opts.save,
+                   "also record what arrives as a capture in this new file (mode 0600)")
+      ->needs(rec_hub);
+  reconcile
+      ->add_flag("--from-first-seen", rec_opts.from_first_seen,
+                 "check each incarnation from the lowest seq in the capture, not from 1 (a "
+                 "record that began mid-stream)")
+      ->needs(rec_capture);
+  reconcile->add_flag("--json", rec_opts.json, "machine-readable output");
+  reconcile->footer(
+      "For each box (store/device) and outbox incarnation it keeps the seqs received as events,\n"
+      "the dead-letter notices, and the highest highest_accepted_seq and highest_delivered_seq\n"
+      "the box's health messages gave, in whatever order the messages come, duplicates and all.\n"
+      "A seq from 1 to max(highest accepted, highest seen) neither received nor announced is:\n"
+      "  lost     at or below highest_delivered_seq: the broker acknowledged it to the box, which\n"
+      "           will never send it again, and the record does not have it. A real gap.\n"
+      "  pending  above it: still in the box's outbox, on its way (the box is behind, not short).\n"
+      "Without a health message for an incarnation nothing can be proven lost.\n"
+      "Events are not retained. --hub subscribes with a clean start (MQTT 5, QoS 1) to\n"
+      "PREFIX/+/+/events/#, PREFIX/+/+/deadletter and PREFIX/+/+/health, gets the retained\n"
+      "health at once and then whatever arrives for --duration seconds (Ctrl-C ends early), so it\n"
+      "checks each incarnation only from the first seq it saw. To prove nothing was lost since\n"
+      "seq 1, keep a hub-side recorder with a persistent session writing a capture (or --save a\n"
+      "long live run) and run on that. Capture lines: {\"topic\": T, \"payload\": P}, P the\n"
+      "payload as a JSON string or as JSON; other keys and topics are ignored.\n"
+      "Prints a table (DEVICE, INCARNATION, STATE complete|behind|lost|unconfirmed, ACCEPTED,\n"
+      "DELIVERED, CONTIGUOUS, LAG, LOST, PENDING, DEAD, HEALTH AGE, NEWEST EVENT), then per\n"
+      "incarnation the received ranges (\"1-5000, 5002-9000\"), dead letters, health, lost and\n"
+      "pending ranges. --json: {format, ok, lost_seqs, checked_from, source, generated_at,\n"
+      "messages, problems, devices: [{store_id, device_id, incarnations: [...]}]}\n"
+      "(config/contracts/reconcile.schema.json). --password is visible in the process list:\n"
+      "prefer a client certificate.\n"
+      "Exit 0 nothing lost, 1 lost seqs found, 2 usage, an unreadable capture, or a hub that\n"
+      "cannot be reached, refuses the subscription or drops the connection while listening.\n\n"
+      "Example:\n"
+      "  edgesync reconcile --capture hub-2026-11-23.ndjson\n"
+      "  edgesync reconcile --hub ssl://hub.example.com:8883 --ca ca.pem --cert ops.pem \\\n"
+      "      --key ops.key --duration 30 --save window.ndjson --json");
 
   // ---- pushed configuration (docs/FLEET.md) ----
   std::string out_dir, key_name = "signing";
@@ -190,6 +439,47 @@ int main(int argc, char** argv) {
       "Example:\n"
       "  edgesync enroll --out /etc/edgesync/tls");
 
+  int doctor_timeout_s = 5;
+  auto* doctor = app.add_subcommand(
+      "doctor", "check this box and its link to the hub, and say how to fix what is wrong");
+  doctor->add_option("--config", config_path, "configuration file")->capture_default_str();
+  doctor->add_flag("--json", json, "machine-readable output");
+  doctor
+      ->add_option("--timeout", doctor_timeout_s,
+                   "seconds allowed to each network step (DNS, TCP, TLS, MQTT)")
+      ->check(CLI::Range(1, 300))
+      ->capture_default_str();
+  doctor->footer(
+      "Runs these checks in order and prints one line each (ok, WARN, FAIL or skipped), with\n"
+      "what was found and, under a problem, the fix:\n"
+      "  config       the file is valid (an invalid one is reported here, not refused), with\n"
+      "               the pushed layers the agent runs with\n"
+      "  clock        the wall clock is not before this build (a box without a set RTC)\n"
+      "  database     PRAGMA quick_check on the outbox, read-only beside the running agent\n"
+      "  disk         free space on the outbox's file system against storage.max_bytes\n"
+      "  agent        an agent runs for this configuration\n"
+      "  socket       ingest.socket exists, is a socket, mode 0660, accepts connections\n"
+      "  ca           hub.ca_file reads, parses, is valid now and for 30 more days\n"
+      "  client_cert  hub.cert_file likewise\n"
+      "  client_key   hub.key_file is mode 0600 and the key of hub.cert_file\n"
+      "  dns, tcp     hub.uri's host resolves and takes a TCP connection\n"
+      "  tls          a TLS handshake with this box's files, with the exact error when it\n"
+      "               fails (the hub's certificate expired, untrusted, for another name; the\n"
+      "               hub refusing this box's certificate)\n"
+      "  mqtt         an MQTT 5 connect as <hub.client_id>-doctor (the running agent keeps its\n"
+      "               session), and the broker's Receive Maximum and Maximum Packet Size\n"
+      "               against hub.max_inflight and ingest.max_line_bytes\n"
+      "A check that needs one that failed is skipped with the reason: fix the first failure\n"
+      "first. Run it as root or as the agent's user (it reads the private key). Nothing is\n"
+      "changed on the box. Colour only on a terminal.\n"
+      "--json prints {\"version\": 1, \"ok\", \"checks\": [{\"name\", \"result\":\n"
+      "\"ok\"|\"warn\"|\"fail\"|\"skipped\", \"detail\", \"fix\"}]} (config/contracts/\n"
+      "doctor.schema.json).\n"
+      "Exit 0 nothing failed (warnings allowed), 1 a check failed, 2 bad usage.\n\n"
+      "Example:\n"
+      "  edgesync doctor\n"
+      "  edgesync doctor --config /etc/edgesync/edgesync.json --json --timeout 10");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -213,6 +503,12 @@ int main(int argc, char** argv) {
                            json);
   }
 
+  // Doctor loads the configuration itself: an invalid file is one of its findings.
+  if (*doctor) return cli_doctor(config_path, json, doctor_timeout_s);
+
+  // Reconciliation runs on the hub side: no box configuration.
+  if (*reconcile) return cli_reconcile(rec_opts);
+
   Config config;
   if (*send && !socket_override.empty()) return cli_send(socket_override, input);
   // Only the agent and check-config need the TLS files; the other tools must work for accounts
@@ -235,8 +531,38 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*send) return cli_send(config.ingest.socket, input);
+  if (*dead_retry || *dead_purge || *outbox_hold || *outbox_release) {
+    using Kind = edgesync::storage::RepairRequest::Kind;
+    edgesync::storage::RepairRequest request;
+    int64_t older_than_s = 0;
+    if (*dead_retry) {
+      if (!retry_all && retry_seqs.empty()) {
+        std::cerr << "edgesync dead-letters retry: give the dead letters' seqs, or --all\n";
+        return 2;
+      }
+      request.kind = Kind::kRetryDeadLetters;
+      request.seqs = retry_seqs;
+    } else if (*dead_purge) {
+      auto ms = parse_duration_ms(older_than);
+      if (!ms) {
+        std::cerr << "edgesync dead-letters purge: --older-than: " << ms.status().message()
+                  << "\n";
+        return 2;
+      }
+      request.kind = Kind::kPurgeDeadLetters;
+      older_than_s = *ms / 1000;
+      request.failed_before_ms = edgesync::platform::unix_ms() - *ms;
+    } else {
+      request.kind = *outbox_hold ? Kind::kHold : Kind::kRelease;
+    }
+    return cli_repair(config, request, older_than_s, json);
+  }
+  if (*log_level) return cli_log_level(config, level, json);
   if (*status) return cli_status(config, json);
-  if (*outbox) return cli_outbox_list(config, all, limit, json);
+  if (*outbox_show) return cli_outbox_show(config, show_what, json);
+  if (*outbox_tail) return cli_outbox_tail(config, json);
+  if (*outbox) return cli_outbox_list(config, list_opts, json);
+  if (*exporter) return cli_export(config, export_out, export_since, json);
   if (*dead) return cli_dead_letters(config, limit, json);
   if (*enroll) return cli_enroll(config, out_dir);
   return 2;

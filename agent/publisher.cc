@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
 
 #include "agent/backoff.h"
 #include "agent/config_layers.h"
 #include "agent/hub_message.h"
 #include "platform/clock.h"
+#include "platform/log.h"
 
 namespace edgesync::agent {
 
@@ -123,6 +125,12 @@ void Publisher::publish_config_status(std::string payload) {
   if (!s) std::cerr << "edgesync: config status publish: " << s.to_string() << "\n";
 }
 
+void Publisher::publish_health(const std::string& payload) {
+  if (state_ != HubState::kConnected) return;
+  Status s = transport_->publish_retained(config_.topic_base() + "/health", payload);
+  if (!s) std::cerr << "edgesync: health publish: " << s.to_string() << "\n";
+}
+
 void Publisher::refresh_status() {
   if (state_ == HubState::kConnected) publish_status();
 }
@@ -154,11 +162,21 @@ void Publisher::connection_down(const std::string& why) {
   stall_timer_.cancel();
   buffer_.clear();
   buffer_pos_ = 0;
+  counters_->set_last_error(why, platform::unix_ms());
   set_state(HubState::kDisconnected, why);
-  std::cerr << "edgesync: hub " << config_.hub.uri << ": " << why << "\n";
 
   auto delay = backoff_delay(attempt_, config_.retry.initial_ms, config_.retry.max_ms, rng_);
   ++attempt_;
+  const int64_t delay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay).count();
+  counters_->next_retry_ms.store(platform::unix_ms() + delay_ms, AgentCounters::kRelaxed);
+  char backoff[32];
+  std::snprintf(backoff, sizeof backoff, "%.1f s", delay_ms / 1000.0);
+  platform::log(platform::LogLevel::kWarning, "hub_disconnected",
+                "hub " + config_.hub.uri + ": " + why + " (next attempt in " + backoff + ")",
+                {{"uri", config_.hub.uri},
+                 {"reason", why},
+                 {"attempt", std::to_string(attempt_)},
+                 {"backoff_ms", std::to_string(delay_ms)}});
   retry_timer_.expires_after(delay);
   retry_timer_.async_wait([this](asio::error_code ec) {
     if (!ec && state_ == HubState::kDisconnected) connect();
@@ -184,10 +202,18 @@ void Publisher::on_transport_events() {
         buffer_pos_ = 0;
         read_through_ = acked_through_;
         outbox_drained_ = false;
+        counters_->connects.fetch_add(1, AgentCounters::kRelaxed);
+        counters_->next_retry_ms.store(0, AgentCounters::kRelaxed);
         set_state(HubState::kConnected, "");
-        std::cerr << "edgesync: connected to " << config_.hub.uri << " (window " << window_;
-        if (max_packet_ > 0) std::cerr << ", broker's maximum packet " << max_packet_ << " bytes";
-        std::cerr << ", resending from seq " << acked_through_ + 1 << ")\n";
+        platform::log(platform::LogLevel::kNotice, "hub_connected",
+                      "connected to " + config_.hub.uri + " (window " + std::to_string(window_) +
+                          (max_packet_ > 0 ? ", broker's maximum packet " +
+                                                 std::to_string(max_packet_) + " bytes"
+                                           : "") +
+                          ", resending from seq " + std::to_string(acked_through_ + 1) + ")",
+                      {{"uri", config_.hub.uri},
+                       {"window", std::to_string(window_)},
+                       {"resend_from_seq", std::to_string(acked_through_ + 1)}});
         publish_status();
         if (!config_topics_.empty()) {
           Status sub = transport_->subscribe(config_topics_);
@@ -252,6 +278,7 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
     case platform::PublishOutcome::kDelivered:
       inflight_[index].slot = Slot::kDone;
       --sent_;
+      if (!notice) count_delivered(inflight_[index]);
       refused_.erase(seq);
       if (seq == sync_refused_seq_) sync_refusals_ = 0;
       break;
@@ -352,14 +379,14 @@ void Publisher::refused(size_t index, const platform::MqttEvent& e, bool notice)
       r.deadline,
       now + backoff_delay(r.attempts, config_.retry.initial_ms, config_.retry.max_ms, rng_));
   if (r.attempts == 0) {
-    std::cerr << "edgesync: " << (notice ? "dead-letter notice for seq " : "seq ") << seq
-              << " refused by the hub: " << e.detail;
-    if (notice) {
-      std::cerr << "; retrying until the hub takes it\n";
-    } else {
-      std::cerr << "; retrying for up to " << config_.hub.refused_retry_s
-                << " s, the events behind it keep going\n";
-    }
+    platform::log(platform::LogLevel::kWarning, "refused_by_hub",
+                  std::string(notice ? "dead-letter notice for seq " : "seq ") +
+                      std::to_string(seq) + " refused by the hub: " + e.detail +
+                      (notice ? "; retrying until the hub takes it"
+                              : "; retrying for up to " +
+                                    std::to_string(config_.hub.refused_retry_s) +
+                                    " s, the events behind it keep going"),
+                  {{"seq", std::to_string(seq)}, {"reason", e.detail}});
   }
   ++r.attempts;
   arm_park_timer();
@@ -424,6 +451,7 @@ void Publisher::retry_parked() {
     r.parked = false;
     --parked_;
     inflight_[index].slot = Slot::kSent;
+    inflight_[index].sent = std::chrono::steady_clock::now();
     if (sent_ == 0) last_progress_ = now;
     ++sent_;
     // Past its deadline: the notice goes instead of the event.
@@ -473,8 +501,21 @@ void Publisher::publish_status() {
   if (!s) std::cerr << "edgesync: status publish: " << s.to_string() << "\n";
 }
 
+void Publisher::count_delivered(const InFlight& slot) {
+  const int64_t now_ms = platform::unix_ms();
+  counters_->delivered.fetch_add(1, AgentCounters::kRelaxed);
+  counters_->delivered_window.add(now_ms);
+  counters_->ack_latency.observe(
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - slot.sent)
+          .count());
+  counters_->age_at_delivery.observe(static_cast<double>(now_ms - slot.received_ms));
+}
+
 void Publisher::fill() {
   if (outbox_damaged_) return;
+  // edgesync outbox hold: nothing new goes out (what is in flight completes); the release
+  // wakes us.
+  if (outbox_.held_since_ms() > 0) return;
   // At most a window's worth parked: a hub that refuses everything does not get the whole
   // backlog streamed at it and parked.
   while (state_ == HubState::kConnected && sent_ < window_ && parked_ < window_ &&
@@ -503,7 +544,8 @@ void Publisher::fill() {
     const int64_t seq = buffer_[buffer_pos_].seq;
     if (!send(buffer_[buffer_pos_])) return;  // the connection is being torn down
     if (sent_ == 0) last_progress_ = std::chrono::steady_clock::now();  // the wait starts now
-    inflight_.push_back({seq, Slot::kSent});
+    inflight_.push_back({seq, Slot::kSent, buffer_[buffer_pos_].received_ms,
+                         std::chrono::steady_clock::now()});
     ++sent_;
     arm_stall_timer();
     read_through_ = seq;
@@ -544,7 +586,11 @@ bool Publisher::send(const storage::StoredEvent& ev) {
 }
 
 bool Publisher::send_dead_letter(const storage::StoredEvent& ev, const std::string& reason) {
-  std::cerr << "edgesync: seq " << ev.seq << " dead-lettered: " << reason << "\n";
+  platform::log(platform::LogLevel::kWarning, "dead_letter",
+                "seq " + std::to_string(ev.seq) + " dead-lettered: " + reason,
+                {{"seq", std::to_string(ev.seq)}, {"id", ev.id}, {"type", ev.type}, {"reason", reason}});
+  counters_->dead_lettered.fetch_add(1, AgentCounters::kRelaxed);
+  counters_->dead_letter_window.add(platform::unix_ms());
   const int64_t now_ms = platform::unix_ms();
   outbox_.dead_letter(ev, reason);
   // Until the watermark passes it, a resend after a reconnect must send the notice, not the

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_counters.h"
 #include "agent/config.h"
 #include "platform/mqtt_transport.h"
 #include "storage/outbox.h"
@@ -60,6 +61,9 @@ class Publisher {
   // The retained config status (docs/FLEET.md): published now if connected, and again on
   // every connect.
   void publish_config_status(std::string payload);
+  // The retained health message (agent/health.h), if connected; the agent sends it every
+  // health.interval_s and at every state change (connects included).
+  void publish_health(const std::string& payload);
   // Publishes the online status again (its certificate facts are read afresh).
   void refresh_status();
   // New events were committed: send them if the window has room, at once or, if a burst went
@@ -71,6 +75,9 @@ class Publisher {
   bool take_wake_request() { return wants_wake_.exchange(false); }
   // Publishes the offline status, waits briefly for outstanding acks, disconnects.
   void stop();
+
+  // Before start(): where delivery counts what it does (default: figures of its own).
+  void set_counters(AgentCounters* counters) { counters_ = counters; }
 
   HubState state() const { return state_; }
   int64_t delivered_through() const { return acked_through_; }
@@ -88,6 +95,8 @@ class Publisher {
   struct InFlight {
     int64_t seq;
     Slot slot;
+    int64_t received_ms;  // when the agent took the event: its age at delivery
+    std::chrono::steady_clock::time_point sent;  // for the ack latency
   };
   // An event the hub refused with a reason that may clear. Kept across reconnects (not across
   // restarts), so hub.refused_retry_s counts from the first refusal.
@@ -108,6 +117,7 @@ class Publisher {
   void connect();
   void connection_down(const std::string& why);
   void fill();
+  void count_delivered(const InFlight& slot);
   void fill_new_events();
   // The retained online status, with what the outbox reports (incarnation, quarantine, damage).
   void publish_status();
@@ -145,6 +155,8 @@ class Publisher {
   std::function<void(uint64_t)> on_config_subscribed_;
   std::string config_status_;  // the payload to keep retained; empty until set
   storage::Outbox& outbox_;
+  AgentCounters own_counters_;
+  AgentCounters* counters_ = &own_counters_;
   std::function<void(HubState, const std::string&)> on_state_;
   std::unique_ptr<platform::MqttTransport> transport_;
 

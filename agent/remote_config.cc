@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "platform/clock.h"
+#include "platform/log.h"
 #include "platform/crypto.h"
 #include "platform/files.h"
 
@@ -307,13 +308,16 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
     return reject(scope, env->version, "cannot persist the configuration state", payload);
   }
   last_rejected_message_.erase(scope);
-  std::cerr << "edgesync: pushed configuration applied: " << scope_name(scope) << " v"
-            << env->version << " (key " << env->key_id << "), "
-            << (change.empty() ? "no setting changed" : "changed " + join(change.keys, ", "))
-            << (change.reconnect ? "; reconnecting, on probation for " +
-                                       std::to_string(next->remote_config.probation_s) + " s"
-                                 : "")
-            << "\n";
+  platform::log(platform::LogLevel::kNotice, "config_applied",
+                std::string("pushed configuration applied: ") + scope_name(scope) + " v" +
+                    std::to_string(env->version) + " (key " + env->key_id + "), " +
+                    (change.empty() ? "no setting changed" : "changed " + join(change.keys, ", ")) +
+                    (change.reconnect ? "; reconnecting, on probation for " +
+                                            std::to_string(next->remote_config.probation_s) + " s"
+                                      : ""),
+                {{"scope", scope_name(scope)},
+                 {"version", std::to_string(env->version)},
+                 {"key_id", env->key_id}});
   switch_to(std::move(*next));
   if (change.reconnect) {
     probation_epoch_ = epoch_;
@@ -340,9 +344,11 @@ void RemoteConfig::reject(Scope scope, int64_t version, const std::string& reaso
   auto& last = last_rejected_message_[scope];
   if (last == hash) return;
   last = hash;
-  std::cerr << "edgesync: pushed configuration rejected (" << scope_name(scope)
-            << (version ? " v" + std::to_string(version) : std::string()) << "): " << printable(reason)
-            << "\n";
+  platform::log(platform::LogLevel::kWarning, "config_rejected",
+                std::string("pushed configuration rejected (") + scope_name(scope) +
+                    (version ? " v" + std::to_string(version) : std::string()) +
+                    "): " + printable(reason),
+                {{"scope", scope_name(scope)}, {"version", std::to_string(version)}});
   state_.record(ConfigRecord{platform::unix_ms(), "rejected", scope_name(scope), version, reason,
                              ""});
   persist();
@@ -406,8 +412,8 @@ void RemoteConfig::rollback(const std::string& reason) {
   state_.record(ConfigRecord{now, "rolled_back", "", 0,
                              reason + "; from " + versions(from) + " back to " + to,
                              state_.effective_sha256});
-  std::cerr << "edgesync: pushed configuration rolled back: " << reason << "; back to " << to
-            << "\n";
+  platform::log(platform::LogLevel::kWarning, "config_rolled_back",
+                "pushed configuration rolled back: " + reason + "; back to " + to);
   persist();
   switch_to(std::move(*next));
   report();
@@ -426,8 +432,8 @@ void RemoteConfig::reload_local() {
   if (stopped_) return;
   const int64_t now = platform::unix_ms();
   auto refuse = [&](const std::string& reason) {
-    std::cerr << "edgesync: configuration reload refused, the running configuration stays: "
-              << reason << "\n";
+    platform::log(platform::LogLevel::kWarning, "config_reload_refused",
+                  "configuration reload refused, the running configuration stays: " + reason);
     state_.record(ConfigRecord{now, "refused", "local", 0, reason, ""});
     persist();
     report();
@@ -465,9 +471,10 @@ void RemoteConfig::reload_local() {
                                             : "changed " + join(change.keys, ", "),
                              state_.effective_sha256});
   persist();
-  std::cerr << "edgesync: configuration reloaded from " << local_path_ << ": "
-            << (change.empty() ? "no setting changed" : "changed " + join(change.keys, ", "))
-            << (change.reconnect ? "; reconnecting" : "") << "\n";
+  platform::log(platform::LogLevel::kNotice, "config_reloaded",
+                "configuration reloaded from " + local_path_ + ": " +
+                    (change.empty() ? "no setting changed" : "changed " + join(change.keys, ", ")) +
+                    (change.reconnect ? "; reconnecting" : ""));
   switch_to(std::move(*next));
   report();
 }

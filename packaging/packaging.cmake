@@ -65,6 +65,8 @@ install(FILES ${_es_pkg_dir}/edgesync.sysusers DESTINATION lib/sysusers.d RENAME
 install(FILES ${_es_pkg_dir}/debian/copyright DESTINATION share/doc/edgesync)
 install(FILES ${_es_pkg_dir}/debian/lintian-overrides DESTINATION share/lintian/overrides
         RENAME edgesync)
+install(FILES ${_es_pkg_dir}/edgesync.bash-completion
+        DESTINATION share/bash-completion/completions RENAME edgesync)
 
 # Debian changelog and man page, compressed reproducibly (gzip -n) as lintian wants.
 set(EDGESYNC_DEB_VERSION "${EDGESYNC_PACKAGE_VERSION}-${EDGESYNC_PACKAGE_RELEASE}")
@@ -72,8 +74,10 @@ configure_file(${_es_pkg_dir}/debian/changelog.in ${_es_gen_dir}/changelog.Debia
 configure_file(${_es_pkg_dir}/debian/edgesync.1 ${_es_gen_dir}/edgesync.1 COPYONLY)
 # The fleet operator's guide (pushed configuration, keys, enrolment), referred to by the man page.
 configure_file(${PROJECT_SOURCE_DIR}/docs/FLEET.md ${_es_gen_dir}/FLEET.md COPYONLY)
+# The technician's runbook and the operator's view (status, repairs, health, metrics, logs).
+configure_file(${PROJECT_SOURCE_DIR}/docs/OPERATIONS.md ${_es_gen_dir}/OPERATIONS.md COPYONLY)
 find_program(EDGESYNC_GZIP gzip REQUIRED)
-foreach(_f changelog.Debian edgesync.1 FLEET.md)
+foreach(_f changelog.Debian edgesync.1 FLEET.md OPERATIONS.md)
   execute_process(COMMAND ${EDGESYNC_GZIP} -9nf -k ${_f} WORKING_DIRECTORY ${_es_gen_dir}
                   RESULT_VARIABLE _rc)
   if(NOT _rc EQUAL 0)
@@ -81,7 +85,7 @@ foreach(_f changelog.Debian edgesync.1 FLEET.md)
   endif()
 endforeach()
 install(FILES ${_es_gen_dir}/changelog.Debian.gz ${_es_gen_dir}/FLEET.md.gz
-        DESTINATION share/doc/edgesync)
+        ${_es_gen_dir}/OPERATIONS.md.gz DESTINATION share/doc/edgesync)
 install(FILES ${_es_gen_dir}/edgesync.1.gz DESTINATION share/man/man1)
 
 # ---- CPack DEB -------------------------------------------------------------------------

@@ -363,4 +363,37 @@ Status check_private_key_mode(const std::string& path) {
                                   octal.data() + "); run: chmod 600 " + path);
 }
 
+Status check_key_matches_certificate(const std::string& key_path, const std::string& cert_path) {
+  PkContext key;
+  errno = 0;
+  int ret = mbedtls_pk_parse_keyfile(key.get(), key_path.c_str(), nullptr);
+  if (ret == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+    int e = errno;
+    return Status::not_found("cannot read private key " + key_path +
+                             (e != 0 ? std::string(": ") + std::strerror(e) : std::string()));
+  }
+  if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
+    return Status::invalid_argument(key_path +
+                                    ": the private key is encrypted; the agent needs it without "
+                                    "a passphrase");
+  }
+  if (ret != 0) return mbedtls_error(key_path + ": not a private key", ret);
+
+  CrtContext crt;
+  errno = 0;
+  ret = mbedtls_x509_crt_parse_file(crt.get(), cert_path.c_str());
+  if (ret == MBEDTLS_ERR_X509_FILE_IO_ERROR || ret == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+    int e = errno;
+    return Status::not_found("cannot read certificate " + cert_path +
+                             (e != 0 ? std::string(": ") + std::strerror(e) : std::string()));
+  }
+  if (ret < 0) return mbedtls_error(cert_path + ": not a certificate", ret);
+  ret = mbedtls_pk_check_pair(&crt.get()->pk, key.get());
+  if (ret != 0) {
+    return Status::invalid_argument(key_path + " is not the private key of the certificate " +
+                                    cert_path + " (" + dn_string(&crt.get()->subject) + ")");
+  }
+  return Status::ok();
+}
+
 }  // namespace edgesync::platform::crypto

@@ -67,4 +67,10 @@ Result<CertificateInfo> read_certificate(const std::string& path);
 // ("chmod 600 FILE"). NotFound if it cannot be stat'ed.
 Status check_private_key_mode(const std::string& path);
 
+// Ok iff the private key file `key_path` (PEM or DER, not encrypted) is the key of the first
+// certificate in `cert_path`: a box installed with a renewed certificate and its old key, or
+// another box's key, fails every TLS handshake with the hub. NotFound if a file cannot be
+// read, InvalidArgument naming the file if it does not parse or the two do not belong together.
+Status check_key_matches_certificate(const std::string& key_path, const std::string& cert_path);
+
 }  // namespace edgesync::platform::crypto

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -160,6 +161,17 @@ long raise_open_file_limit() {
 bool process_alive(long pid) {
   if (pid <= 0) return false;
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+Result<int64_t> free_disk_bytes(const std::string& path) {
+  struct statvfs fs;
+  if (::statvfs(path.c_str(), &fs) != 0) {
+    const int e = errno;
+    std::string msg = "statvfs " + path + ": " + std::strerror(e);
+    if (e == ENOENT) return Status::not_found(msg);
+    return Status::io_error(msg);
+  }
+  return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
 }
 
 }  // namespace edgesync::platform

@@ -49,6 +49,10 @@ std::string dirname_of(const std::string& path);
 // True iff a process with this pid exists (signal 0).
 bool process_alive(long pid);
 
+// Bytes an unprivileged process may still write on the file system holding `path` (statvfs's
+// f_bavail); NotFound/IoError when it cannot be read.
+Result<int64_t> free_disk_bytes(const std::string& path);
+
 // Raises this process's soft limit on open files to its hard limit (a service's soft limit is
 // often 1,024 while each producer connection takes one). Returns the soft limit now in force.
 long raise_open_file_limit();

@@ -165,6 +165,22 @@ Status EventRows::delete_through(int64_t seq) {
   return prune_->run();
 }
 
+Result<int64_t> EventRows::remove(int64_t seq) {
+  auto size = db_->prepare("SELECT " EDGESYNC_STORED_SIZE_SQL " FROM events WHERE seq = ?");
+  if (!size) return size.status();
+  (*size)->bind(1, seq);
+  auto row = (*size)->step();
+  if (!row) return row.status();
+  if (!*row) return int64_t{0};
+  const int64_t bytes = (*size)->column_int64(0);
+  auto del = db_->prepare("DELETE FROM events WHERE seq = ?");
+  if (!del) return del.status();
+  (*del)->bind(1, seq);
+  Status s = (*del)->run();
+  if (!s) return s;
+  return bytes;
+}
+
 Status EventRows::set_delivered(int64_t seq) {
   set_delivered_->bind(1, seq);
   return set_delivered_->run();

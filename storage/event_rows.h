@@ -54,6 +54,9 @@ class EventRows {
                     int64_t* bytes);
   // Deletes every event with seq <= `seq`.
   Status delete_through(int64_t seq);
+  // Deletes the one event stored under `seq` (a technician's repair, so prepared on each call);
+  // returns its counted size, 0 if there was none.
+  Result<int64_t> remove(int64_t seq);
   Status set_delivered(int64_t seq);
   // A dead letter already stored for the seq stays as it is.
   Status insert_dead_letter(const DeadLetter& d);

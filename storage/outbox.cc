@@ -68,6 +68,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const Options& options, Dispatcher 
     box->next_seq_seen_ = box->writer_->next_seq;
     box->budget_seen_ = box->writer_->budget;
   }
+  box->held_since_ms_ = box->writer_->held_since_ms;
   box->thread_ = std::thread([b = box.get()] {
     platform::set_current_thread_name("outbox-writer");
     b->writer_loop();
@@ -146,6 +147,44 @@ void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
 
 int64_t Outbox::delivered_seq() const { return acked_.load(); }
 
+void Outbox::repair(RepairRequest request, std::function<void(const RepairResult&)> done) {
+  bool queued = false;
+  {
+    platform::MutexLock lock(mu_);
+    if (!closing_) {
+      repair_queue_.push_back({std::move(request), std::move(done)});
+      queued = true;
+    }
+  }
+  if (queued) {
+    wake_.signal();
+    return;
+  }
+  RepairResult r;
+  r.status = Status::unavailable("the agent is shutting down; nothing was changed");
+  dispatch_([done = std::move(done), r] { done(r); });
+}
+
+void Outbox::run_repairs(std::vector<Repair>& repairs) {
+  Writer& w = *writer_;
+  bool stored_any = false;
+  for (auto& job : repairs) {
+    RepairResult r = w.repair(job.request);
+    stored_any = stored_any || !r.retried.empty();
+    held_since_ms_ = w.held_since_ms;
+    dispatch_([done = std::move(job.done), r = std::move(r)] { done(r); });
+  }
+  repairs.clear();
+  {
+    platform::MutexLock lock(mu_);
+    next_seq_seen_ = w.next_seq;
+    budget_seen_ = w.budget;
+    storage_failed_ = w.failed;
+  }
+  // Dead letters put back are new pending events: the publisher must hear of them.
+  if (stored_any && on_committed_) on_committed_();
+}
+
 Status Outbox::read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
   ReadRequest req;
   req.after_seq = after_seq;
@@ -192,6 +231,7 @@ OutboxStats Outbox::stats() {
   }
   st.delivered_seq = acked_.load();
   st.pending = st.next_seq - 1 - st.delivered_seq;
+  st.held_since_ms = held_since_ms_.load();
   std::vector<StoredEvent> first;
   if (st.pending > 0 && read_pending(st.delivered_seq, 1, &first) && !first.empty()) {
     st.oldest_pending_received_ms = first.front().received_ms;
@@ -229,6 +269,16 @@ void Outbox::close() {
   }
   wake_.signal();
   if (thread_.joinable()) thread_.join();
+  std::vector<Repair> unrun;
+  {
+    platform::MutexLock lock(mu_);
+    unrun.swap(repair_queue_);
+  }
+  for (auto& job : unrun) {
+    RepairResult r;
+    r.status = Status::unavailable("the agent is shutting down; nothing was changed");
+    dispatch_([done = std::move(job.done), r] { done(r); });
+  }
   {
     platform::MutexLock lock(read_mu_);
     read_stop_ = true;
@@ -393,7 +443,7 @@ void Outbox::commit_queued() {
 
 bool Outbox::writer_has_work() const {
   return !queue_.empty() || !dead_letter_queue_.empty() || closing_ || maintenance_due_ ||
-         limits_pending_.has_value();
+         limits_pending_.has_value() || !repair_queue_.empty();
 }
 
 void Outbox::writer_loop() {
@@ -432,7 +482,10 @@ void Outbox::writer_loop() {
     if (round.writable) {
       // After the round's replies went out, not inside its commit.
       maintenance_due_ = false;
+      std::vector<Repair> repairs;
+      repairs.swap(repair_queue_);
       mu_.unlock();
+      if (!repairs.empty()) run_repairs(repairs);
       prune(w);
       w.prune_dead_letters_to_limits();
       w.checkpoint();

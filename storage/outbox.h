@@ -94,12 +94,36 @@ struct OutboxStats {
   int64_t stored_events = 0;  // pending plus kept history
   int64_t dead_letters = 0;
   int64_t dead_letters_pruned = 0;  // dropped over max_dead_letters or dead_letter_max_age, ever
+  int64_t held_since_ms = 0;        // delivery held (edgesync outbox hold) since then; 0: not held
+  int64_t dead_letters_last_day = 0;  // inspect() only: failed in the last 24 hours
 };
 
 struct DeadLetter {
   StoredEvent event;
   std::string reason;
   int64_t failed_ms = 0;
+};
+
+// A repair a technician asks for (edgesync dead-letters retry|purge, outbox hold|release), run by
+// the outbox's writer between rounds: the one writer of the file, whether the agent runs it or
+// the CLI opened the outbox itself with the agent stopped (the lock file keeps those apart).
+struct RepairRequest {
+  enum class Kind { kRetryDeadLetters, kPurgeDeadLetters, kHold, kRelease };
+  Kind kind = Kind::kHold;
+  // kRetryDeadLetters: these dead letters' seqs; empty means every dead letter.
+  std::vector<int64_t> seqs;
+  // kPurgeDeadLetters: dead letters that failed before this Unix time (ms) go.
+  int64_t failed_before_ms = 0;
+};
+struct RepairResult {
+  Status status;  // not ok: nothing was changed
+  // kRetryDeadLetters: each dead letter put back, as (its old seq, the seq it is delivered
+  // under now). The event keeps its id, type, times and data: the hub gets the same event.
+  std::vector<std::pair<int64_t, int64_t>> retried;
+  // Requested but left as they were, each "seq N: why".
+  std::vector<std::string> skipped;
+  int64_t purged = 0;         // kPurgeDeadLetters: how many went
+  int64_t held_since_ms = 0;  // kHold: since when delivery is held (an earlier hold stays)
 };
 
 class Outbox {
@@ -220,6 +244,15 @@ class Outbox {
   // bounds, are pruned by the writer thread soon after, in slices, never on the owner's thread.
   void set_limits(const Limits& limits) EXCLUDES(mu_);
 
+  // Any thread: runs `request` on the writer thread after the current round, in a transaction
+  // of its own, and completes through the dispatcher. Dead letters come back as new pending
+  // events (the watermark stays gap-free); only those whose notice the watermark has passed
+  // can be retried or purged: one still being announced is skipped with that reason.
+  void repair(RepairRequest request, std::function<void(const RepairResult&)> done)
+      EXCLUDES(mu_);
+  // Any thread, lock-free: since when delivery is held (persisted: a hold outlives restarts),
+  // 0 when it is not. The publisher sends nothing new while it is set.
+  int64_t held_since_ms() const { return held_since_ms_.load(); }
   // Waits for queued appends to finish, writes the watermark, stops the writer. Idempotent.
   void close() EXCLUDES(mu_);
 
@@ -236,6 +269,12 @@ class Outbox {
     AppendRequest request;
     AppendCallback done;
   };
+  struct Repair {
+    RepairRequest request;
+    std::function<void(const RepairResult&)> done;
+  };
+  // Runs the queued repairs (writer thread, the token taken, `mu_` not held).
+  void run_repairs(std::vector<Repair>& repairs) EXCLUDES(mu_);
   using Completion = std::pair<AppendCallback, AppendResult>;
   // The write connection and what goes with it (outbox_writer.h); used only by whoever holds
   // the writer token (writer_busy_).
@@ -305,6 +344,8 @@ class Outbox {
   platform::CondVar wake_;  // the writer thread waits on it, with mu_
   std::vector<Pending> queue_ GUARDED_BY(mu_);
   std::vector<DeadLetter> dead_letter_queue_ GUARDED_BY(mu_);
+  std::vector<Repair> repair_queue_ GUARDED_BY(mu_);
+  std::atomic<int64_t> held_since_ms_{0};
   Watermark watermark_ GUARDED_BY(mu_);
   // The ack path without mu_ (mark_delivered()): the highest seq acked, and the watermark as
   // last persisted. While acked_ is ahead of acked_persisted_ the watermark is dirty and the

@@ -69,6 +69,8 @@ class OutboxBudget {
   void set_page_size(int64_t page_size) { page_size_ = page_size; }
   // An event of `size` bytes was stored (pending).
   void stored(int64_t size) { pending_bytes_ += size; }
+  // Delivered history of `bytes` was deleted outside prune() (a dead letter put back).
+  void history_removed(int64_t bytes) { history_bytes_ -= bytes; }
   // The watermark passed events of `bytes` in all: they are history now.
   void delivered(int64_t bytes) {
     pending_bytes_ -= bytes;

@@ -49,6 +49,16 @@ Result<OutboxStats> compute_stats(Database& db) {
       db.query_int64("SELECT value FROM state WHERE key = 'dead_letters_pruned'", 0);
   if (!dead_pruned) return done(dead_pruned.status());
   st.dead_letters_pruned = *dead_pruned;
+  auto held = db.query_int64("SELECT value FROM state WHERE key = 'delivery_held_since'", 0);
+  if (!held) return done(held.status());
+  st.held_since_ms = *held;
+  // The dead-letter table is bounded (storage.max_dead_letters): a scan is cheap enough.
+  auto dead_day = db.query_int64(
+      "SELECT count(*) FROM dead_letters "
+      "WHERE failed_ms >= CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 86400000",
+      0);
+  if (!dead_day) return done(dead_day.status());
+  st.dead_letters_last_day = *dead_day;
   auto incarnation = read_incarnation(db);
   if (!incarnation) return done(incarnation.status());
   st.incarnation = std::move(*incarnation);

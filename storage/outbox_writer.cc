@@ -55,6 +55,9 @@ Status Outbox::Writer::open_connection() {
   auto min_seq = d.query_int64("SELECT min(seq) FROM events", 0);
   if (!min_seq) return min_seq.status();
   delivered = *delivered_r;
+  auto held = d.query_int64("SELECT value FROM state WHERE key = 'delivery_held_since'", 0);
+  if (!held) return held.status();
+  held_since_ms = *held;
   next_seq = std::max(*max_seq, delivered) + 1;
   s = budget.load(rows, delivered, next_seq, *min_seq);
   if (!s) return s;

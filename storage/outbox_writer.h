@@ -68,6 +68,14 @@ struct Outbox::Writer {
   // When dead_letter_prune_due(): a transaction of its own.
   void prune_dead_letters_to_limits();
 
+  // A technician's repair (outbox_repair.cc), in a transaction of its own, reopening first if
+  // storage failed and retry_after has passed. A failed commit fails the writer as a round's
+  // would, and the result says what failed; nothing of it is on disk then.
+  RepairResult repair(const RepairRequest& request);
+  // Whether this round may write: true unless failed and retry_after has not passed or
+  // reopening failed.
+  bool writable_now();
+
   // Constant for the outbox's lifetime; the fields that may change are in `limits`.
   const Options& options;
   // max_bytes, keep_delivered (both also in `budget`), max_dead_letters, dead_letter_max_age:
@@ -83,6 +91,7 @@ struct Outbox::Writer {
   CheckpointPolicy checkpoints;
   int64_t next_seq = 1;
   int64_t delivered = 0;  // the watermark on disk
+  int64_t held_since_ms = 0;  // the delivery hold on disk (0: none)
   std::string incarnation;
   bool failed = false;
   bool corrupt = false;  // the failure was SQLite reporting the file damaged
@@ -98,9 +107,10 @@ struct Outbox::Writer {
   Status open_connection();
   // Inside a transaction: dead letters beyond max_dead_letters or dead_letter_max_age go.
   Status prune_dead_letters();
-  // Whether this round may write: true unless failed and retry_after has not passed or
-  // reopening failed.
-  bool writable_now();
+  // The repairs' bodies, inside the transaction repair() opens.
+  Status retry_dead_letters(const std::vector<int64_t>& seqs, RepairResult* out);
+  Status purge_dead_letters(int64_t failed_before_ms, RepairResult* out);
+  Status set_hold(bool hold, RepairResult* out);
   // Fills `outcomes`, one per append.
   Status commit(const std::vector<Pending>& batch, const std::vector<DeadLetter>& dead,
                 int64_t watermark);

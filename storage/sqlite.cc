@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <thread>
+
 namespace edgesync::storage {
 namespace {
 
@@ -141,5 +143,29 @@ Result<int64_t> Database::query_int64(const char* sql, int64_t fallback) {
 
 int Database::changes() const { return sqlite3_changes(db_); }
 bool Database::in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+Result<int64_t> Database::backup_into(Database& dest, int pages_per_step,
+                                      std::chrono::milliseconds pause) {
+  sqlite3_backup* backup = sqlite3_backup_init(dest.db_, "main", db_, "main");
+  if (!backup) return status_from(sqlite3_errcode(dest.db_), dest.db_, "sqlite backup");
+  int rc;
+  int busy_in_a_row = 0;
+  while (true) {
+    rc = sqlite3_backup_step(backup, pages_per_step);
+    if (rc == SQLITE_DONE) break;
+    // BUSY or LOCKED: a lock held for a moment (WAL recovery by another connection); try
+    // again after the pause, but not for ever.
+    const bool busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+    busy_in_a_row = busy ? busy_in_a_row + 1 : 0;
+    if ((rc != SQLITE_OK && !busy) || busy_in_a_row > 500) break;
+    std::this_thread::sleep_for(pause);
+  }
+  const int64_t pages = sqlite3_backup_pagecount(backup);
+  // finish() reports a step's lasting error, but not BUSY or LOCKED, given up on above.
+  const int finished = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) return status_from(rc, nullptr, "sqlite backup");
+  if (finished != SQLITE_OK) return status_from(finished, dest.db_, "sqlite backup");
+  return pages;
+}
 
 }  // namespace edgesync::storage

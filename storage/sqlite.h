@@ -5,6 +5,7 @@
 // A Database and its Statements belong to one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,6 +72,13 @@ class Database {
   bool in_transaction() const;
   // Frames in the write-ahead log after this connection's last commit (WAL mode only).
   int wal_frames() const { return wal_frames_; }
+  // Copies this connection's database into `dest` with SQLite's online backup, at most
+  // `pages_per_step` pages per step and `pause` between steps. Run it inside a read
+  // transaction of this connection (BEGIN and a read): the copy is then that snapshot, and
+  // commits by other processes meanwhile do not restart it (outside one, every commit by the
+  // writer would restart the copy at the next step, for ever under a steady stream).
+  // `dest` is overwritten. Returns the number of pages copied.
+  Result<int64_t> backup_into(Database& dest, int pages_per_step, std::chrono::milliseconds pause);
 
  private:
   explicit Database(sqlite3* db) : db_(db) {}

@@ -191,6 +191,8 @@ TEST(ConfigLayers, CheckPushableRefusesEveryLocalOnlyKey) {
       {R"({"storage": {"path": null}})", "storage.path ("},
       {R"({"ingest": {"socket": "/tmp/s"}})", "ingest.socket ("},
       {R"({"hub": {"topic_prefix": "other/v1"}})", "hub.topic_prefix ("},
+      {R"({"control": {"socket": "/tmp/c.sock"}})", "control ("},
+      {R"({"metrics": {"listen": "0.0.0.0:9465"}})", "metrics.listen ("},
       {R"({"remote_config": {"trusted_keys": {"evil": "/tmp/evil.pem"}}})", "remote_config ("},
       {R"({"remote_config": {"probation_s": 10}})", "remote_config ("},
       {R"({"remote_config": {}})", "remote_config ("},
@@ -221,6 +223,7 @@ TEST(ConfigLayers, CheckPushableAcceptsOrdinarySettings) {
            R"({"hub": {"uri": "ssl://other.example.net:8883", "linger_ms": 50,
                        "password": "x", "ca_file": "/etc/ca.pem"}})",
            R"({"retry": {"max_ms": 1000}, "ingest": {"max_line_bytes": 4096}})",
+           R"({"health": {"interval_s": 30}, "log": {"level": "debug"}})",
            // Near misses of local-only paths are not local-only.
            R"({"storage": {"path_hint": 1}, "hub": {"topic_prefixes": 1}})",
            R"({"devices": 1, "remote": 1})",
@@ -243,7 +246,7 @@ TEST(ConfigLayers, LocalOnlyKeysListIsComplete) {
     EXPECT_NE(std::string(k.why), "") << k.path;
   }
   for (const char* k : {"device", "storage.path", "ingest.socket", "hub.topic_prefix",
-                        "remote_config"}) {
+                        "remote_config", "control", "metrics.listen"}) {
     EXPECT_TRUE(has(paths, k)) << k;
   }
 }

@@ -176,6 +176,10 @@ json full() {
             "keepalive_s": 13, "max_inflight": 17, "linger_ms": 19, "refused_retry_s": 23,
             "allow_insecure": true},
     "retry": {"initial_ms": 29, "max_ms": 31},
+    "control": {"socket": "/run/x-control.sock"},
+    "health": {"interval_s": 41},
+    "log": {"level": "debug", "format": "json"},
+    "metrics": {"listen": "127.0.0.1:9465"},
     "remote_config": {"trusted_keys": {"a": "/etc/a.pem", "b-2": "/etc/b.pem"},
                       "probation_s": 37}
   })");

@@ -149,6 +149,38 @@ TEST(Config, SocketPathTooLongForAUnixSocketIsReported) {
                   .empty());
 }
 
+TEST(Config, OperationsSectionsHaveDefaultsAndAreChecked) {
+  Config c;
+  ASSERT_TRUE(parse_config(kMinimal, &c).empty());
+  EXPECT_EQ(c.control_socket(), "/run/edgesync/control.sock") << "beside the ingest socket";
+  EXPECT_EQ(c.health.interval_s, 60);
+  EXPECT_EQ(c.metrics.listen, "") << "metrics are off by default";
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, "auto");
+
+  auto errors = errors_of(R"({"device": {"id": "a", "store_id": "b"},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true},
+    "ingest": {"socket": "/run/x/s.sock"}, "control": {"socket": "/run/x/s.sock"},
+    "health": {"interval_s": 1}, "metrics": {"listen": "9465"},
+    "log": {"level": "loud", "format": "xml"}})");
+  EXPECT_TRUE(has(errors, "control.socket: must differ from ingest.socket"));
+  EXPECT_TRUE(has(errors, "health.interval_s"));
+  EXPECT_TRUE(has(errors, "metrics.listen: must be HOST:PORT"));
+  EXPECT_TRUE(has(errors, "log.level: must be"));
+  EXPECT_TRUE(has(errors, "log.format: must be"));
+  for (const char* bad : {":9465", "localhost:", "localhost:99999", "localhost:http"}) {
+    EXPECT_TRUE(has(errors_of(std::string(R"({"device": {"id": "a", "store_id": "b"},
+      "hub": {"uri": "tcp://h:1", "allow_insecure": true}, "metrics": {"listen": ")") +
+                              bad + R"("}})"),
+                    "metrics.listen"))
+        << bad;
+  }
+  EXPECT_TRUE(errors_of(R"({"device": {"id": "a", "store_id": "b"},
+    "hub": {"uri": "tcp://h:1", "allow_insecure": true}, "metrics": {"listen": "127.0.0.1:9465"},
+    "control": {"socket": "/run/edgesync/ctl.sock"}})")
+                  .empty());
+}
+
 TEST(Config, EveryRangeIsCheckedAtBothEnds) {
   struct Case {
     const char* section;

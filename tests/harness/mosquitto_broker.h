@@ -52,6 +52,8 @@ class MosquittoBroker {
   void kill();
   // stop() then start() on the same ports.
   void restart();
+  // Settings from the next start() on (a hub "fixed" between two runs of a test).
+  void set_options(BrokerOptions options) { options_ = std::move(options); }
   bool running();
 
   // The broker's process id; 0 before the first start().

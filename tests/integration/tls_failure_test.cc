@@ -109,7 +109,8 @@ class TlsFailureTest : public HubFixture {
 
     CommandResult r =
         AgentProcess::run_cli({"status", "--config", config_path, "--json"}, "", 20s);
-    EXPECT_TRUE(r.exited_ok()) << c.name << ": " << r.describe();
+    // The hub is unreachable: DEGRADED (exit 1) once past the reconnect grace, or still OK.
+    EXPECT_TRUE(r.exit_code() == 0 || r.exit_code() == 1) << c.name << ": " << r.describe();
     out.status = json::parse(r.out, nullptr, false);
     out.log = read_file(log_path);
     const std::string marker = "edgesync: hub " + cfg.hub_uri + ": ";

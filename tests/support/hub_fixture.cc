@@ -67,10 +67,17 @@ std::vector<HubEvent> HubFixture::events() const {
 nlohmann::json HubFixture::status_json() {
   CommandResult r = AgentProcess::run_cli({"status", "--config", agent_->config_path(), "--json"},
                                           "", std::chrono::seconds(20));
-  EXPECT_TRUE(r.exited_ok()) << "edgesync status --json: " << r.describe();
+  // The exit status is the verdict (0 OK, 1 DEGRADED, 2 DOWN): any of them, with the document
+  // on stdout, and the verdict's level says the same.
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   EXPECT_TRUE(j.is_object()) << "edgesync status --json did not print a JSON object: "
                              << r.describe();
+  static const char* const kLevels[] = {"OK", "DEGRADED", "DOWN"};
+  const int code = r.exit_code();
+  EXPECT_TRUE(code >= 0 && code <= 2) << "edgesync status --json: " << r.describe();
+  if (j.is_object() && code >= 0 && code <= 2) {
+    EXPECT_EQ(j["verdict"].value("level", ""), kLevels[code]) << r.describe();
+  }
   return j;
 }
 

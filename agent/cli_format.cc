@@ -1,0 +1,34 @@
+#include "agent/cli_format.h"
+
+#include <cstdio>
+
+namespace edgesync::agent {
+
+std::string human_bytes(int64_t b) {
+  char buf[32];
+  if (b < 1024) return std::to_string(b) + " B";
+  if (b < 1024 * 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024.0));
+  }
+  return buf;
+}
+
+std::string human_age(double s) {
+  char buf[32];
+  if (s < 120) {
+    std::snprintf(buf, sizeof buf, "%.1f s", s);
+  } else if (s < 7200) {
+    std::snprintf(buf, sizeof buf, "%.1f min", s / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
+  }
+  return buf;
+}
+
+void print_field(const char* label, const std::string& value) {
+  std::printf("%-18s %s\n", label, value.c_str());
+}
+
+}  // namespace edgesync::agent

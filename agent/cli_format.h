@@ -1,0 +1,17 @@
+// Text helpers shared by the technician's commands (status, outbox, export): sizes and ages as
+// people read them, and the "label   value" lines of their reports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace edgesync::agent {
+
+// "512 B", "3.4 KiB", "12.0 MiB"
+std::string human_bytes(int64_t bytes);
+// "42.0 s", "3.5 min", "2.1 h"
+std::string human_age(double seconds);
+// One "label              value" line on standard output (labels padded to 18 columns).
+void print_field(const char* label, const std::string& value);
+
+}  // namespace edgesync::agent

@@ -1,0 +1,89 @@
+// The agent's log lines: whole JSON objects with the event's fields, the text form technicians
+// and the tests read, and the level filter.
+#include "platform/log.h"
+
+#include <gtest/gtest.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace edgesync::platform {
+namespace {
+
+// What log() wrote to stderr while `fn` ran.
+template <typename Fn>
+std::string captured(Fn fn) {
+  char path[] = "/tmp/edgesync-log-XXXXXX";
+  const int fd = ::mkstemp(path);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+  fn();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::string out;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  ::unlink(path);
+  return out;
+}
+
+class LogTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    set_log_format(LogFormat::kText);
+    set_log_level(LogLevel::kInfo);
+  }
+};
+
+TEST_F(LogTest, JsonLinesCarryTheEventItsFieldsAndEscapedText) {
+  set_log_format(LogFormat::kJson);
+  const std::string out = captured([] {
+    log(LogLevel::kWarning, "dead_letter", "seq 7 dead-lettered: \"too big\"\n",
+        {{"seq", "7"}, {"reason", "packet too large"}});
+  });
+  ASSERT_EQ(out.back(), '\n');
+  ASSERT_EQ(out.find('\n'), out.size() - 1) << "one line: " << out;
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["level"], "warning");
+  EXPECT_EQ(j["event"], "dead_letter");
+  EXPECT_EQ(j["msg"], "seq 7 dead-lettered: \"too big\"\n");
+  EXPECT_EQ(j["seq"], "7");
+  EXPECT_EQ(j["reason"], "packet too large");
+  EXPECT_FALSE(j["ts"].get<std::string>().empty());
+}
+
+TEST_F(LogTest, TextLinesAreWhatATechnicianReads) {
+  set_log_format(LogFormat::kText);
+  const std::string out =
+      captured([] { log(LogLevel::kNotice, "hub_connected", "connected to ssl://hub:8883"); });
+  EXPECT_EQ(out, "edgesync: connected to ssl://hub:8883\n");
+}
+
+TEST_F(LogTest, LinesBelowTheLevelAreNotWrittenAndTheLevelChangesAtRunTime) {
+  set_log_format(LogFormat::kText);
+  set_log_level(LogLevel::kWarning);
+  EXPECT_EQ(captured([] { log(LogLevel::kInfo, "x", "hidden"); }), "");
+  set_log_level(LogLevel::kDebug);
+  EXPECT_EQ(captured([] { log(LogLevel::kDebug, "x", "shown"); }), "edgesync: shown\n");
+}
+
+TEST_F(LogTest, AutoIsTextOutsideSystemd) {
+  ::unsetenv("JOURNAL_STREAM");
+  set_log_format(LogFormat::kAuto);
+  EXPECT_EQ(captured([] { log(LogLevel::kError, "x", "plain"); }), "edgesync: plain\n");
+}
+
+TEST_F(LogTest, NamesParseAndBadOnesAreRefused) {
+  EXPECT_EQ(*parse_log_level("debug"), LogLevel::kDebug);
+  EXPECT_FALSE(parse_log_level("verbose"));
+  EXPECT_EQ(*parse_log_format("json"), LogFormat::kJson);
+  EXPECT_FALSE(parse_log_format("xml"));
+}
+
+}  // namespace
+}  // namespace edgesync::platform
