@@ -87,7 +87,7 @@ for _ in $(seq 100); do [ -S ingest.sock ] && break; sleep 0.1; done
 
 echo "== sending sample events through the ingest socket (one reply line each)"
 cat > events.ndjson <<'EV'
-{"id":"till-1/receipt-1001","type":"pos.sale","occurred_at":"2026-11-23T09:15:02.120Z","data":{"till":1,"lines":[{"sku":"4006381333931","qty":2,"price":1.99}],"total":3.98}}
+{"id":"till-1/receipt-1001","type":"pos.sale","occurred_at":"2026-11-23T09:15:02.120Z","trace_id":"till-1/2026-11-23/1001","data":{"till":1,"lines":[{"sku":"4006381333931","qty":2,"price":1.99}],"total":3.98}}
 {"id":"till-1/stock-1001-1","type":"inventory.adjusted","data":{"sku":"4006381333931","delta":-2,"reason":"sale"}}
 {"type":"inventory.counted","occurred_at":"2026-11-23T09:16:00Z","data":{"sku":"5000112548167","on_hand":41}}
 {"id":"till-1/receipt-1001","type":"pos.sale","data":{"resent":true}}

@@ -24,7 +24,7 @@ namespace {
 using nlohmann::json;
 using storage::EventLookup;
 
-json rfc3339_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+json text_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
 
 // What the agent runs with: pushed layers may change storage.keep_delivered. An unreadable
 // state of pushed configuration reads as none (the figure is only for the explanation).
@@ -317,8 +317,9 @@ int cli_outbox_list(const Config& config, const OutboxListOptions& options, bool
       arr.push_back({{"seq", e.seq},
                      {"id", e.id},
                      {"type", e.type},
-                     {"occurred_at", rfc3339_or_null(e.occurred_at)},
+                     {"occurred_at", text_or_null(e.occurred_at)},
                      {"received_at", platform::format_rfc3339_ms(e.received_ms)},
+                     {"trace_id", text_or_null(e.trace_id)},
                      {"delivered", e.seq <= pos.delivered_seq},
                      {"state", state_of(e, pos.delivered_seq)},
                      {"data", data_json(e.data)}});
@@ -403,8 +404,9 @@ int cli_outbox_show(const Config& config, const std::string& what, bool as_json)
               {"seq", e.seq},
               {"id", e.id},
               {"type", e.type},
-              {"occurred_at", rfc3339_or_null(e.occurred_at)},
+              {"occurred_at", text_or_null(e.occurred_at)},
               {"received_at", platform::format_rfc3339_ms(e.received_ms)},
+              {"trace_id", text_or_null(e.trace_id)},
               {"state", state_name(r->state)},
               {"data", data_json(e.data)},
               {"delivered_seq", p.delivered_seq},
@@ -430,6 +432,7 @@ int cli_outbox_show(const Config& config, const std::string& what, bool as_json)
               e.occurred_at.empty() ? "- (not given by the producer)" : e.occurred_at);
   print_field("received at", platform::format_rfc3339_ms(e.received_ms) + " (" +
                                  human_age((now - e.received_ms) / 1000.0) + " ago)");
+  if (!e.trace_id.empty()) print_field("trace id", e.trace_id);
   print_field("state", state_text(*r, now));
   print_field("incarnation", p.incarnation);
   std::cout << "data\n" << data_json(e.data).dump(2) << "\n";

@@ -136,6 +136,7 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
   const ordered_json* id = nullptr;
   const ordered_json* occurred_at = nullptr;
   const ordered_json* data = nullptr;
+  const ordered_json* trace_id = nullptr;
   for (const auto& [key, value] : doc.items()) {
     if (key == "type") {
       type = &value;
@@ -145,9 +146,12 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
       occurred_at = &value;
     } else if (key == "data") {
       data = &value;
+    } else if (key == "trace_id") {
+      trace_id = &value;
     } else {
       return fail(IngestError::kInvalidEvent,
-                  "unknown key \"" + key + "\"; allowed keys are id, type, occurred_at, data");
+                  "unknown key \"" + key +
+                      "\"; allowed keys are id, type, occurred_at, trace_id, data");
     }
   }
   if (!type) return fail(IngestError::kInvalidEvent, "\"type\" is required");
@@ -167,6 +171,12 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
                 "\"occurred_at\" must be an RFC 3339 timestamp such as "
                 "\"2026-11-23T08:15:02.123Z\"");
   }
+  if (trace_id && !trace_id->is_null() &&
+      (!trace_id->is_string() || !is_valid_id(trace_id->get_ref<const std::string&>()))) {
+    return fail(IngestError::kInvalidEvent,
+                "\"trace_id\" must be a string of 1-128 printable ASCII characters (a W3C "
+                "traceparent or the till's own receipt reference both fit)");
+  }
   if (!data) return fail(IngestError::kInvalidEvent, "\"data\" is required (a JSON object)");
   if (!data->is_object()) return fail(IngestError::kInvalidEvent, "\"data\" must be a JSON object");
 
@@ -176,6 +186,11 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
     out->occurred_at = occurred_at->get<std::string>();
   } else {
     out->occurred_at.clear();
+  }
+  if (trace_id && trace_id->is_string()) {
+    out->trace_id = trace_id->get<std::string>();
+  } else {
+    out->trace_id.clear();
   }
   out->received_ms = received_ms;
   out->data = data->dump();

@@ -1,7 +1,8 @@
 // The local contract with POS producers: one NDJSON request line in, one reply line out.
 //
 // Request:  {"id"?: string 1-128 printable ASCII, "type": lowercase dotted name,
-//            "occurred_at"?: RFC 3339, "data": object}   -- no other keys
+//            "occurred_at"?: RFC 3339, "trace_id"?: string 1-128 printable ASCII,
+//            "data": object}   -- no other keys
 // Replies:  {"ok":true,"id":"...","seq":42,"duplicate":false}
 //           {"ok":false,"error":"<code>","message":"..."}
 // docs/PROTOCOL.md is the integrator's copy of these rules; keep both in step.

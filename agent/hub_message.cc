@@ -17,7 +17,8 @@ void build_event_topic(const Config& config, const storage::StoredEvent& e, std:
 
 namespace {
 
-// "id", "seq", "incarnation", "type", "device_id", "store_id": the head both messages share.
+// "id", "seq", "incarnation", "type", "device_id", "store_id" and "trace_id" when the producer
+// gave one: the head both messages share.
 void append_identity(const Config& config, std::string_view incarnation,
                      const storage::StoredEvent& e, std::string* out) {
   out->append("{\"id\":");
@@ -31,6 +32,10 @@ void append_identity(const Config& config, std::string_view incarnation,
   append_json_string(out, config.device.id);
   out->append(",\"store_id\":");
   append_json_string(out, config.device.store_id);
+  if (!e.trace_id.empty()) {
+    out->append(",\"trace_id\":");
+    append_json_string(out, e.trace_id);
+  }
 }
 
 }  // namespace

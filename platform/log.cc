@@ -125,7 +125,13 @@ void set_log_level(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
 
 void set_log_format(LogFormat format) {
-  if (format == LogFormat::kAuto) format = stderr_is_journal() ? LogFormat::kJournal : LogFormat::kText;
+  if (format == LogFormat::kAuto) {
+    // A technician running the agent by hand reads text; anything else collecting stderr (a
+    // file, a container runtime, a log shipper) gets lines it can parse.
+    format = stderr_is_journal()         ? LogFormat::kJournal
+             : ::isatty(STDERR_FILENO) == 1 ? LogFormat::kText
+                                          : LogFormat::kJson;
+  }
 #ifndef EDGESYNC_HAVE_SYSTEMD
   if (format == LogFormat::kJournal) format = LogFormat::kJson;
 #endif

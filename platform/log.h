@@ -7,8 +7,8 @@
 //    and fields: EDGESYNC_EVENT=hub_connected, EDGESYNC_SEQ=..., so `journalctl
 //    EDGESYNC_EVENT=dead_letter` finds them;
 //  - json: one JSON object per line on stderr {"ts","level","event","msg", fields...};
-//  - text: "edgesync: <message>" on stderr, for a technician's terminal (auto's choice outside
-//    systemd).
+//  - text: "edgesync: <message>" on stderr, for a technician's terminal.
+// auto: journal under systemd, text when stderr is a terminal, json otherwise.
 // The level can be changed while the agent runs (edgesync log-level). Thread-safe: a line is
 // written whole, and settings are atomics.
 #pragma once
@@ -32,7 +32,8 @@ Result<LogFormat> parse_log_format(std::string_view name);  // auto, text, json,
 
 void set_log_level(LogLevel level);
 LogLevel log_level();
-// kAuto resolves here, once: journal when stderr is the journal's stream, else text.
+// kAuto resolves here, once: journal when stderr is the journal's stream, text when it is a
+// terminal, else json.
 void set_log_format(LogFormat format);
 
 using LogFields = std::initializer_list<std::pair<std::string_view, std::string>>;

@@ -3,28 +3,40 @@
 #include "storage/outbox_database.h"
 
 namespace edgesync::storage {
+namespace {
+
+// Optional text columns are NULL when absent (a bound value stays bound across resets).
+void bind_text_or_null(Statement& st, int index, const std::string& value) {
+  if (value.empty()) {
+    st.bind_null(index);
+  } else {
+    st.bind_text(index, value);
+  }
+}
+
+}  // namespace
 
 // counted_size() for rows already stored; both must agree so that the figure is the same after
 // a restart (ids, types and timestamps are ASCII: length() counts their bytes).
 #define EDGESYNC_STORED_SIZE_SQL \
-  "(length(data) + 2 * length(id) + length(type) + coalesce(length(occurred_at), 0) + 40)"
+  "(length(data) + 2 * length(id) + length(type) + coalesce(length(occurred_at), 0) + " \
+  "coalesce(length(trace_id), 0) + 40)"
 
 int64_t counted_size(const AppendRequest& r) {
   constexpr int64_t kRowOverhead = 40;  // record header, rowid, received_ms, index entry header
   return static_cast<int64_t>(r.data.size() + 2 * r.id.size() + r.type.size() +
-                              r.occurred_at.size()) +
+                              r.occurred_at.size() + r.trace_id.size()) +
          kRowOverhead;
 }
 
 // The join costs one primary-key probe of dead_letters per event (usually empty).
 const char* const kSelectEventsAfterSql =
-    "SELECT e.seq, e.id, e.type, e.occurred_at, e.received_ms, e.data, d.reason, d.failed_ms "
+    "SELECT " EDGESYNC_EVENT_COLUMNS
     "FROM events e LEFT JOIN dead_letters d ON d.seq = e.seq "
     "WHERE e.seq > ? ORDER BY e.seq LIMIT ?";
 
 const char* const kSelectDeadLettersSql =
-    "SELECT seq, id, type, occurred_at, received_ms, data, reason, failed_ms "
-    "FROM dead_letters ORDER BY seq LIMIT ?";
+    "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS "FROM dead_letters ORDER BY seq LIMIT ?";
 
 void read_event(const Statement& st, StoredEvent* e) {
   e->seq = st.column_int64(0);
@@ -35,6 +47,7 @@ void read_event(const Statement& st, StoredEvent* e) {
   e->data.assign(st.column_blob(5));
   e->dead_reason.assign(st.column_text(6));
   e->dead_ms = st.column_int64(7);
+  e->trace_id.assign(st.column_text(8));
 }
 
 void read_dead_letter(const Statement& st, DeadLetter* d) {
@@ -77,7 +90,7 @@ Status EventRows::prepare(Database& d) {
   PREPARE(set_delivered_, "UPDATE state SET value = ? WHERE key = 'delivered_seq'");
   PREPARE(insert_dead_,
           "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
-          "reason, failed_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
+          "reason, failed_ms, trace_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
   PREPARE(prune_, "DELETE FROM events WHERE seq <= ?");
   // Everything at or below the (keep+1)-th newest; nothing when there are no more than `keep`.
   PREPARE(prune_dead_count_,
@@ -110,13 +123,10 @@ Status EventRows::insert(int64_t seq, const AppendRequest& r) {
   ins.bind(1, seq);
   ins.bind_text(2, r.id);
   ins.bind_text(3, r.type);
-  if (r.occurred_at.empty()) {
-    ins.bind_null(4);
-  } else {
-    ins.bind_text(4, r.occurred_at);
-  }
+  bind_text_or_null(ins, 4, r.occurred_at);
   ins.bind(5, r.received_ms);
   ins.bind_blob(6, r.data);
+  bind_text_or_null(ins, 7, r.trace_id);
   return ins.run();
 }
 
@@ -191,15 +201,12 @@ Status EventRows::insert_dead_letter(const DeadLetter& d) {
   st.bind(1, d.event.seq);
   st.bind_text(2, d.event.id);
   st.bind_text(3, d.event.type);
-  if (d.event.occurred_at.empty()) {
-    st.bind_null(4);
-  } else {
-    st.bind_text(4, d.event.occurred_at);
-  }
+  bind_text_or_null(st, 4, d.event.occurred_at);
   st.bind(5, d.event.received_ms);
   st.bind_blob(6, d.event.data);
   st.bind_text(7, d.reason);
   st.bind(8, d.failed_ms);
+  bind_text_or_null(st, 9, d.event.trace_id);
   return st.run();
 }
 

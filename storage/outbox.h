@@ -47,6 +47,7 @@ struct AppendRequest {
   std::string occurred_at;  // empty: not given by the producer
   int64_t received_ms = 0;  // Unix time in ms when the agent received the event
   std::string data;         // opaque bytes
+  std::string trace_id;     // empty: not given by the producer; carried to the hub as it is
 };
 
 // What an event counts against storage.max_bytes: its columns (the id twice, in the row and in
@@ -68,6 +69,7 @@ struct StoredEvent {
   std::string occurred_at;
   int64_t received_ms = 0;
   std::string data;
+  std::string trace_id;  // empty: none
   // read_pending() only: the event was dead-lettered (reason and when) but the watermark has
   // not passed it yet; the hub gets a dead-letter notice for it instead of the event.
   std::string dead_reason;

@@ -15,17 +15,21 @@ namespace edgesync::storage {
 namespace {
 
 struct TableShape {
-  int since_version;
+  int since_version;  // the shape holds from this schema version...
+  int until_version;  // ...through this one
   const char* name;
   const char* columns;  // in order, comma-separated
 };
 
 // The outbox's tables and the schema version that added each (storage/schema.cc).
 constexpr TableShape kTables[] = {
-    {1, "events", "seq,id,type,occurred_at,received_ms,data"},
-    {1, "state", "key,value"},
-    {2, "dead_letters", "seq,id,type,occurred_at,received_ms,data,reason,failed_ms"},
-    {3, "meta", "key,value"},
+    {1, 3, "events", "seq,id,type,occurred_at,received_ms,data"},
+    {4, kSchemaVersion, "events", "seq,id,type,occurred_at,received_ms,data,trace_id"},
+    {1, kSchemaVersion, "state", "key,value"},
+    {2, 3, "dead_letters", "seq,id,type,occurred_at,received_ms,data,reason,failed_ms"},
+    {4, kSchemaVersion, "dead_letters",
+     "seq,id,type,occurred_at,received_ms,data,reason,failed_ms,trace_id"},
+    {3, kSchemaVersion, "meta", "key,value"},
 };
 
 OutboxFileCheck quarantine_for(std::string reason) {
@@ -122,7 +126,7 @@ Result<OutboxFileCheck> examine_outbox_file(const std::string& path, const std::
     return quarantine_for("not an outbox: a database with other tables and no schema version");
   }
   for (const TableShape& t : kTables) {
-    if (t.since_version > *version) continue;
+    if (*version < t.since_version || *version > t.until_version) continue;
     auto columns =
         query_text(db,
                    "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info(?1) "

@@ -10,10 +10,6 @@
 namespace edgesync::storage {
 namespace {
 
-// Every event column read_event() reads, with its dead letter's reason and time.
-#define EDGESYNC_EVENT_COLUMNS \
-  "e.seq, e.id, e.type, e.occurred_at, e.received_ms, e.data, d.reason, d.failed_ms "
-
 // Events a tail poll returns at most; the rest come with the next polls.
 constexpr int64_t kTailRowsPerPoll = 1000;
 
@@ -127,10 +123,9 @@ Status look_up(Database& db, int64_t seq, const std::string& id, EventLookup* ou
   // A dead letter outlives its event's row, which is pruned with the delivered history. By id
   // this reads the whole dead-letter table (no index on its id): at most
   // storage.max_dead_letters rows, once, for one technician's command.
-  auto dq = db.prepare(by_id ? "SELECT seq, id, type, occurred_at, received_ms, data, reason, "
-                               "failed_ms FROM dead_letters WHERE id = ? ORDER BY seq DESC LIMIT 1"
-                             : "SELECT seq, id, type, occurred_at, received_ms, data, reason, "
-                               "failed_ms FROM dead_letters WHERE seq = ?");
+  auto dq = db.prepare(by_id ? "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS
+                               "FROM dead_letters WHERE id = ? ORDER BY seq DESC LIMIT 1"
+                             : "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS "FROM dead_letters WHERE seq = ?");
   if (!dq) return dq.status();
   if (by_id) {
     (*dq)->bind_text(1, id);

@@ -18,8 +18,7 @@ std::string seq_note(int64_t seq, const std::string& why) {
 Status read_dead_letters(Database& db, const std::vector<int64_t>& seqs,
                          std::vector<DeadLetter>* out) {
   auto q = db.prepare(
-      "SELECT seq, id, type, occurred_at, received_ms, data, reason, failed_ms "
-      "FROM dead_letters WHERE ?1 OR seq = ?2 ORDER BY seq");
+      "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS "FROM dead_letters WHERE ?1 OR seq = ?2 ORDER BY seq");
   if (!q) return q.status();
   auto collect = [&](bool all, int64_t seq) -> Status {
     (*q)->bind(1, int64_t{all ? 1 : 0});
@@ -103,8 +102,8 @@ Status Outbox::Writer::retry_dead_letters(const std::vector<int64_t>& seqs, Repa
                             "once the hub has it (edgesync status: last delivered seq)"));
       continue;
     }
-    AppendRequest again{d.event.id, d.event.type, d.event.occurred_at, d.event.received_ms,
-                        d.event.data};
+    AppendRequest again{d.event.id,          d.event.type, d.event.occurred_at,
+                        d.event.received_ms, d.event.data, d.event.trace_id};
     // The delivered copy kept for de-duplication holds the id: it goes, so the id can be
     // stored under its new seq (and still de-duplicates a producer's resend).
     auto removed = rows.remove(old_seq);

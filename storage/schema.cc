@@ -40,6 +40,11 @@ const char* const kMigrations[] = {
     "  substr('89ab', 1 + (unicode(substr(h, 17, 1)) % 4), 1) || substr(h, 18, 3) || '-' ||"
     "  substr(h, 21, 12)"
     "  FROM (SELECT lower(hex(randomblob(16))) AS h);",
+
+    // 3 -> 4: a producer's optional trace_id, carried to the hub so that a sale can be
+    // followed from the till to the hub (NULL when not given; adding a column rewrites nothing).
+    "ALTER TABLE events ADD COLUMN trace_id TEXT;"
+    "ALTER TABLE dead_letters ADD COLUMN trace_id TEXT;",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

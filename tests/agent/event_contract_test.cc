@@ -40,6 +40,26 @@ TEST(EventContract, FullEventIsAccepted) {
   EXPECT_EQ(p.req.data, R"({"z":1,"a":[1,2],"m":{"k":"v"}})") << "key order is kept";
 }
 
+// A sale followed from the till to the hub: the producer's trace_id is kept as given, and an
+// absent or null one is stored as none.
+TEST(EventContract, TraceIdIsKeptWhenGiven) {
+  auto p = parse(R"({"type":"pos.sale","trace_id":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","data":{}})");
+  ASSERT_TRUE(p.ok) << p.failure.message;
+  EXPECT_EQ(p.req.trace_id, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  p = parse(R"({"type":"pos.sale","trace_id":null,"data":{}})");
+  ASSERT_TRUE(p.ok) << p.failure.message;
+  EXPECT_EQ(p.req.trace_id, "");
+  p = parse(R"({"type":"pos.sale","data":{}})");
+  ASSERT_TRUE(p.ok);
+  EXPECT_EQ(p.req.trace_id, "");
+  expect_error(R"({"type":"pos.sale","data":{},"trace_id":""})", IngestError::kInvalidEvent,
+               "\"trace_id\"");
+  expect_error(R"({"type":"pos.sale","data":{},"trace_id":12})", IngestError::kInvalidEvent,
+               "\"trace_id\"");
+  expect_error(R"({"type":"pos.sale","data":{},"trace_id":")" + std::string(129, 't') + "\"}",
+               IngestError::kInvalidEvent, "1-128");
+}
+
 TEST(EventContract, MissingIdIsGeneratedUniquely) {
   std::set<std::string> ids;
   for (int i = 0; i < 1000; ++i) {
@@ -173,6 +193,11 @@ TEST(HubMessage, PayloadCarriesTheEnvelopeAndDataVerbatim) {
   EXPECT_EQ(j["received_at"], "2025-11-23T08:15:02.123Z");
   EXPECT_EQ(j["data"], nlohmann::json::parse(e.data));
   EXPECT_FALSE(j.contains("received_at_trusted"));
+  EXPECT_FALSE(j.contains("trace_id")) << "left out when the producer gave none";
+  e.trace_id = "till-3/r\"1001";
+  build_event_payload(c, "inc", e, &payload);
+  EXPECT_EQ(nlohmann::json::parse(payload)["trace_id"], "till-3/r\"1001");
+  e.trace_id.clear();
   // A box that booted without a real-time clock: the hub must not file the sale under 1970.
   e.received_ms = 86400000;
   build_event_payload(c, "inc", e, &payload);
@@ -209,6 +234,7 @@ TEST(HubMessage, DeadLetterNoticeNamesTheSeqAndTheReasonButNotTheData) {
   e.id = "sale-12";
   e.type = "pos.sale.completed";
   e.data = R"({"secret":"card"})";
+  e.trace_id = "till-3/r12";
   std::string payload;
   build_dead_letter_notice(c, "inc-1", e, "PUBACK reason code 135 (not authorized)",
                            1763885702123, &payload);
@@ -220,6 +246,7 @@ TEST(HubMessage, DeadLetterNoticeNamesTheSeqAndTheReasonButNotTheData) {
   EXPECT_EQ(j["type"], "pos.sale.completed");
   EXPECT_EQ(j["reason"], "PUBACK reason code 135 (not authorized)");
   EXPECT_EQ(j["failed_at"], "2025-11-23T08:15:02.123Z");
+  EXPECT_EQ(j["trace_id"], "till-3/r12") << "the sale can be followed to its dead letter";
   EXPECT_FALSE(j.contains("data"));
 }
 

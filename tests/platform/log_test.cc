@@ -3,7 +3,9 @@
 #include "platform/log.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -72,10 +74,40 @@ TEST_F(LogTest, LinesBelowTheLevelAreNotWrittenAndTheLevelChangesAtRunTime) {
   EXPECT_EQ(captured([] { log(LogLevel::kDebug, "x", "shown"); }), "edgesync: shown\n");
 }
 
-TEST_F(LogTest, AutoIsTextOutsideSystemd) {
+// Outside systemd, stderr collected by anything (a file here) gets JSON lines it can parse.
+TEST_F(LogTest, AutoIsJsonOutsideSystemdWhenStderrIsNotATerminal) {
   ::unsetenv("JOURNAL_STREAM");
+  const std::string out = captured([] {
+    set_log_format(LogFormat::kAuto);
+    log(LogLevel::kError, "x", "collected");
+  });
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_EQ(j["msg"], "collected");
+}
+
+// A technician who runs the agent by hand on a terminal reads plain lines.
+TEST_F(LogTest, AutoIsTextOnATerminal) {
+  ::unsetenv("JOURNAL_STREAM");
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const int terminal = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  ASSERT_GE(terminal, 0);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(terminal, STDERR_FILENO);
   set_log_format(LogFormat::kAuto);
-  EXPECT_EQ(captured([] { log(LogLevel::kError, "x", "plain"); }), "edgesync: plain\n");
+  log(LogLevel::kError, "x", "plain");
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(terminal);
+  char buf[256];
+  const ssize_t n = ::read(master, buf, sizeof buf);
+  ::close(master);
+  ASSERT_GT(n, 0);
+  // The terminal's line discipline turns "\n" into "\r\n".
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "edgesync: plain\r\n");
 }
 
 TEST_F(LogTest, NamesParseAndBadOnesAreRefused) {

@@ -43,7 +43,9 @@ storage::RepairRequest retry(std::vector<int64_t> seqs = {}) {
 // Stores an event and dead-letters it; with `announced`, the watermark passes it as the
 // publisher's does once the hub acknowledged the notice. Returns its seq.
 int64_t dead_letter(storage::Outbox& box, const std::string& id, bool announced = true) {
-  auto r = append_wait(box, event(id, "{\"sku\":\"" + id + "\"}"));
+  auto req = event(id, "{\"sku\":\"" + id + "\"}");
+  req.trace_id = "trace-" + id;
+  auto r = append_wait(box, req);
   EXPECT_EQ(r.outcome, storage::AppendResult::Outcome::kStored);
   std::vector<storage::StoredEvent> one;
   EXPECT_TRUE(box.read_pending(r.seq - 1, 1, &one));
@@ -86,6 +88,7 @@ TEST(OutboxRepair, RetriedDeadLetterIsPendingAgainUnderANewSeqWithTheSameEvent) 
   EXPECT_EQ(pending[0].id, "sale-a");
   EXPECT_EQ(pending[0].data, "{\"sku\":\"sale-a\"}");
   EXPECT_EQ(pending[0].received_ms, 1700000000000) << "the same event, not a new one";
+  EXPECT_EQ(pending[0].trace_id, "trace-sale-a") << "the producer's trace goes with it";
   EXPECT_TRUE(pending[0].dead_reason.empty());
 
   // The id still de-duplicates a producer's resend, under its new seq.
@@ -97,6 +100,7 @@ TEST(OutboxRepair, RetriedDeadLetterIsPendingAgainUnderANewSeqWithTheSameEvent) 
   ASSERT_TRUE(storage::Outbox::list_dead_letters(o.path, 10, &dead));
   ASSERT_EQ(dead.size(), 1u) << "only sale-b is still a dead letter";
   EXPECT_EQ(dead[0].event.id, "sale-b");
+  EXPECT_EQ(dead[0].event.trace_id, "trace-sale-b");
 }
 
 TEST(OutboxRepair, RetryAllSurvivesAReopenAndSkipsWhatIsNotYetAnnounced) {

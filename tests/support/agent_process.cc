@@ -65,6 +65,8 @@ nlohmann::json AgentConfig::to_json() const {
         {"keepalive_s", keepalive_s},
         {"max_inflight", max_inflight}}},
       {"retry", {{"initial_ms", retry_initial_ms}, {"max_ms", retry_max_ms}}},
+      // The tests search the log for plain text (auto would write JSON to a file).
+      {"log", {{"format", "text"}}},
   };
   if (linger_ms >= 0) j["hub"]["linger_ms"] = linger_ms;
   if (refused_retry_s >= 0) j["hub"]["refused_retry_s"] = refused_retry_s;

@@ -6,11 +6,12 @@
 namespace edgesync::test {
 
 std::string make_request(const std::string& id, const std::string& type, const nlohmann::json& data,
-                         const std::string& occurred_at) {
+                         const std::string& occurred_at, const std::string& trace_id) {
   nlohmann::json j = nlohmann::json::object();
   if (!id.empty()) j["id"] = id;
   j["type"] = type;
   if (!occurred_at.empty()) j["occurred_at"] = occurred_at;
+  if (!trace_id.empty()) j["trace_id"] = trace_id;
   j["data"] = data;
   return j.dump();
 }

@@ -14,9 +14,9 @@
 
 namespace edgesync::test {
 
-// One ingest request line (no trailing newline). Empty id / occurred_at are left out.
+// One ingest request line (no trailing newline). Empty id, occurred_at, trace_id are left out.
 std::string make_request(const std::string& id, const std::string& type, const nlohmann::json& data,
-                         const std::string& occurred_at = "");
+                         const std::string& occurred_at = "", const std::string& trace_id = "");
 
 // An event message as received on <topic_base>/events/<type>.
 struct HubEvent {

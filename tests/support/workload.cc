@@ -55,7 +55,8 @@ std::vector<SentEvent> make_events(const std::string& id_prefix, size_t n, size_
     if (i % 3 == 0)
       e.occurred_at =
           "2024-05-01T12:30:" + std::string(i % 60 < 10 ? "0" : "") + std::to_string(i % 60) + "Z";
-    e.line = make_request(e.id, e.type, e.data, e.occurred_at);
+    if (i % 4 == 1) e.trace_id = "trace-" + id_prefix + "-" + std::to_string(i);
+    e.line = make_request(e.id, e.type, e.data, e.occurred_at, e.trace_id);
     out.push_back(std::move(e));
   }
   return out;

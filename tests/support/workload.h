@@ -17,12 +17,14 @@ struct SentEvent {
   std::string type;
   nlohmann::json data;
   std::string occurred_at;  // "" when absent
+  std::string trace_id;     // "" when absent
   std::string line;         // the request line as sent
 };
 
 // n events with ids "<id_prefix>-<i>" (every `no_id_every`-th without an id if > 0), a few
 // different types, and data covering strings with escapes and non-ASCII text, nested objects
-// and arrays, big and negative integers, fractions, booleans and null.
+// and arrays, big and negative integers, fractions, booleans and null. Every fourth carries a
+// trace_id.
 std::vector<SentEvent> make_events(const std::string& id_prefix, size_t n, size_t no_id_every = 0);
 
 std::vector<std::string> lines_of(const std::vector<SentEvent>& events);
