@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/cli.h"
+#include "agent/cli_format.h"
 #include "agent/doctor_checks.h"
 #include "agent/version.h"
 #include "platform/clock.h"
@@ -108,7 +109,7 @@ int cli_doctor(const std::string& config_path, bool json, int timeout_s) {
   if (json) {
     print_json(checks, ok);
   } else {
-    print_text(config_path, checks, ::isatty(STDOUT_FILENO) == 1);
+    print_text(config_path, checks, use_colour());
   }
   std::fflush(stdout);
   return ok ? 0 : 1;

@@ -1,18 +1,31 @@
 #include "agent/cli_format.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 namespace edgesync::agent {
 
 std::string human_bytes(int64_t b) {
   char buf[32];
   if (b < 1024) return std::to_string(b) + " B";
-  if (b < 1024 * 1024) {
+  if (b < (int64_t{1} << 20)) {
     std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  } else if (b < (int64_t{1} << 30)) {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", b / 1048576.0);
+  } else if (b < (int64_t{1} << 40)) {
+    std::snprintf(buf, sizeof buf, "%.1f GiB", b / 1073741824.0);
   } else {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024.0));
+    std::snprintf(buf, sizeof buf, "%.1f TiB", b / 1099511627776.0);
   }
   return buf;
+}
+
+bool use_colour() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr &&
+         !(term && std::string(term) == "dumb");
 }
 
 std::string human_age(double s) {

@@ -7,8 +7,11 @@
 
 namespace edgesync::agent {
 
-// "512 B", "3.4 KiB", "12.0 MiB"
+// "512 B", "3.4 KiB", "12.0 MiB", "1.5 GiB"
 std::string human_bytes(int64_t bytes);
+// Colour on standard output: only on a terminal, never with NO_COLOR set (no-color.org) or
+// TERM=dumb.
+bool use_colour();
 // "42.0 s", "3.5 min", "2.1 h"
 std::string human_age(double seconds);
 // One "label              value" line on standard output (labels padded to 18 columns).

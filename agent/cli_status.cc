@@ -97,10 +97,7 @@ json live_health(const Config& config) {
 
 // Colour for the verdict line on a terminal (not when piped, nor with NO_COLOR set).
 std::string coloured(const std::string& text, VerdictLevel level) {
-  const char* term = std::getenv("TERM");
-  if (!::isatty(STDOUT_FILENO) || std::getenv("NO_COLOR") || (term && std::string(term) == "dumb")) {
-    return text;
-  }
+  if (!use_colour()) return text;
   const char* code = level == VerdictLevel::kOk         ? "\033[1;32m"
                      : level == VerdictLevel::kDegraded ? "\033[1;33m"
                                                         : "\033[1;31m";

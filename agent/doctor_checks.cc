@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "agent/certificate_check.h"
+#include "agent/cli_format.h"
 #include "agent/config_layers.h"
 #include "agent/remote_config.h"
 #include "agent/remote_config_state.h"
@@ -30,21 +31,6 @@ namespace edgesync::agent::doctor {
 namespace {
 
 constexpr int64_t kDayMs = 86400000;
-
-std::string human_bytes(int64_t b) {
-  char buf[32];
-  if (b < 1024) return std::to_string(b) + " B";
-  if (b < (int64_t{1} << 20)) {
-    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  } else if (b < (int64_t{1} << 30)) {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / 1048576.0);
-  } else if (b < (int64_t{1} << 40)) {
-    std::snprintf(buf, sizeof buf, "%.1f GiB", b / 1073741824.0);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f TiB", b / 1099511627776.0);
-  }
-  return buf;
-}
 
 std::string date_of(int64_t unix_ms) { return platform::format_rfc3339_ms(unix_ms).substr(0, 10); }
 std::string time_of(int64_t unix_ms) {

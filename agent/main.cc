@@ -359,8 +359,8 @@ int main(int argc, char** argv) {
                    "the layer: one JSON object, no comments (default: standard input)");
   sign->footer(
       "The layer is checked as a box checks it: a JSON object, no local-only key (device,\n"
-      "storage.path, ingest.socket, hub.topic_prefix, remote_config), every key known and typed\n"
-      "right. Rules that depend on the box's own file are printed as notes, not refused. The\n"
+      "storage.path, ingest.socket, control, metrics.listen, hub.topic_prefix, hub.client_id,\n"
+      "remote_config), every key known and typed right. Rules that depend on the box's own file are printed as notes, not refused. The\n"
       "signed payload is the compact JSON of the layer (members sorted, whitespace not kept).\n"
       "Prints the envelope on one line on standard output; problems go to standard error.\n"
       "Exit 0, or 2 when the layer or an option is refused (nothing on standard output).\n\n"

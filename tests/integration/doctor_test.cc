@@ -17,7 +17,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -27,6 +26,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/temp_dir.h"
 #include "tests/support/hub_fixture.h"
+#include "tests/support/schema_check.h"
 #include "tests/support/workload.h"
 
 namespace edgesync::test {
@@ -63,62 +63,6 @@ void openssl(const std::vector<std::string>& args) {
   argv.insert(argv.end(), args.begin(), args.end());
   CommandResult r = run_command(argv, "", 30s);
   ASSERT_TRUE(r.exited_ok()) << r.describe();
-}
-
-json load_schema() {
-  const char* src = std::getenv("EDGESYNC_SOURCE_DIR");
-  std::ifstream in(std::string(src ? src : ".") + "/config/contracts/doctor.schema.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str(), nullptr, false);
-}
-
-// The parts of JSON Schema that doctor.schema.json uses: type, const, enum, pattern, required,
-// properties, additionalProperties: false, items. Appends one line per violation.
-void validate(const json& value, const json& schema, const std::string& where,
-              std::vector<std::string>* errors) {
-  auto fail = [&](const std::string& what) { errors->push_back(where + ": " + what); };
-  if (schema.contains("const") && value != schema["const"])
-    fail("must be " + schema["const"].dump());
-  if (schema.contains("enum")) {
-    bool found = false;
-    for (const auto& e : schema["enum"]) found = found || e == value;
-    if (!found) fail(value.dump() + " is not one of " + schema["enum"].dump());
-  }
-  if (schema.contains("type")) {
-    const std::string t = schema["type"];
-    const bool ok = (t == "object" && value.is_object()) || (t == "array" && value.is_array()) ||
-                    (t == "string" && value.is_string()) ||
-                    (t == "boolean" && value.is_boolean()) ||
-                    (t == "integer" && value.is_number_integer());
-    if (!ok) {
-      fail("must be of type " + t + ", is " + value.dump());
-      return;
-    }
-  }
-  if (schema.contains("pattern") && value.is_string() &&
-      !std::regex_search(value.get<std::string>(),
-                         std::regex(schema["pattern"].get<std::string>()))) {
-    fail(value.dump() + " does not match " + schema["pattern"].dump());
-  }
-  if (value.is_object()) {
-    for (const auto& r : schema.value("required", json::array())) {
-      if (!value.contains(r.get<std::string>())) fail("lacks required " + r.dump());
-    }
-    const json props = schema.value("properties", json::object());
-    for (const auto& [k, v] : value.items()) {
-      if (props.contains(k)) {
-        validate(v, props[k], where + "." + k, errors);
-      } else if (schema.value("additionalProperties", true) == false) {
-        fail("has '" + k + "', which the schema does not allow");
-      }
-    }
-  }
-  if (value.is_array() && schema.contains("items")) {
-    for (size_t i = 0; i < value.size(); ++i) {
-      validate(value[i], schema["items"], where + "[" + std::to_string(i) + "]", errors);
-    }
-  }
 }
 
 struct Doctor {
@@ -246,11 +190,9 @@ TEST_F(DoctorTest, AllChecksPassOnAHealthyBox) {
   Doctor d = run_doctor(agent_->config_path());
   EXPECT_EQ(d.run.exit_code(), 0) << d.describe();
   ASSERT_TRUE(d.report.is_object()) << d.describe();
-  const json schema = load_schema();
-  ASSERT_TRUE(schema.is_object()) << "config/contracts/doctor.schema.json does not parse";
-  std::vector<std::string> errors;
-  validate(d.report, schema, "$", &errors);
-  for (const auto& e : errors) ADD_FAILURE() << "schema: " << e;
+  for (const auto& e : schema_violations("doctor.schema.json", d.report)) {
+    ADD_FAILURE() << "doctor.schema.json: " << e;
+  }
   EXPECT_EQ(d.report.value("version", 0), 1);
   EXPECT_EQ(d.report.value("ok", false), true);
   std::vector<std::string> names;
