@@ -157,8 +157,13 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       // Posted: the publisher is in the middle of its connect handling.
       asio::post(delivery_io, [&remote] { remote.start_completed(); });
     }
+    // "since" counts from the last change between connected and not: the attempts and
+    // backoffs of one outage are one outage, which the verdict's "unreachable for" measures.
+    const bool connected = hs == HubState::kConnected;
+    if (connected != (state.hub_state == "connected") || state.hub_since_ms == 0) {
+      state.hub_since_ms = platform::unix_ms();
+    }
     state.hub_state = hub_state_name(hs);
-    state.hub_since_ms = platform::unix_ms();
     if (!detail.empty()) state.last_error = detail;
     // A damaged page met while running stops delivery at it; the publisher reports that as a
     // state change, and the reason goes to the status file with it.

@@ -16,7 +16,7 @@ const char* verdict_name(VerdictLevel level);  // "OK", "DEGRADED", "DOWN"
 struct VerdictInputs {
   bool agent_running = true;
   std::string hub_state;   // "connected", "connecting", "disconnected", ...
-  int64_t hub_since_ms = 0;  // when the hub state last changed; 0: unknown
+  int64_t hub_since_ms = 0;  // since when connected, or not connected; 0: unknown
   int64_t pending = 0;
   int64_t pending_bytes = 0;
   int64_t max_bytes = 0;

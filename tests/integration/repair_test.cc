@@ -258,6 +258,23 @@ TEST_F(RepairTest, HealthMessageIsRetainedFollowsTheSchemaAndCountsWhatHappened)
   EXPECT_EQ(st["live"]["last_hour"]["accepted"], 2) << st.dump(2);
 }
 
+// What a technician sees with a dead letter on the box: DEGRADED, the count and where to look.
+TEST_F(RepairTest, StatusNamesADeadLetterInItsVerdictAndItsFigures) {
+  agent_->start();
+  Producer producer(agent_->socket_path());
+  make_dead_letter(producer);
+  CommandResult st = cli({"status"});
+  EXPECT_EQ(st.exit_code(), 1) << st.describe();
+  const std::string first = st.out.substr(0, st.out.find('\n'));
+  EXPECT_EQ(first.rfind("DEGRADED: ", 0), 0u) << st.out;
+  EXPECT_NE(first.find("1 dead letter in the last 24 h (edgesync dead-letters)"), std::string::npos)
+      << st.out;
+  json j = status_json();
+  EXPECT_EQ(j["outbox"]["dead_letters"], 1) << j.dump(2);
+  const auto v = schema_violations("status.schema.json", j);
+  EXPECT_TRUE(v.empty()) << ::testing::PrintToString(v) << "\n" << j.dump(2);
+}
+
 // `edgesync status`: the verdict first, its exit status, plain text when piped, the JSON against
 // its schema, in the states a technician meets.
 class StatusTest : public HubFixture {};
@@ -281,6 +298,31 @@ TEST_F(StatusTest, AStoppedAgentWithABacklogIsDownAndSaysWhatIsWaiting) {
   json j = status_json();
   EXPECT_EQ(j["verdict"]["level"], "DOWN");
   EXPECT_TRUE(j["live"].is_null()) << "no agent to ask";
+  const auto v = schema_violations("status.schema.json", j);
+  EXPECT_TRUE(v.empty()) << ::testing::PrintToString(v) << "\n" << j.dump(2);
+}
+
+// The hub down while the agent runs: past the reconnect grace it is DEGRADED with what waits,
+// and the hub's state, last error and next retry come from the agent itself.
+TEST_F(StatusTest, HubDownWhileTheAgentRunsIsDegradedWithTheBacklog) {
+  broker_->stop();
+  agent_->start();
+  Producer producer(agent_->socket_path());
+  for (int i = 1; i <= 3; ++i) {
+    auto r = producer.request(make_request("sale-" + std::to_string(i), "pos.sale", json{{"n", i}}), 20s);
+    ASSERT_TRUE(r.value("ok", false)) << r.dump();
+  }
+  std::this_thread::sleep_for(32s);  // agent/verdict.h: kHubGraceMs, 30 s, is a reconnect
+  CommandResult st = AgentProcess::run_cli({"status", "--config", agent_->config_path()}, "", 20s);
+  EXPECT_EQ(st.exit_code(), 1) << st.describe();
+  const std::string first = st.out.substr(0, st.out.find('\n'));
+  EXPECT_EQ(first.rfind("DEGRADED: hub unreachable for ", 0), 0u) << st.out;
+  EXPECT_NE(first.find("3 events waiting, oldest "), std::string::npos) << st.out;
+  json j = status_json();
+  EXPECT_EQ(j["verdict"]["level"], "DEGRADED");
+  EXPECT_NE(j["live"]["hub"]["state"], "connected") << j.dump(2);
+  EXPECT_TRUE(j["live"]["hub"]["last_error"].is_string()) << j.dump(2);
+  EXPECT_EQ(j["outbox"]["pending"], 3) << j.dump(2);
   const auto v = schema_violations("status.schema.json", j);
   EXPECT_TRUE(v.empty()) << ::testing::PrintToString(v) << "\n" << j.dump(2);
 }
