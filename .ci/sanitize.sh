@@ -37,12 +37,14 @@ done
 # the reconnect on its threads while appends go on), dead_letter_test (dead letters handed from
 # delivery to the writer), crash_test (SIGTERM: ingest stops, delivery and the writer are joined),
 # remote_config_test (a pushed config decided on the ingest thread, applied to the publisher on
-# the delivery thread, which drops and remakes its paho client).
+# the delivery thread, which drops and remakes its paho client), outbox_repair_test (the
+# technician's repairs queued to the writer between its rounds while appends go on), repair_test
+# (repairs and status through the agent's control socket thread).
 # Left out: tests of timing under load (publish_pacing, delivery_under_cpu_hog, ingest_limits)
 # that TSan's slowdown would break, and the single-threaded ones ASan already covers.
-TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test
+TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test
             ingest_storage_error_test delivery_test broker_outage_test dead_letter_test
-            crash_test remote_config_test)
+            crash_test remote_config_test repair_test)
 
 # --quick: the integration tests under ASan where the agent's threads, its storage, its CLI
 # and its link handling all run (the rest run under ASan in the full form). Left out of the
@@ -53,7 +55,8 @@ TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test
 ASAN_QUICK_TESTS=(delivery_test crash_test dead_letter_test ingest_storage_error_test
                   bad_input_test cli_test remote_config_test)
 if [ "$QUICK" = 1 ]; then
-  TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test delivery_test)
+  TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test
+              delivery_test)
 fi
 
 T0=$(date +%s)

@@ -152,6 +152,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     return health_json(snap);
   };
   Publisher* publisher_ptr = nullptr;  // set below: the state callback needs the publisher
+  IngestServer* ingest_ptr = nullptr;   // set below: an applied config gives it its contracts
   Publisher publisher(delivery_io, config, outbox, [&](HubState hs, const std::string& detail) {
     if (hs == HubState::kConnected) {
       // Posted: the publisher is in the middle of its connect handling.
@@ -201,15 +202,41 @@ int run_agent(const std::string& config_path, LocalConfig local) {
         delivery_config = next;
         publisher.set_config_topics(remote.topics());
         publisher.reconfigure(next, change.reconnect || topics_changed, remote.epoch());
-        asio::post(io, [&, next] {
+        // Contracts are read again on every apply (a reload after editing a schema file
+        // picks it up); on failure the running ones stay (check_effective refused such a
+        // config already, so only a file changed since gets here).
+        auto contracts = ContractRegistry::load(next.ingest.contract_dirs());
+        if (!contracts) {
+          platform::log(platform::LogLevel::kError, "contracts_not_reloaded",
+                        "event contracts not reloaded, the running ones stay: " +
+                            contracts.status().message());
+        }
+        std::shared_ptr<const ContractRegistry> reloaded = contracts ? *contracts : nullptr;
+        asio::post(io, [&, next, reloaded] {
           config = next;  // the ingest server's limits apply from its next read of them
           outbox.set_limits(outbox_limits(next));
+          if (reloaded) ingest_ptr->set_contracts(reloaded);
         });
       },
       [&](const std::string& payload) { publisher.publish_config_status(payload); }});
 
   IngestServer ingest(io, config, outbox);
   ingest.set_counters(&counters);
+  {
+    // check_effective() loaded them once already: a failure here is a file changed since.
+    auto contracts = ContractRegistry::load(config.ingest.contract_dirs());
+    if (!contracts) {
+      std::cerr << "edgesync: refusing to start: event contracts: " << contracts.status().message()
+                << "\n";
+      return 1;
+    }
+    platform::log(platform::LogLevel::kInfo, "contracts_loaded",
+                  "event contracts: " + std::to_string((*contracts)->size()) + " loaded from " +
+                      std::to_string(config.ingest.contract_dirs().size()) + " folder(s)",
+                  {{"contracts", std::to_string((*contracts)->size())}});
+    ingest.set_contracts(std::move(*contracts));
+  }
+  ingest_ptr = &ingest;
   s = ingest.start();
   if (!s) {
     std::cerr << "edgesync: " << s.to_string() << "\n";

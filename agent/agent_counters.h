@@ -81,7 +81,9 @@ struct AgentCounters {
   // Ingest thread.
   std::atomic<uint64_t> accepted{0};    // stored: new events
   std::atomic<uint64_t> duplicates{0};  // an id stored before: acknowledged, not stored again
-  static constexpr size_t kRefusalKinds = 5;  // IngestError's values
+  // Stored without a contract check: unknown types passed on (ingest.unknown_types: accept).
+  std::atomic<uint64_t> unchecked{0};
+  static constexpr size_t kRefusalKinds = 6;  // IngestError's values
   std::array<std::atomic<uint64_t>, kRefusalKinds> refused{};
   HourWindow accepted_window;
   // Delivery thread.

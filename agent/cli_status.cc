@@ -253,6 +253,12 @@ int cli_status(const Config& local, bool as_json) {
     };
     row("last minute", window("last_minute"));
     row("last hour", window("last_hour"));
+    const uint64_t unchecked = live["since_start"].value("unchecked", uint64_t{0});
+    if (unchecked > 0) {
+      row("unchecked", std::to_string(unchecked) +
+                           " events of types without a contract passed on since start "
+                           "(ingest.unknown_types: accept)");
+    }
   } else if (running) {
     row("last minute", "- (the agent's control socket did not answer)");
   }

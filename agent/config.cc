@@ -73,6 +73,26 @@ class Fields {
     *out = v->get<bool>();
   }
 
+  // An array of non-empty strings.
+  void text_list(const char* key, std::vector<std::string>* out) {
+    const json* v = get(key, false);
+    if (!v) return;
+    if (!v->is_array()) {
+      errors_->push_back(name(key) + ": must be an array of strings");
+      return;
+    }
+    std::vector<std::string> list;
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& item = (*v)[i];
+      if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
+        errors_->push_back(name(key) + "[" + std::to_string(i) + "]: must be a non-empty string");
+      } else {
+        list.push_back(item.get<std::string>());
+      }
+    }
+    *out = std::move(list);
+  }
+
   // An object of strings (key -> text), e.g. key id -> file.
   void text_map(const char* key, std::map<std::string, std::string>* out) {
     const json* v = object(key, false);
@@ -143,6 +163,9 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
   }
   if (c.storage.path.empty()) errors->push_back("storage.path: must not be empty");
   if (c.ingest.socket.empty()) errors->push_back("ingest.socket: must not be empty");
+  if (c.ingest.unknown_types != "reject" && c.ingest.unknown_types != "accept") {
+    errors->push_back("ingest.unknown_types: must be \"reject\" or \"accept\"");
+  }
   // sun_path holds 108 bytes including the terminating NUL.
   if (c.ingest.socket.size() > 107) {
     errors->push_back("ingest.socket: path longer than 107 bytes cannot be a Unix socket");
@@ -242,6 +265,13 @@ std::string Config::control_socket() const {
   return platform::dirname_of(ingest.socket) + "/control.sock";
 }
 
+std::vector<std::string> Config::Ingest::contract_dirs() const {
+  std::vector<std::string> dirs;
+  if (!contracts_dir.empty()) dirs.push_back(contracts_dir);
+  dirs.insert(dirs.end(), extra_contract_dirs.begin(), extra_contract_dirs.end());
+  return dirs;
+}
+
 std::vector<std::string> parse_config(const std::string& text, Config* out, FileChecks files) {
   json root;
   try {
@@ -279,6 +309,9 @@ std::vector<std::string> parse_config_json(const json& root, Config* out, FileCh
     ingest.integer("max_line_bytes", &c.ingest.max_line_bytes, 1024, 64 << 20);
     ingest.integer("max_connections", &c.ingest.max_connections, 1, 65536);
     ingest.integer("idle_timeout_s", &c.ingest.idle_timeout_s, 1, 86400);
+    ingest.text("contracts_dir", &c.ingest.contracts_dir);
+    ingest.text_list("extra_contract_dirs", &c.ingest.extra_contract_dirs);
+    ingest.text("unknown_types", &c.ingest.unknown_types);
 
     Fields control(top.object("control", false), "control", &errors);
     control.text("socket", &c.control.socket);
@@ -337,7 +370,10 @@ json config_to_json(const Config& c) {
        {{"socket", c.ingest.socket},
         {"max_line_bytes", c.ingest.max_line_bytes},
         {"max_connections", c.ingest.max_connections},
-        {"idle_timeout_s", c.ingest.idle_timeout_s}}},
+        {"idle_timeout_s", c.ingest.idle_timeout_s},
+        {"contracts_dir", c.ingest.contracts_dir},
+        {"extra_contract_dirs", c.ingest.extra_contract_dirs},
+        {"unknown_types", c.ingest.unknown_types}}},
       {"control", {{"socket", c.control.socket}}},
       {"health", {{"interval_s", c.health.interval_s}}},
       {"log", {{"level", c.log.level}, {"format", c.log.format}}},

@@ -34,6 +34,13 @@ struct Config {
     // A connection that sent part of a line and then nothing for this long is closed: the
     // partial line was never a request, and the connection holds one of max_connections.
     int64_t idle_timeout_s = 30;
+    // Event contracts (docs/CONTRACTS.md): the shipped folder, then the operator's own. Empty
+    // contracts_dir: none shipped (development and tests).
+    std::string contracts_dir = "/usr/share/edgesync/contracts/events";
+    std::vector<std::string> extra_contract_dirs;
+    std::string unknown_types = "reject";  // reject, or accept (passed on unchecked)
+    // Every folder to load, in order.
+    std::vector<std::string> contract_dirs() const;
   } ingest;
   struct Control {
     // The technician's request socket (docs/OPERATIONS.md), the agent's group only (mode 0660).

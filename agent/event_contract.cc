@@ -17,6 +17,7 @@ const char* error_code_name(IngestError e) {
     case IngestError::kTooLarge: return "too_large";
     case IngestError::kOutboxFull: return "outbox_full";
     case IngestError::kStorageError: return "storage_error";
+    case IngestError::kUnknownType: return "unknown_type";
   }
   return "storage_error";
 }
@@ -110,15 +111,31 @@ int nesting_depth(std::string_view json) {
   }
   return deepest;
 }
+// "/data/lines/0/qty: type (expected \"integer\"), and 2 more": the first rule broken, for the
+// message; the violations list has them all.
+std::string describe_violations(const std::vector<Violation>& violations) {
+  if (violations.empty()) return "does not conform";
+  const Violation& v = violations.front();
+  std::string s = v.path + ": " + v.rule;
+  if (!v.expected.is_null()) s += " (expected " + v.expected.dump() + ")";
+  if (violations.size() > 1) s += ", and " + std::to_string(violations.size() - 1) + " more";
+  return s;
+}
+
+constexpr int64_t kMaxContractVersion = 9999;
+
 }  // namespace
 
 bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
-                 storage::AppendRequest* out, ParseFailure* failure) {
+                 const ContractCheck& contracts, storage::AppendRequest* out,
+                 ParseFailure* failure, bool* checked) {
   auto fail = [failure](IngestError e, std::string msg) {
     failure->error = e;
     failure->message = std::move(msg);
+    failure->violations.clear();
     return false;
   };
+  if (checked) *checked = false;
   ordered_json doc = ordered_json::parse(line.begin(), line.end(), nullptr, false);
   if (doc.is_discarded()) {
     return fail(IngestError::kBadJson,
@@ -137,6 +154,7 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
   const ordered_json* occurred_at = nullptr;
   const ordered_json* data = nullptr;
   const ordered_json* trace_id = nullptr;
+  const ordered_json* version = nullptr;
   for (const auto& [key, value] : doc.items()) {
     if (key == "type") {
       type = &value;
@@ -148,10 +166,12 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
       data = &value;
     } else if (key == "trace_id") {
       trace_id = &value;
+    } else if (key == "v") {
+      version = &value;
     } else {
       return fail(IngestError::kInvalidEvent,
                   "unknown key \"" + key +
-                      "\"; allowed keys are id, type, occurred_at, trace_id, data");
+                      "\"; allowed keys are id, type, v, occurred_at, trace_id, data");
     }
   }
   if (!type) return fail(IngestError::kInvalidEvent, "\"type\" is required");
@@ -177,8 +197,51 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
                 "\"trace_id\" must be a string of 1-128 printable ASCII characters (a W3C "
                 "traceparent or the till's own receipt reference both fit)");
   }
+  int v = 0;
+  if (version && !version->is_null()) {
+    if (!version->is_number_integer() || version->get<int64_t>() < 1 ||
+        version->get<int64_t>() > kMaxContractVersion) {
+      return fail(IngestError::kInvalidEvent,
+                  "\"v\" must be a contract version, an integer from 1 to 9999 (leave it out "
+                  "for the newest this agent knows)");
+    }
+    v = static_cast<int>(version->get<int64_t>());
+  }
   if (!data) return fail(IngestError::kInvalidEvent, "\"data\" is required (a JSON object)");
   if (!data->is_object()) return fail(IngestError::kInvalidEvent, "\"data\" must be a JSON object");
+  const std::string& type_name = type->get_ref<const std::string&>();
+  if (contracts.registry) {
+    const ContractRegistry& reg = *contracts.registry;
+    const int newest = reg.newest(type_name);
+    if (newest == 0) {
+      if (!contracts.accept_unknown_types) {
+        return fail(IngestError::kUnknownType,
+                    "no contract for type \"" + type_name +
+                        "\" (edgesync contracts list shows the known types; an operator can "
+                        "set ingest.unknown_types to \"accept\" to pass unknown types unchecked)");
+      }
+    } else {
+      if (v == 0) v = newest;
+      if (!reg.has(type_name, v)) {
+        std::string known;
+        for (int k : reg.versions(type_name)) known += (known.empty() ? "v" : ", v") + std::to_string(k);
+        return fail(IngestError::kInvalidEvent, "\"" + type_name + "\" has no contract v" +
+                                                    std::to_string(v) + "; this agent knows " +
+                                                    known);
+      }
+      // valijson reads nlohmann::json; the ordered copy keeps the producer's key order for the hub.
+      const nlohmann::json plain = *data;
+      std::vector<Violation> violations;
+      if (!reg.validate(type_name, v, plain, &violations)) {
+        fail(IngestError::kInvalidEvent,
+             "data does not match the contract " + type_name + " v" + std::to_string(v) + ": " +
+                 describe_violations(violations));
+        failure->violations = std::move(violations);
+        return false;
+      }
+      if (checked) *checked = true;
+    }
+  }
 
   out->id = id ? id->get<std::string>() : ids.next();
   out->type = type->get<std::string>();
@@ -192,6 +255,7 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
   } else {
     out->trace_id.clear();
   }
+  out->contract_version = v;
   out->received_ms = received_ms;
   out->data = data->dump();
   return true;
@@ -220,19 +284,31 @@ void append_json_string(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool duplicate) {
+void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool duplicate,
+                     int version) {
   out->append("{\"ok\":true,\"id\":");
   append_json_string(out, id);
   out->append(",\"seq\":");
   out->append(std::to_string(seq));
-  out->append(duplicate ? ",\"duplicate\":true}\n" : ",\"duplicate\":false}\n");
+  out->append(duplicate ? ",\"duplicate\":true" : ",\"duplicate\":false");
+  out->append(",\"v\":").append(version > 0 ? std::to_string(version) : "null");
+  out->append("}\n");
 }
 
-void append_error_reply(std::string* out, IngestError error, std::string_view message) {
+void append_error_reply(std::string* out, IngestError error, std::string_view message,
+                        const std::vector<Violation>& violations) {
   out->append("{\"ok\":false,\"error\":\"");
   out->append(error_code_name(error));
   out->append("\",\"message\":");
   append_json_string(out, message);
+  if (!violations.empty()) {
+    out->append(",\"violations\":[");
+    for (size_t i = 0; i < violations.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      out->append(violations[i].to_json().dump());
+    }
+    out->push_back(']');
+  }
   out->append("}\n");
 }
 

@@ -1,10 +1,12 @@
 // The local contract with POS producers: one NDJSON request line in, one reply line out.
 //
 // Request:  {"id"?: string 1-128 printable ASCII, "type": lowercase dotted name,
-//            "occurred_at"?: RFC 3339, "trace_id"?: string 1-128 printable ASCII,
-//            "data": object}   -- no other keys
-// Replies:  {"ok":true,"id":"...","seq":42,"duplicate":false}
-//           {"ok":false,"error":"<code>","message":"..."}
+//            "v"?: contract version 1-9999, "occurred_at"?: RFC 3339,
+//            "trace_id"?: string 1-128 printable ASCII, "data": object}   -- no other keys
+// `data` is checked against the type's contract (agent/contract_registry.h): version `v`, or the
+// newest the agent knows.
+// Replies:  {"ok":true,"id":"...","seq":42,"duplicate":false,"v":1}   (v null: not checked)
+//           {"ok":false,"error":"<code>","message":"...","violations"?:[{path,rule,expected}]}
 // docs/PROTOCOL.md is the integrator's copy of these rules; keep both in step.
 #pragma once
 
@@ -12,12 +14,22 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "agent/contract_registry.h"
 #include "storage/outbox.h"
 
 namespace edgesync::agent {
 
-enum class IngestError { kBadJson, kInvalidEvent, kTooLarge, kOutboxFull, kStorageError };
+// The reply's error codes. Appended only: counters index by the value.
+enum class IngestError {
+  kBadJson,
+  kInvalidEvent,
+  kTooLarge,
+  kOutboxFull,
+  kStorageError,
+  kUnknownType,
+};
 
 // The wire name of an error code ("bad_json", ...).
 const char* error_code_name(IngestError e);
@@ -35,19 +47,31 @@ class IdGenerator {
 struct ParseFailure {
   IngestError error;
   std::string message;
+  std::vector<Violation> violations;  // kInvalidEvent from the contract: every rule broken
+};
+
+// How parse_event checks `data`. Without a registry nothing is checked (the envelope still is).
+struct ContractCheck {
+  const ContractRegistry* registry = nullptr;
+  bool accept_unknown_types = false;  // ingest.unknown_types: "accept"
 };
 
 // Validates one request line and fills `out` (id generated when absent; data re-serialized
-// compactly with key order kept). Returns false and fills `failure` when the line is rejected.
+// compactly with key order kept; contract_version the version checked, or the "v" given for a
+// type accepted unchecked). Returns false and fills `failure` when the line is rejected.
+// `*checked` says whether a contract checked the data.
 bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
-                 storage::AppendRequest* out, ParseFailure* failure);
+                 const ContractCheck& contracts, storage::AppendRequest* out,
+                 ParseFailure* failure, bool* checked = nullptr);
 
 bool is_valid_type(std::string_view type);
 bool is_valid_id(std::string_view id);
 
-// Reply lines, each ending in '\n'.
-void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool duplicate);
-void append_error_reply(std::string* out, IngestError error, std::string_view message);
+// Reply lines, each ending in '\n'. `version` 0: "v":null (no contract checked the data).
+void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool duplicate,
+                     int version);
+void append_error_reply(std::string* out, IngestError error, std::string_view message,
+                        const std::vector<Violation>& violations = {});
 
 // Appends `s` as a JSON string literal (quotes and escapes included).
 void append_json_string(std::string* out, std::string_view s);

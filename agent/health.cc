@@ -92,6 +92,7 @@ json health_json(const HealthSnapshot& s) {
       {"since_start",
        {{"accepted", c.accepted.load(AgentCounters::kRelaxed)},
         {"duplicates", c.duplicates.load(AgentCounters::kRelaxed)},
+        {"unchecked", c.unchecked.load(AgentCounters::kRelaxed)},
         {"refused", refused},
         {"delivered", c.delivered.load(AgentCounters::kRelaxed)},
         {"dead_lettered", c.dead_lettered.load(AgentCounters::kRelaxed)}}},

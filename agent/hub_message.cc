@@ -17,7 +17,7 @@ void build_event_topic(const Config& config, const storage::StoredEvent& e, std:
 
 namespace {
 
-// "id", "seq", "incarnation", "type", "device_id", "store_id" and "trace_id" when the producer
+// "id", "seq", "incarnation", "type", "v", "device_id", "store_id" and "trace_id" when the producer
 // gave one: the head both messages share.
 void append_identity(const Config& config, std::string_view incarnation,
                      const storage::StoredEvent& e, std::string* out) {
@@ -28,6 +28,8 @@ void append_identity(const Config& config, std::string_view incarnation,
   append_json_string(out, incarnation);
   out->append(",\"type\":");
   append_json_string(out, e.type);
+  out->append(",\"v\":").append(e.contract_version > 0 ? std::to_string(e.contract_version)
+                                                           : "null");
   out->append(",\"device_id\":");
   append_json_string(out, config.device.id);
   out->append(",\"store_id\":");

@@ -14,8 +14,9 @@ namespace edgesync::agent {
 // <topic_prefix>/<store_id>/<device_id>/events/<type>
 void build_event_topic(const Config& config, const storage::StoredEvent& e, std::string* out);
 
-// {"id","seq","incarnation","type","device_id","store_id","trace_id"?,"occurred_at","received_at",
-// "data"}; trace_id only when the producer gave one (both messages carry it);
+// {"id","seq","incarnation","type","v","device_id","store_id","trace_id"?,"occurred_at",
+// "received_at","data"}; v is the contract version (null: none); trace_id only when the producer
+// gave one (both messages carry both);
 // occurred_at is null when the producer did not give it; "received_at_trusted":false follows
 // received_at when the box's clock read earlier than platform::kEarliestPlausibleUnixMs. `incarnation` is the outbox's: the hub
 // keys events on (device_id, incarnation, seq). `out` is overwritten (its capacity reused).
@@ -27,7 +28,7 @@ std::string dead_letter_topic(const Config& config);
 
 // The notice that takes a dead-lettered event's place in the stream, so that the hub's
 // "highest contiguous seq" moves past it: {"incarnation","seq","id","type","device_id",
-// "store_id","trace_id"?,"reason","failed_at"}. Not the event's data: that stays on the box.
+// "v","store_id","trace_id"?,"reason","failed_at"}. Not the event's data: that stays on the box.
 void build_dead_letter_notice(const Config& config, std::string_view incarnation,
                               const storage::StoredEvent& e, std::string_view reason,
                               int64_t failed_ms, std::string* out);

@@ -78,6 +78,8 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     bool ready = false;
     std::string text;
     size_t request_bytes = 0;  // held until the commit completes
+    int version = 0;           // the contract version checked; 0: none
+    bool unchecked = false;    // an unknown type passed on (ingest.unknown_types: accept)
   };
 
   void read() {
@@ -181,14 +183,19 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     if (text.find_first_not_of(" \t") == std::string_view::npos) return;  // blank: no request
     storage::AppendRequest req;
     ParseFailure failure;
-    if (!parse_event(text, platform::unix_ms(), server_.ids_, &req, &failure)) {
-      add_error(failure.error, failure.message);
+    const ContractCheck check{server_.contracts_.get(),
+                              server_.config_.ingest.unknown_types == "accept"};
+    bool checked = false;
+    if (!parse_event(text, platform::unix_ms(), server_.ids_, check, &req, &failure, &checked)) {
+      add_error(failure.error, failure.message, failure.violations);
       return;
     }
     uint64_t index = first_index_ + replies_.size();
     // Until the reply is ready its text slot holds the event id the reply will name.
     Reply& slot = replies_.emplace_back();
     slot.text = req.id;
+    slot.version = checked ? req.contract_version : 0;
+    slot.unchecked = !checked;
     slot.request_bytes = text.size();
     pending_bytes_ += text.size();
     server_.hold_bytes(text.size());
@@ -202,11 +209,12 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     server_.schedule_commit();
   }
 
-  void add_error(IngestError e, const std::string& message) {
+  void add_error(IngestError e, const std::string& message,
+                 const std::vector<Violation>& violations = {}) {
     server_.counters_->count_refused(e);
     Reply& r = replies_.emplace_back();
     r.ready = true;
-    append_error_reply(&r.text, e, message);
+    append_error_reply(&r.text, e, message, violations);
   }
 
   void complete(uint64_t index, const storage::AppendResult& result) {
@@ -221,12 +229,13 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     AgentCounters& counters = *server_.counters_;
     switch (result.outcome) {
       case Outcome::kStored:
-        append_ok_reply(&r.text, id, result.seq, false);
+        append_ok_reply(&r.text, id, result.seq, false, r.version);
         counters.accepted.fetch_add(1, AgentCounters::kRelaxed);
+        if (r.unchecked) counters.unchecked.fetch_add(1, AgentCounters::kRelaxed);
         counters.accepted_window.add(platform::unix_ms());
         break;
       case Outcome::kDuplicate:
-        append_ok_reply(&r.text, id, result.seq, true);
+        append_ok_reply(&r.text, id, result.seq, true, r.version);
         counters.duplicates.fetch_add(1, AgentCounters::kRelaxed);
         break;
       case Outcome::kOutboxFull:

@@ -45,6 +45,11 @@ class IngestServer {
 
   // Before start(): where ingest counts what it does (default: figures of its own).
   void set_counters(AgentCounters* counters) { counters_ = counters; }
+  // The event contracts checked from the next request on (at start and on reload; ingest
+  // thread). Until set: none, so every type is unknown.
+  void set_contracts(std::shared_ptr<const ContractRegistry> contracts) {
+    contracts_ = std::move(contracts);
+  }
 
   size_t connection_count() const { return connections_.size(); }
   // Any thread: the most request bytes that were read but not yet committed at any one time.
@@ -83,6 +88,7 @@ class IngestServer {
   std::atomic<size_t> peak_pending_bytes_{0};
   std::vector<std::weak_ptr<IngestConnection>> waiting_for_memory_;
   IdGenerator ids_;
+  std::shared_ptr<const ContractRegistry> contracts_ = ContractRegistry::empty();
   std::set<std::shared_ptr<IngestConnection>> connections_;
   bool stopping_ = false;
   bool accepting_paused_ = false;

@@ -163,6 +163,10 @@ std::string metrics_text(const json& health, const LatencyHistogram::Snapshot& a
            number_text(member(h, {"since_start", "accepted"})));
   p.sample("edgesync_events_accepted_total", "{result=\"duplicate\"}",
            number_text(member(h, {"since_start", "duplicates"})));
+  p.counter("edgesync_events_unchecked_total",
+            "Events of a type without a contract stored unchecked since the agent started "
+            "(ingest.unknown_types: accept).",
+            number_text(member(h, {"since_start", "unchecked"})));
   // Every code the agent can answer, zeros included: a rate() over a series that appears only
   // with its first refusal misses that refusal.
   p.family("edgesync_events_refused_total", "counter",

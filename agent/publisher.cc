@@ -566,7 +566,8 @@ bool Publisher::send(const storage::StoredEvent& ev) {
   }
   build_event_topic(config_, ev, &topic_);
   build_event_payload(config_, outbox_.incarnation(), ev, &payload_);
-  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation()};
+  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
+                                      ev.contract_version};
   if (max_packet_ > 0) {
     // A broker disconnects a client that sends a packet over its maximum; sending it would
     // only repeat that on every reconnect.
@@ -602,7 +603,8 @@ bool Publisher::send_dead_letter(const storage::StoredEvent& ev, const std::stri
 bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string& reason,
                                int64_t failed_ms) {
   build_dead_letter_notice(config_, outbox_.incarnation(), ev, reason, failed_ms, &payload_);
-  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation()};
+  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
+                                      ev.contract_version};
   if (max_packet_ > 0 &&
       platform::MqttTransport::packet_size(dead_letter_topic_, payload_.size(), who) > max_packet_) {
     // A broker with a tiny maximum: the reason is what can give way (the hub keeps the id).

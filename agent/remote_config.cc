@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "agent/contract_registry.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/crypto.h"
@@ -50,6 +51,10 @@ std::vector<std::string> check_effective(const Config& c) {
     Status s = platform::crypto::check_private_key_mode(c.hub.key_file);
     if (!s) errors.push_back("hub.key_file: " + s.message());
   }
+  // A broken contract file stops a start and refuses a reload or push: events must never pass
+  // unchecked because a schema did not load.
+  auto contracts = ContractRegistry::load(c.ingest.contract_dirs());
+  if (!contracts) errors.push_back("event contracts: " + contracts.status().message());
   return errors;
 }
 

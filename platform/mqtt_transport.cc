@@ -416,6 +416,10 @@ Status MqttTransport::publish(const std::string& topic, std::string_view payload
   props.add({mqtt::property::USER_PROPERTY, "id", std::string(who.id)});
   props.add({mqtt::property::USER_PROPERTY, "seq", std::to_string(who.seq)});
   props.add({mqtt::property::USER_PROPERTY, "incarnation", std::string(who.incarnation)});
+  if (!who.type.empty()) props.add({mqtt::property::USER_PROPERTY, "type", std::string(who.type)});
+  if (who.version > 0) {
+    props.add({mqtt::property::USER_PROPERTY, "v", std::to_string(who.version)});
+  }
   return start_publish(*impl_,
                        mqtt::message::create(topic, payload.data(), payload.size(), 1, false, props),
                        tag);
@@ -431,7 +435,10 @@ int64_t MqttTransport::packet_size(const std::string& topic, size_t payload_size
   const int64_t props = 1 + 2 + static_cast<int64_t>(kContentType.size()) +
                         user_property("id", who.id.size()) +
                         user_property("seq", std::to_string(who.seq).size()) +
-                        user_property("incarnation", who.incarnation.size());
+                        user_property("incarnation", who.incarnation.size()) +
+                        (who.type.empty() ? 0 : user_property("type", who.type.size())) +
+                        (who.version > 0 ? user_property("v", std::to_string(who.version).size())
+                                         : 0);
   const int64_t remaining = 2 + static_cast<int64_t>(topic.size()) + 2 /* packet id */ +
                             varint_size(props) + props + static_cast<int64_t>(payload_size);
   return 1 + varint_size(remaining) + remaining;

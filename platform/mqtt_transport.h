@@ -47,6 +47,8 @@ struct PublishIdentity {
   std::string_view id;
   int64_t seq = 0;
   std::string_view incarnation;
+  std::string_view type;  // the event's type: a "type" property when not empty
+  int version = 0;        // its contract version: a "v" property when > 0
 };
 
 struct MqttEvent {

@@ -14,6 +14,14 @@ void bind_text_or_null(Statement& st, int index, const std::string& value) {
   }
 }
 
+void bind_int_or_null(Statement& st, int index, int value) {
+  if (value == 0) {
+    st.bind_null(index);
+  } else {
+    st.bind(index, int64_t{value});
+  }
+}
+
 }  // namespace
 
 // counted_size() for rows already stored; both must agree so that the figure is the same after
@@ -48,6 +56,7 @@ void read_event(const Statement& st, StoredEvent* e) {
   e->dead_reason.assign(st.column_text(6));
   e->dead_ms = st.column_int64(7);
   e->trace_id.assign(st.column_text(8));
+  e->contract_version = static_cast<int>(st.column_int64(9));
 }
 
 void read_dead_letter(const Statement& st, DeadLetter* d) {
@@ -90,7 +99,7 @@ Status EventRows::prepare(Database& d) {
   PREPARE(set_delivered_, "UPDATE state SET value = ? WHERE key = 'delivered_seq'");
   PREPARE(insert_dead_,
           "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
-          "reason, failed_ms, trace_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "reason, failed_ms, trace_id, contract_v) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   PREPARE(prune_, "DELETE FROM events WHERE seq <= ?");
   // Everything at or below the (keep+1)-th newest; nothing when there are no more than `keep`.
   PREPARE(prune_dead_count_,
@@ -127,6 +136,7 @@ Status EventRows::insert(int64_t seq, const AppendRequest& r) {
   ins.bind(5, r.received_ms);
   ins.bind_blob(6, r.data);
   bind_text_or_null(ins, 7, r.trace_id);
+  bind_int_or_null(ins, 8, r.contract_version);
   return ins.run();
 }
 
@@ -207,6 +217,7 @@ Status EventRows::insert_dead_letter(const DeadLetter& d) {
   st.bind_text(7, d.reason);
   st.bind(8, d.failed_ms);
   bind_text_or_null(st, 9, d.event.trace_id);
+  bind_int_or_null(st, 10, d.event.contract_version);
   return st.run();
 }
 

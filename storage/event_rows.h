@@ -19,9 +19,10 @@ namespace edgesync::storage {
 // The columns read_event() and read_dead_letter() read, in their order: events joined to their
 // dead letters (alias e and d), and the dead_letters table alone.
 #define EDGESYNC_EVENT_COLUMNS \
-  "e.seq, e.id, e.type, e.occurred_at, e.received_ms, e.data, d.reason, d.failed_ms, e.trace_id "
+  "e.seq, e.id, e.type, e.occurred_at, e.received_ms, e.data, d.reason, d.failed_ms, e.trace_id, " \
+  "e.contract_v "
 #define EDGESYNC_DEAD_LETTER_COLUMNS \
-  "seq, id, type, occurred_at, received_ms, data, reason, failed_ms, trace_id "
+  "seq, id, type, occurred_at, received_ms, data, reason, failed_ms, trace_id, contract_v "
 
 // Events after a seq, in seq order, each with its dead letter's reason and time when it has one.
 // Parameters: after_seq, limit. Rows for read_event().

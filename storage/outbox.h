@@ -48,6 +48,7 @@ struct AppendRequest {
   int64_t received_ms = 0;  // Unix time in ms when the agent received the event
   std::string data;         // opaque bytes
   std::string trace_id;     // empty: not given by the producer; carried to the hub as it is
+  int contract_version = 0;  // the event contract's version (docs/CONTRACTS.md); 0: none
 };
 
 // What an event counts against storage.max_bytes: its columns (the id twice, in the row and in
@@ -70,6 +71,7 @@ struct StoredEvent {
   int64_t received_ms = 0;
   std::string data;
   std::string trace_id;  // empty: none
+  int contract_version = 0;  // 0: none
   // read_pending() only: the event was dead-lettered (reason and when) but the watermark has
   // not passed it yet; the hub gets a dead-letter notice for it instead of the event.
   std::string dead_reason;

@@ -39,8 +39,8 @@ void adopt_page_size(Database& d) {
 }  // namespace
 
 const char* const kInsertEventSql =
-    "INSERT INTO events(seq, id, type, occurred_at, received_ms, data, trace_id) "
-    "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING";
+    "INSERT INTO events(seq, id, type, occurred_at, received_ms, data, trace_id, contract_v) "
+    "VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING";
 
 Result<std::unique_ptr<Database>> open_outbox_database(const std::string& path,
                                                        const std::string& vfs) {

@@ -19,7 +19,7 @@ Result<std::unique_ptr<Database>> open_outbox_database(const std::string& path,
                                                        const std::string& vfs);
 
 // Stores one event. Parameters: seq, id, type, occurred_at (NULL if absent), received_ms, data,
-// trace_id (NULL if absent).
+// trace_id (NULL if absent), contract_v (NULL if none).
 // An id already stored changes nothing (changes() == 0).
 extern const char* const kInsertEventSql;
 

@@ -24,11 +24,11 @@ struct TableShape {
 // The outbox's tables and the schema version that added each (storage/schema.cc).
 constexpr TableShape kTables[] = {
     {1, 3, "events", "seq,id,type,occurred_at,received_ms,data"},
-    {4, kSchemaVersion, "events", "seq,id,type,occurred_at,received_ms,data,trace_id"},
+    {4, kSchemaVersion, "events", "seq,id,type,occurred_at,received_ms,data,trace_id,contract_v"},
     {1, kSchemaVersion, "state", "key,value"},
     {2, 3, "dead_letters", "seq,id,type,occurred_at,received_ms,data,reason,failed_ms"},
     {4, kSchemaVersion, "dead_letters",
-     "seq,id,type,occurred_at,received_ms,data,reason,failed_ms,trace_id"},
+     "seq,id,type,occurred_at,received_ms,data,reason,failed_ms,trace_id,contract_v"},
     {3, kSchemaVersion, "meta", "key,value"},
 };
 

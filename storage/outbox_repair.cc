@@ -103,7 +103,8 @@ Status Outbox::Writer::retry_dead_letters(const std::vector<int64_t>& seqs, Repa
       continue;
     }
     AppendRequest again{d.event.id,          d.event.type, d.event.occurred_at,
-                        d.event.received_ms, d.event.data, d.event.trace_id};
+                        d.event.received_ms, d.event.data, d.event.trace_id,
+                        d.event.contract_version};
     // The delivered copy kept for de-duplication holds the id: it goes, so the id can be
     // stored under its new seq (and still de-duplicates a producer's resend).
     auto removed = rows.remove(old_seq);

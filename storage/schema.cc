@@ -42,9 +42,12 @@ const char* const kMigrations[] = {
     "  FROM (SELECT lower(hex(randomblob(16))) AS h);",
 
     // 3 -> 4: a producer's optional trace_id, carried to the hub so that a sale can be
-    // followed from the till to the hub (NULL when not given; adding a column rewrites nothing).
+    // followed from the till to the hub, and the version of the event's contract (docs/
+    // CONTRACTS.md), both NULL when absent (adding a column rewrites nothing).
     "ALTER TABLE events ADD COLUMN trace_id TEXT;"
-    "ALTER TABLE dead_letters ADD COLUMN trace_id TEXT;",
+    "ALTER TABLE events ADD COLUMN contract_v INTEGER;"
+    "ALTER TABLE dead_letters ADD COLUMN trace_id TEXT;"
+    "ALTER TABLE dead_letters ADD COLUMN contract_v INTEGER;",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

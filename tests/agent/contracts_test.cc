@@ -56,7 +56,7 @@ TEST(Contracts, RequestKeysAndErrorCodesAreTheAgentsOnes) {
   auto request = load("ingest-request.schema.json");
   std::set<std::string> keys;
   for (const auto& [k, v] : request["properties"].items()) keys.insert(k);
-  EXPECT_EQ(keys, (std::set<std::string>{"id", "type", "occurred_at", "data"}));
+  EXPECT_EQ(keys, (std::set<std::string>{"id", "type", "v", "occurred_at", "trace_id", "data"}));
   EXPECT_EQ(request["additionalProperties"], false);
 
   auto reply = load("ingest-reply.schema.json");
@@ -64,7 +64,7 @@ TEST(Contracts, RequestKeysAndErrorCodesAreTheAgentsOnes) {
   for (const auto& c : reply["oneOf"][1]["properties"]["error"]["enum"]) codes.insert(c);
   std::set<std::string> agent_codes;
   for (auto e : {IngestError::kBadJson, IngestError::kInvalidEvent, IngestError::kTooLarge,
-                 IngestError::kOutboxFull, IngestError::kStorageError}) {
+                 IngestError::kOutboxFull, IngestError::kStorageError, IngestError::kUnknownType}) {
     agent_codes.insert(error_code_name(e));
   }
   EXPECT_EQ(codes, agent_codes);
@@ -94,6 +94,8 @@ TEST(Contracts, HubMessagesCarryTheKeysTheirSchemasName) {
   e.type = "pos.sale.completed";
   e.received_ms = 1000;  // a clock without RTC: received_at_trusted appears
   e.data = "{}";
+  e.trace_id = "till-3/r3";
+  e.contract_version = 2;
   std::string payload;
   build_event_payload(c, "3f0c9a52-6f1e-4c8b-9d27-5b1e0a7c4d13", e, &payload);
   expect_matches_schema(payload, "hub-event.schema.json");

@@ -19,7 +19,7 @@ struct Parsed {
 Parsed parse(const std::string& line) {
   static IdGenerator ids;
   Parsed p;
-  p.ok = parse_event(line, 1763885702123, ids, &p.req, &p.failure);
+  p.ok = parse_event(line, 1763885702123, ids, ContractCheck{}, &p.req, &p.failure);
   return p;
 }
 
@@ -142,7 +142,7 @@ TEST(EventContract, DeeplyNestedDataIsRefusedNotAStackOverflow) {
 
 TEST(EventContract, RepliesAreOneJsonLineEach) {
   std::string out;
-  append_ok_reply(&out, "a\"b", 42, false);
+  append_ok_reply(&out, "a\"b", 42, false, 2);
   append_error_reply(&out, IngestError::kTooLarge, "line too long\nreally");
   auto first = out.substr(0, out.find('\n'));
   auto second = out.substr(out.find('\n') + 1);
@@ -154,6 +154,7 @@ TEST(EventContract, RepliesAreOneJsonLineEach) {
   EXPECT_EQ(a["id"], "a\"b");
   EXPECT_EQ(a["seq"], 42);
   EXPECT_EQ(a["duplicate"], false);
+  EXPECT_EQ(a["v"], 2);
   auto b = nlohmann::json::parse(second);
   EXPECT_EQ(b["ok"], false);
   EXPECT_EQ(b["error"], "too_large");

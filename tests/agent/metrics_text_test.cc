@@ -31,9 +31,9 @@ json fixed_health() {
                "highest_accepted_seq": 120, "highest_delivered_seq": 100, "pending": 20,
                "pending_bytes": 5120, "max_bytes": 1073741824, "oldest_pending_age_s": 840.5,
                "held_since": null, "damaged": null, "free_disk_bytes": 8589934592},
-    "since_start": {"accepted": 118, "duplicates": 2,
+    "since_start": {"accepted": 118, "duplicates": 2, "unchecked": 6,
                     "refused": {"bad_json": 1, "invalid_event": 4, "too_large": 0,
-                                "outbox_full": 0, "storage_error": 0},
+                                "outbox_full": 0, "storage_error": 0, "unknown_type": 5},
                     "delivered": 97, "dead_lettered": 1},
     "last_minute": {"accepted": 0, "delivered": 0},
     "last_hour": {"accepted": 118, "delivered": 97},
@@ -147,6 +147,9 @@ edgesync_hub_connects_total 3
 # TYPE edgesync_events_accepted_total counter
 edgesync_events_accepted_total{result="stored"} 118
 edgesync_events_accepted_total{result="duplicate"} 2
+# HELP edgesync_events_unchecked_total Events of a type without a contract stored unchecked since the agent started (ingest.unknown_types: accept).
+# TYPE edgesync_events_unchecked_total counter
+edgesync_events_unchecked_total 6
 # HELP edgesync_events_refused_total Requests refused since the agent started, by the error code of the reply.
 # TYPE edgesync_events_refused_total counter
 edgesync_events_refused_total{code="bad_json"} 1
@@ -154,6 +157,7 @@ edgesync_events_refused_total{code="invalid_event"} 4
 edgesync_events_refused_total{code="too_large"} 0
 edgesync_events_refused_total{code="outbox_full"} 0
 edgesync_events_refused_total{code="storage_error"} 0
+edgesync_events_refused_total{code="unknown_type"} 5
 # HELP edgesync_events_delivered_total Events acknowledged by the hub since the agent started.
 # TYPE edgesync_events_delivered_total counter
 edgesync_events_delivered_total 97

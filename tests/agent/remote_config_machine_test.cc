@@ -98,7 +98,7 @@ class RemoteConfigMachine : public ::testing::Test {
   json base_local() const {
     return {{"device", {{"id", "pos-01"}, {"store_id", "store-042"}}},
             {"storage", {{"path", file("outbox.db")}}},
-            {"ingest", {{"socket", file("ingest.sock")}}},
+            {"ingest", {{"socket", file("ingest.sock")}, {"contracts_dir", ""}}},
             {"hub", {{"uri", "tcp://127.0.0.1:1"}, {"allow_insecure", true}}},
             {"remote_config",
              {{"trusted_keys", {{"ops-1", file("ops-1.pub")}}}, {"probation_s", 10}}}};

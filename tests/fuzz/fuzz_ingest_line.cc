@@ -9,7 +9,10 @@
 //     64 deep (consumers walk it recursively), the request had no other key, and the ok reply
 //     built from it is one JSON line naming that id;
 //   - rejected: bad_json exactly when the line is not JSON, otherwise invalid_event, a message
-//     that says why, and an error reply that is one JSON line carrying that message;
+//     that says why, and an error reply that is one JSON line carrying that message and, for a
+//     contract's findings, 1-32 violations each with a JSON pointer under /data;
+//   - data is checked against the shipped contracts (config/contracts/events, read from the
+//     working directory: .ci/fuzz.sh runs from the source tree); other types pass unchecked;
 //   - the same line gives the same answer twice.
 #include <algorithm>
 #include <cstdint>
@@ -109,7 +112,7 @@ void check_accepted(std::string_view line, const edgesync::storage::AppendReques
   REQUIRE(nesting_depth(data) <= 64);
 
   std::string reply;
-  edgesync::agent::append_ok_reply(&reply, req.id, 42, false);
+  edgesync::agent::append_ok_reply(&reply, req.id, 42, false, req.contract_version);
   json r = parse_reply(reply, line);
   REQUIRE(r["ok"] == true && r["id"] == req.id && r["seq"] == 42 && r["duplicate"] == false);
 }
@@ -119,19 +122,36 @@ void check_rejected(std::string_view line, const edgesync::agent::ParseFailure& 
   REQUIRE(failure.error == IngestError::kBadJson || failure.error == IngestError::kInvalidEvent);
   REQUIRE((failure.error == IngestError::kBadJson) == !is_json);
   REQUIRE(!failure.message.empty());
+  REQUIRE(failure.violations.size() <= edgesync::agent::kMaxViolations);
+  for (const auto& v : failure.violations) {
+    REQUIRE(v.path.rfind("/data", 0) == 0 && !v.rule.empty());
+  }
 
   std::string reply;
-  edgesync::agent::append_error_reply(&reply, failure.error, failure.message);
+  edgesync::agent::append_error_reply(&reply, failure.error, failure.message, failure.violations);
   json r = parse_reply(reply, line);
   REQUIRE(r["ok"] == false);
   REQUIRE(r["error"] == edgesync::agent::error_code_name(failure.error));
   REQUIRE(r["message"] == failure.message);
 }
 
+const edgesync::agent::ContractCheck& contracts() {
+  static const auto registry = [] {
+    auto r = edgesync::agent::ContractRegistry::load({"config/contracts/events"});
+    if (!r) {
+      std::fprintf(stderr, "fuzz_ingest_line: %s\n", r.status().to_string().c_str());
+      std::abort();
+    }
+    return *r;
+  }();
+  static const edgesync::agent::ContractCheck check{registry.get(), true};
+  return check;
+}
+
 void check_line(std::string_view line, edgesync::agent::IdGenerator& ids) {
   edgesync::storage::AppendRequest req;
   edgesync::agent::ParseFailure failure;
-  bool ok = edgesync::agent::parse_event(line, kReceivedMs, ids, &req, &failure);
+  bool ok = edgesync::agent::parse_event(line, kReceivedMs, ids, contracts(), &req, &failure);
   if (ok) {
     check_accepted(line, req);
   } else {
@@ -140,14 +160,16 @@ void check_line(std::string_view line, edgesync::agent::IdGenerator& ids) {
 
   edgesync::storage::AppendRequest again;
   edgesync::agent::ParseFailure failure_again;
-  bool ok_again = edgesync::agent::parse_event(line, kReceivedMs, ids, &again, &failure_again);
+  bool ok_again =
+      edgesync::agent::parse_event(line, kReceivedMs, ids, contracts(), &again, &failure_again);
   REQUIRE(ok_again == ok);
   if (ok) {
     // A generated id is new each time; everything else is a function of the line.
     REQUIRE(again.type == req.type && again.occurred_at == req.occurred_at &&
             again.data == req.data && again.received_ms == req.received_ms);
   } else {
-    REQUIRE(failure_again.error == failure.error && failure_again.message == failure.message);
+    REQUIRE(failure_again.error == failure.error && failure_again.message == failure.message &&
+            failure_again.violations.size() == failure.violations.size());
   }
 }
 

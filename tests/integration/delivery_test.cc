@@ -112,7 +112,7 @@ TEST_F(DeliveryTest, TenThousandEventsFromEightProducersArriveInSeqOrder) {
   // One incarnation for the whole stream: the hub keys events on (device, incarnation, seq).
   const std::string incarnation = evs.front().payload.value("incarnation", "");
   EXPECT_EQ(incarnation.size(), 36u) << "not a UUID: '" << incarnation << "'";
-  const std::set<std::string> expected_keys{"id", "seq", "incarnation", "type", "device_id",
+  const std::set<std::string> expected_keys{"id", "seq", "incarnation", "type", "v", "device_id",
                                             "store_id", "occurred_at", "received_at", "data"};
   std::set<std::string> expected_keys_traced = expected_keys;
   expected_keys_traced.insert("trace_id");

@@ -55,7 +55,13 @@ nlohmann::json AgentConfig::to_json() const {
       {"device", {{"id", device_id}, {"store_id", store_id}}},
       {"storage",
        {{"path", storage_path}, {"max_bytes", max_bytes}, {"keep_delivered", keep_delivered}}},
-      {"ingest", {{"socket", socket_path}, {"max_line_bytes", max_line_bytes}}},
+      // Event contracts off unless a test turns them on: the workloads here exercise the
+      // envelope and the path, with types and data of their own.
+      {"ingest",
+       {{"socket", socket_path},
+        {"max_line_bytes", max_line_bytes},
+        {"contracts_dir", ""},
+        {"unknown_types", "accept"}}},
       {"hub",
        {{"uri", hub_uri},
         {"topic_prefix", topic_prefix},

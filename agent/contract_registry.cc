@@ -1,0 +1,311 @@
+#include "agent/contract_registry.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "agent/event_contract.h"
+
+namespace edgesync::agent {
+
+using nlohmann::json;
+
+struct ContractRegistry::Contract {
+  ContractInfo info;
+  json document;
+  valijson::Schema schema;
+  // Compiled `pattern` regexes are cached in the validator: one per contract, kept.
+  mutable valijson::Validator validator{valijson::Validator::kStrongTypes};
+};
+
+namespace {
+
+constexpr std::string_view kSuffix = ".schema.json";
+
+bool starts_with(const std::string& s, std::string_view prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// The name valijson quotes at the end of its description ("... constraints: 'payment'.",
+// "Missing required property 'reason'."): after the last "'" but one. Names may hold quotes
+// themselves, so the opening quote is found from `marker`, which precedes it.
+std::string quoted_name(const std::string& description, std::string_view marker) {
+  const size_t at = description.rfind(marker);
+  const size_t close = description.rfind('\'');
+  if (at == std::string::npos || close == std::string::npos) return {};
+  const size_t open = at + marker.size();
+  if (close < open) return {};
+  return description.substr(open, close - open);
+}
+
+void append_pointer_token(std::string* pointer, const std::string& token) {
+  pointer->push_back('/');
+  for (char c : token) {
+    if (c == '~') {
+      pointer->append("~0");
+    } else if (c == '/') {
+      pointer->append("~1");
+    } else {
+      pointer->push_back(c);
+    }
+  }
+}
+
+// The schema node that applies to the value at `tokens` (instance path below `data`), following
+// properties and items; null when the schema does not say (the contracts use no $ref).
+const json* schema_node_at(const json& root, const std::vector<std::string>& tokens) {
+  const json* node = &root;
+  for (const std::string& t : tokens) {
+    if (!node->is_object()) return nullptr;
+    auto props = node->find("properties");
+    if (props != node->end() && props->is_object() && props->contains(t)) {
+      node = &(*props)[t];
+      continue;
+    }
+    auto items = node->find("items");
+    if (items != node->end() && items->is_object()) {
+      node = &*items;
+      continue;
+    }
+    auto extra = node->find("additionalProperties");
+    if (extra != node->end() && extra->is_object()) {
+      node = &*extra;
+      continue;
+    }
+    return nullptr;
+  }
+  return node;
+}
+
+struct RuleText {
+  std::string_view prefix;
+  const char* rule;
+};
+
+// valijson's descriptions, by the keyword that produced them. Longer prefixes first where one
+// is the start of another ("greater than or equal" before "greater than").
+constexpr RuleText kRules[] = {
+    {"Value type not permitted by 'type' constraint", "type"},
+    {"Missing required property", "required"},
+    {"Object contains a property that could not be validated", "additionalProperties"},
+    {"Failed to match regex specified by 'pattern' constraint", "pattern"},
+    {"Failed to match against any enum values", "enum"},
+    {"Failed to match expected value set by 'const' constraint", "const"},
+    {"Expected number greater than or equal to", "minimum"},
+    {"Expected number greater than", "exclusiveMinimum"},
+    {"Expected number less than or equal to", "maximum"},
+    {"Expected number less than", "exclusiveMaximum"},
+    {"Array should contain no fewer than", "minItems"},
+    {"Array should contain no more than", "maxItems"},
+    {"String should be no fewer than", "minLength"},
+    {"String should be no more than", "maxLength"},
+    {"Object should have no fewer than", "minProperties"},
+    {"Object should have no more than", "maxProperties"},
+    {"Value should be a multiple of", "multipleOf"},
+    {"Array contains more items than allowed", "additionalItems"},
+    {"Elements of array are not unique", "uniqueItems"},
+    {"Target should not validate against schema specified in 'not' constraint", "not"},
+};
+
+// Descriptions valijson adds above a failure in a child value: the child's own error says it.
+bool is_wrapper(const std::string& d) {
+  return starts_with(d, "Failed to validate against schema associated with property name") ||
+         starts_with(d, "Failed to validate item #") ||
+         starts_with(d, "Failed to validate against additional properties schema") ||
+         starts_with(d, "Failed to validate against schema associated with pattern");
+}
+
+bool translate(const valijson::ValidationResults::Error& e, const json& schema, Violation* v) {
+  if (is_wrapper(e.description)) return false;
+  std::vector<std::string> tokens;
+  for (size_t i = 1; i < e.context.size(); ++i) {  // [0] is "<root>"
+    const std::string& c = e.context[i];
+    tokens.push_back(c.size() >= 2 && c.front() == '[' && c.back() == ']'
+                         ? c.substr(1, c.size() - 2)
+                         : c);
+  }
+  v->path = "/data";
+  for (const auto& t : tokens) append_pointer_token(&v->path, t);
+  v->rule.clear();
+  for (const RuleText& r : kRules) {
+    if (starts_with(e.description, r.prefix)) {
+      v->rule = r.rule;
+      break;
+    }
+  }
+  if (v->rule.empty()) {
+    // A keyword without a translation here: its own words.
+    v->rule = "schema";
+    v->expected = e.description;
+    return true;
+  }
+  if (v->rule == "required") {
+    v->expected = quoted_name(e.description, "property '");
+    return true;
+  }
+  if (v->rule == "additionalProperties") {
+    append_pointer_token(&v->path, quoted_name(e.description, "constraints: '"));
+    v->expected = false;
+    return true;
+  }
+  const json* node = schema_node_at(schema, tokens);
+  v->expected = node && node->is_object() && node->contains(v->rule) ? (*node)[v->rule] : json();
+  return true;
+}
+
+Result<json> read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::io_error(path + ": cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  json doc = json::parse(text.str(), nullptr, false);
+  if (doc.is_discarded()) return Status::invalid_argument(path + ": not valid JSON");
+  return doc;
+}
+
+Status populate(const json& document, valijson::Schema* schema) {
+  if (!document.is_object()) return Status::invalid_argument("a schema must be a JSON object");
+  try {
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter adapter(document);
+    parser.populateSchema(adapter, *schema);
+  } catch (const std::exception& e) {
+    return Status::invalid_argument(std::string("not a usable JSON Schema: ") + e.what());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+json Violation::to_json() const { return {{"path", path}, {"rule", rule}, {"expected", expected}}; }
+
+bool parse_contract_file_name(const std::string& name, std::string* type, int* version) {
+  if (name.size() <= kSuffix.size() ||
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return false;
+  }
+  const std::string stem = name.substr(0, name.size() - kSuffix.size());
+  const size_t dot_v = stem.rfind(".v");
+  if (dot_v == std::string::npos || dot_v + 2 >= stem.size()) return false;
+  const std::string digits = stem.substr(dot_v + 2);
+  if (digits.size() > 4 || digits[0] == '0' ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  *type = stem.substr(0, dot_v);
+  if (!is_valid_type(*type)) return false;
+  *version = std::stoi(digits);
+  return true;
+}
+
+Status check_contract_schema(const json& schema) {
+  valijson::Schema compiled;
+  return populate(schema, &compiled);
+}
+
+ContractRegistry::ContractRegistry() = default;
+ContractRegistry::~ContractRegistry() = default;
+
+std::shared_ptr<const ContractRegistry> ContractRegistry::empty() {
+  return std::shared_ptr<const ContractRegistry>(new ContractRegistry());
+}
+
+Result<std::shared_ptr<const ContractRegistry>> ContractRegistry::load(
+    const std::vector<std::string>& dirs) {
+  std::shared_ptr<ContractRegistry> reg(new ContractRegistry());
+  namespace fs = std::filesystem;
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      return Status::not_found("contract folder " + dir + " does not exist or is not a folder");
+    }
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.size() > kSuffix.size() &&
+          name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
+        files.push_back(it->path());
+      }
+    }
+    if (ec) return Status::io_error("contract folder " + dir + ": " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) {
+      const std::string path = file.string();
+      auto c = std::make_unique<Contract>();
+      c->info.file = path;
+      if (!parse_contract_file_name(file.filename().string(), &c->info.type, &c->info.version)) {
+        return Status::invalid_argument(
+            path + ": the name must be <type>.v<N>.schema.json, with a type such as "
+                   "pos.sale.completed and a version from 1 to 9999");
+      }
+      auto doc = read_json_file(path);
+      if (!doc) return doc.status();
+      c->document = std::move(*doc);
+      Status s = populate(c->document, &c->schema);
+      if (!s) return Status::invalid_argument(path + ": " + s.message());
+      c->info.title = c->document.value("title", "");
+      const auto key = std::make_pair(c->info.type, c->info.version);
+      auto [it, inserted] = reg->contracts_.emplace(key, nullptr);
+      if (!inserted) {
+        return Status::invalid_argument(path + ": " + c->info.type + " v" +
+                                        std::to_string(c->info.version) + " is already defined by " +
+                                        it->second->info.file);
+      }
+      it->second = std::move(c);
+    }
+  }
+  return std::shared_ptr<const ContractRegistry>(std::move(reg));
+}
+
+int ContractRegistry::newest(const std::string& type) const {
+  const std::vector<int> v = versions(type);
+  return v.empty() ? 0 : v.back();
+}
+
+bool ContractRegistry::has(const std::string& type, int version) const {
+  return contracts_.count(std::make_pair(type, version)) > 0;
+}
+
+std::vector<int> ContractRegistry::versions(const std::string& type) const {
+  std::vector<int> out;
+  for (auto it = contracts_.lower_bound(std::make_pair(type, 0));
+       it != contracts_.end() && it->first.first == type; ++it) {
+    out.push_back(it->first.second);
+  }
+  return out;
+}
+
+bool ContractRegistry::validate(const std::string& type, int version, const json& data,
+                                std::vector<Violation>* violations) const {
+  auto it = contracts_.find(std::make_pair(type, version));
+  if (it == contracts_.end()) return false;
+  const Contract& c = *it->second;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter target(data);
+  if (c.validator.validate(c.schema, target, &results)) return true;
+  valijson::ValidationResults::Error error;
+  Violation v;
+  while (violations->size() < kMaxViolations && results.popError(error)) {
+    if (translate(error, c.document, &v)) violations->push_back(v);
+  }
+  if (violations->empty()) {
+    // Only wrappers (cannot happen with valijson 1.0's messages, but never accept silently).
+    violations->push_back({"/data", "schema", "does not match the contract"});
+  }
+  return false;
+}
+
+std::vector<ContractInfo> ContractRegistry::list() const {
+  std::vector<ContractInfo> out;
+  out.reserve(contracts_.size());
+  for (const auto& [key, c] : contracts_) out.push_back(c->info);
+  return out;
+}
+
+}  // namespace edgesync::agent
