@@ -68,7 +68,7 @@ cat > edgesync.json <<CONF
 {
   "device":  { "id": "pos-01", "store_id": "store-042" },
   "storage": { "path": "$DEMO/state/outbox.db" },
-  "ingest":  { "socket": "$DEMO/ingest.sock" },
+  "ingest":  { "socket": "$DEMO/ingest.sock", "contracts_dir": "$ROOT/config/contracts/events" },
   "hub": { "uri": "ssl://127.0.0.1:$PORT", "topic_prefix": "edgesync/v1",
            "ca_file": "$DEMO/ca.pem", "cert_file": "$DEMO/client.pem", "key_file": "$DEMO/client.key" },
   "retry": { "initial_ms": 200, "max_ms": 5000 }
@@ -87,10 +87,11 @@ for _ in $(seq 100); do [ -S ingest.sock ] && break; sleep 0.1; done
 
 echo "== sending sample events through the ingest socket (one reply line each)"
 cat > events.ndjson <<'EV'
-{"id":"till-1/receipt-1001","type":"pos.sale","occurred_at":"2026-11-23T09:15:02.120Z","trace_id":"till-1/2026-11-23/1001","data":{"till":1,"lines":[{"sku":"4006381333931","qty":2,"price":1.99}],"total":3.98}}
-{"id":"till-1/stock-1001-1","type":"inventory.adjusted","data":{"sku":"4006381333931","delta":-2,"reason":"sale"}}
-{"type":"inventory.counted","occurred_at":"2026-11-23T09:16:00Z","data":{"sku":"5000112548167","on_hand":41}}
-{"id":"till-1/receipt-1001","type":"pos.sale","data":{"resent":true}}
+{"id":"till-3/r1001","type":"pos.sale.completed","v":1,"occurred_at":"2026-11-23T09:15:02.120Z","trace_id":"till-3/2026-11-23/r1001","data":{"receipt_id":"r1001","till_id":"till-3","operator_id":"op-17","currency":"EUR","lines":[{"line_no":1,"sku":"100234","gtin":"4006381333931","qty":2,"unit_price_minor":199,"line_total_minor":398}],"total_minor":398}}
+{"id":"adj-3001","type":"inventory.adjusted","data":{"adjustment_id":"adj-3001","location_id":"shop-floor","operator_id":"op-09","reason":"damaged","lines":[{"sku":"100234","delta":-2}]}}
+{"type":"inventory.counted","occurred_at":"2026-11-23T09:16:00Z","data":{"count_id":"cnt-0001","location_id":"shop-floor","operator_id":"op-11","lines":[{"sku":"5000112548167","on_hand":41}]}}
+{"id":"till-3/r1001","type":"pos.sale.completed","v":1,"occurred_at":"2026-11-23T09:15:02.120Z","trace_id":"till-3/2026-11-23/r1001","data":{"receipt_id":"r1001","till_id":"till-3","operator_id":"op-17","currency":"EUR","lines":[{"line_no":1,"sku":"100234","gtin":"4006381333931","qty":2,"unit_price_minor":199,"line_total_minor":398}],"total_minor":398}}
+{"id":"till-3/r1002","type":"pos.sale.completed","data":{"receipt_id":"r1002","till_id":"till-3","operator_id":"op-17","currency":"euro","lines":[{"line_no":1,"sku":"100234","qty":"2","unit_price_minor":199,"line_total_minor":398}],"total_minor":398}}
 {"type":"Inventory Adjusted","data":{}}
 EV
 "$BIN" send --config edgesync.json events.ndjson || true

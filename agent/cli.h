@@ -94,4 +94,15 @@ struct ReconcileCliOptions {
 };
 int cli_reconcile(const ReconcileCliOptions& options);
 
+// `edgesync contracts list|check|diff` (agent/cli_contracts.cc). `dirs` given: those folders
+// instead of the configuration's (an integrator's laptop has no agent configuration).
+struct ContractsCliOptions {
+  std::vector<std::string> dirs;
+};
+// `config`: null when --contracts was given and no configuration was read.
+int cli_contracts_list(const ContractsCliOptions& options, const Config* config, bool json);
+int cli_contracts_check(const ContractsCliOptions& options, const Config* config,
+                        const std::string& file, bool json);
+int cli_contracts_diff(const std::string& old_file, const std::string& new_file, bool json);
+
 }  // namespace edgesync::agent

@@ -15,6 +15,7 @@
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "storage/outbox.h"
+#include "storage/outbox_quarantine.h"
 
 namespace edgesync::agent {
 namespace {
@@ -45,6 +46,18 @@ class ActAsOwner {
 json repair_directly(const Config& config, const storage::RepairRequest& request) {
   if (!std::filesystem::exists(config.storage.path)) {
     return error_reply("failed", "no outbox at " + config.storage.path + ": nothing to repair");
+  }
+  // Opening the outbox would quarantine a damaged or foreign file and start a fresh one: that is
+  // the agent's decision at its start, never a side effect of a technician's repair.
+  auto check = storage::examine_outbox_file(config.storage.path, "");
+  if (!check) {
+    return error_reply("failed", "cannot examine " + config.storage.path + ": " +
+                                     check.status().message() + "; nothing was changed");
+  }
+  if (check->quarantine) {
+    return error_reply("failed", config.storage.path + " is " + check->reason +
+                                     ". Start the agent: it keeps the file aside and starts a "
+                                     "fresh outbox. Nothing was changed");
   }
   ActAsOwner owner(config.storage.path);
   storage::Outbox::Options o;
@@ -100,8 +113,9 @@ void print_human(const storage::RepairRequest& request, const json& reply, bool 
 int cli_repair(const Config& config, const storage::RepairRequest& request, int64_t older_than_s,
                bool as_json) {
   const std::string socket = config.control_socket();
+  bool sent = false;
   auto reply = control_request(socket, repair_request_json(request, older_than_s),
-                               std::chrono::seconds(30));
+                               std::chrono::seconds(30), &sent);
   bool via_agent = true;
   json answer;
   if (reply) {
@@ -110,7 +124,14 @@ int cli_repair(const Config& config, const storage::RepairRequest& request, int6
     const auto code = reply.status().code();
     auto state = read_agent_state(config.state_file());
     const bool running = state && state->running && platform::process_alive(state->pid);
-    if ((code != Status::Code::kNotFound && code != Status::Code::kUnavailable) || running) {
+    if (sent) {
+      // The agent has the request: it may have done it, or do it later.
+      answer = error_reply("unknown", reply.status().message() +
+                                          ": the agent received the request and may have applied "
+                                          "it (or will); check with edgesync status and "
+                                          "edgesync dead-letters before repeating it");
+    } else if ((code != Status::Code::kNotFound && code != Status::Code::kUnavailable) ||
+               running) {
       // An agent may be writing the outbox: never a second writer beside it.
       std::string why = reply.status().message();
       if (running) {

@@ -169,8 +169,62 @@ Result<json> read_json_file(const std::string& path) {
   return doc;
 }
 
+// Whether `pattern` repeats without bound (+, *, {n,}) outside a character class. valijson
+// matches with std::regex, which recurses per character repeated: a long value (a request line
+// may be 256 KiB) against such a pattern exhausts the ingest thread's stack.
+bool unbounded_repetition(const std::string& pattern) {
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\') {
+      ++i;
+    } else if (in_class) {
+      if (c == ']') in_class = false;
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') ++i;  // "[]...]": ']' is literal
+    } else if (c == '+' || c == '*') {
+      return true;
+    } else if (c == '{') {
+      const size_t close = pattern.find('}', i);
+      if (close != std::string::npos && close > i + 1 && pattern[close - 1] == ',') return true;
+    }
+  }
+  return false;
+}
+
+// The first "pattern" in `node` or below that repeats without bound; empty when none.
+std::string find_unbounded_pattern(const json& node) {
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      if (key == "pattern" && value.is_string() && unbounded_repetition(value.get<std::string>())) {
+        return value.get<std::string>();
+      }
+      if (key == "patternProperties" && value.is_object()) {
+        for (const auto& [p, sub] : value.items()) {
+          if (unbounded_repetition(p)) return p;
+        }
+      }
+      std::string found = find_unbounded_pattern(value);
+      if (!found.empty()) return found;
+    }
+  } else if (node.is_array()) {
+    for (const auto& item : node) {
+      std::string found = find_unbounded_pattern(item);
+      if (!found.empty()) return found;
+    }
+  }
+  return {};
+}
+
 Status populate(const json& document, valijson::Schema* schema) {
   if (!document.is_object()) return Status::invalid_argument("a schema must be a JSON object");
+  const std::string unbounded = find_unbounded_pattern(document);
+  if (!unbounded.empty()) {
+    return Status::invalid_argument("the pattern " + json(unbounded).dump() +
+                                    " repeats without bound (+, * or {n,}): a long value would "
+                                    "exhaust the validator's stack; write a bound such as {1,64}");
+  }
   try {
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::NlohmannJsonAdapter adapter(document);
@@ -183,7 +237,13 @@ Status populate(const json& document, valijson::Schema* schema) {
 
 }  // namespace
 
-json Violation::to_json() const { return {{"path", path}, {"rule", rule}, {"expected", expected}}; }
+nlohmann::ordered_json Violation::to_json() const {
+  nlohmann::ordered_json j;
+  j["path"] = path;
+  j["rule"] = rule;
+  j["expected"] = nlohmann::ordered_json(expected);
+  return j;
+}
 
 bool parse_contract_file_name(const std::string& name, std::string* type, int* version) {
   if (name.size() <= kSuffix.size() ||

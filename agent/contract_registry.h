@@ -27,7 +27,8 @@ struct Violation {
   std::string path;         // JSON pointer into the request (starts with /data)
   std::string rule;         // the JSON Schema keyword, e.g. type, required, minimum, pattern
   nlohmann::json expected;  // what the contract wanted there; null when it cannot say
-  nlohmann::json to_json() const;
+  // {"path", "rule", "expected"}, in that order (as the integrator reads them).
+  nlohmann::ordered_json to_json() const;
 };
 
 // Most violations reported for one event: enough to fix a payload, bounded for a hostile one.

@@ -44,7 +44,8 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
 
 Result<nlohmann::json> control_request(const std::string& socket_path,
                                        const nlohmann::json& request,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout, bool* sent) {
+  if (sent) *sent = false;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) {
@@ -59,7 +60,7 @@ Result<nlohmann::json> control_request(const std::string& socket_path,
     if (e == ECONNREFUSED) return Status::unavailable("nothing answers on " + socket_path);
     if (e == EACCES || e == EPERM) {
       return Status::io_error("permission denied on " + socket_path +
-                              ": run as root or as a member of the agent's group (edgesync)");
+                              ": run as root or as the agent's user (sudo -u edgesync)");
     }
     return Status::io_error("cannot connect to " + socket_path + ": " + std::strerror(e));
   }
@@ -76,6 +77,7 @@ Result<nlohmann::json> control_request(const std::string& socket_path,
     }
     off += static_cast<size_t>(n);
   }
+  if (sent) *sent = true;
   std::string reply;
   char buf[4096];
   while (reply.find('\n') == std::string::npos) {

@@ -440,6 +440,66 @@ int main(int argc, char** argv) {
       "Example:\n"
       "  edgesync enroll --out /etc/edgesync/tls");
 
+  ContractsCliOptions contracts_opts;
+  std::string contracts_file, diff_old, diff_new;
+  auto* contracts = app.add_subcommand(
+      "contracts", "the event contracts: list them, check events offline, compare two versions");
+  contracts->require_subcommand(1);
+  const char* const kContractsDirHelp =
+      "a folder of <type>.v<N>.schema.json files, instead of the configuration's (repeat for "
+      "several)";
+  auto* contracts_list =
+      contracts->add_subcommand("list", "the contracts this box checks events against");
+  contracts_list->add_option("--config", config_path, "configuration file (its contract folders)")
+      ->capture_default_str();
+  contracts_list->add_option("--contracts", contracts_opts.dirs, kContractsDirHelp);
+  contracts_list->add_flag("--json", json, "machine-readable output");
+  contracts_list->footer(
+      "Lists every contract loaded from ingest.contracts_dir (the shipped ones) and\n"
+      "ingest.extra_contract_dirs: type, version, whether it is the newest of its type (the one\n"
+      "a request without \"v\" gets) and its title; and whether unknown types are refused.\n"
+      "A broken contract file is reported with its name (the agent would not start).\n"
+      "--json: {contracts: [{type, v, newest, title, file}], unknown_types}.\n"
+      "Exit 0, 2 a contract or the configuration cannot be loaded.\n\n"
+      "Example:\n"
+      "  edgesync contracts list\n"
+      "  edgesync contracts list --contracts /usr/share/edgesync/contracts/events --json");
+  auto* contracts_check = contracts->add_subcommand(
+      "check", "check a file of request lines as the agent would, sending nothing");
+  contracts_check->add_option("--config", config_path, "configuration file (its contract folders)")
+      ->capture_default_str();
+  contracts_check->add_option("--contracts", contracts_opts.dirs, kContractsDirHelp);
+  contracts_check->add_flag("--json", json, "machine-readable output");
+  contracts_check->add_option("file", contracts_file, "NDJSON request lines (default: standard input)");
+  contracts_check->footer(
+      "Reads one request per line (the ingest socket's format, docs/PROTOCOL.md) and checks\n"
+      "each as the agent would: the envelope, the version (\"v\", or the newest known) and the\n"
+      "data against the type's contract. Prints per line ok with the type and version, or the\n"
+      "error code and message with every violation (path, rule, expected). Nothing is sent and\n"
+      "no agent is needed. Unknown types follow ingest.unknown_types (refused without a\n"
+      "configuration).\n"
+      "--json: {lines, failed, results: [{line, ok, type, v} | {line, ok, error, message,\n"
+      "violations}]}.\n"
+      "Exit 0 every line passes, 1 a line was refused, 2 the file or a contract cannot be read.\n\n"
+      "Example:\n"
+      "  edgesync contracts check --contracts ./contracts till-export.ndjson");
+  auto* contracts_diff = contracts->add_subcommand(
+      "diff", "compare two versions of a contract: what would refuse events the old accepted");
+  contracts_diff->add_option("old", diff_old, "the contract file in force")->required();
+  contracts_diff->add_option("new", diff_new, "the contract file that would replace it")->required();
+  contracts_diff->add_flag("--json", json, "machine-readable output");
+  contracts_diff->footer(
+      "Compares the two schemas keyword by keyword (types, properties, required, bounds,\n"
+      "enums, patterns, additionalProperties, items) and prints each change as compatible or\n"
+      "BREAKING. Breaking: an event the old contract accepted could be refused by the new one\n"
+      "(a new required property, a narrower type, a raised minimum, a removed enum value, a\n"
+      "changed pattern, ...). Such a change needs a new version; docs/CONTRACTS.md has the rules.\n"
+      "A change it does not understand counts as breaking.\n"
+      "--json: {changes: [{path, breaking, what}], breaking}.\n"
+      "Exit 0 nothing breaking, 1 a breaking change, 2 a file cannot be read or is no schema.\n\n"
+      "Example:\n"
+      "  edgesync contracts diff pos.sale.completed.v1.schema.json pos.sale.completed.v2.schema.json");
+
   int doctor_timeout_s = 5;
   auto* doctor = app.add_subcommand(
       "doctor", "check this box and its link to the hub, and say how to fix what is wrong");
@@ -509,6 +569,12 @@ int main(int argc, char** argv) {
 
   // Reconciliation runs on the hub side: no box configuration.
   if (*reconcile) return cli_reconcile(rec_opts);
+  if (*contracts_diff) return cli_contracts_diff(diff_old, diff_new, json);
+  if ((*contracts_list || *contracts_check) && !contracts_opts.dirs.empty()) {
+    // An integrator's laptop: the folders given, no agent configuration.
+    return *contracts_list ? cli_contracts_list(contracts_opts, nullptr, json)
+                           : cli_contracts_check(contracts_opts, nullptr, contracts_file, json);
+  }
 
   Config config;
   if (*send && !socket_override.empty()) return cli_send(socket_override, input);
@@ -558,6 +624,8 @@ int main(int argc, char** argv) {
     }
     return cli_repair(config, request, older_than_s, json);
   }
+  if (*contracts_list) return cli_contracts_list(contracts_opts, &config, json);
+  if (*contracts_check) return cli_contracts_check(contracts_opts, &config, contracts_file, json);
   if (*log_level) return cli_log_level(config, level, json);
   if (*status) return cli_status(config, json);
   if (*outbox_show) return cli_outbox_show(config, show_what, json);

@@ -241,7 +241,7 @@ class Agent {
     json cfg = {
         {"device", {{"id", "pos-soak"}, {"store_id", "store-soak"}}},
         {"storage", {{"path", dir + "/outbox.db"}}},
-        {"ingest", {{"socket", socket()}}},
+        {"ingest", {{"socket", socket()}, {"contracts_dir", ""}, {"unknown_types", "accept"}}},
         {"hub",
          {{"uri", broker.uri()},
           {"ca_file", broker.tls().ca_file},

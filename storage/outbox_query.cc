@@ -222,6 +222,22 @@ Status list_events(const std::string& path, const EventFilter& filter,
 
 // ---- OutboxTail ----
 
+Status OutboxTail::skip_dead_letters_already_there(Database& db) {
+  // Those the hub was told of: below the floor, never read. Those still being announced: seen.
+  auto delivered = db.query_int64("SELECT value FROM state WHERE key = 'delivered_seq'", 0);
+  if (!delivered) return delivered.status();
+  dead_floor_ = *delivered;
+  auto dq = db.prepare("SELECT seq FROM dead_letters WHERE seq > ?");
+  if (!dq) return dq.status();
+  (*dq)->bind(1, *delivered);
+  while (true) {
+    auto r = (*dq)->step();
+    if (!r) return r.status();
+    if (!*r) return Status::ok();
+    dead_reported_.insert((*dq)->column_int64(0));
+  }
+}
+
 OutboxTail::OutboxTail(std::string path, size_t backlog)
     : path_(std::move(path)), backlog_(backlog) {}
 
@@ -296,6 +312,7 @@ Status OutboxTail::open(Poll* poll) {
     const bool replaced = !incarnation_.empty();
     poll->kind = replaced ? Poll::Kind::kNewIncarnation : Poll::Kind::kOpened;
     delivered_ = -1;
+    dead_floor_ = 0;
     dead_reported_.clear();
     after_seq_ = 0;
     if (!replaced && !from_start_ && backlog_ > 0) {
@@ -307,20 +324,12 @@ Status OutboxTail::open(Poll* poll) {
       if (!row) return row.status();
       // Fewer than backlog_ stored: all of them (after_seq_ stays 0).
       if (*row) after_seq_ = (*nth)->column_int64(0) - 1;
-      // Dead letters already there are not news either.
-      auto delivered = (*db)->query_int64("SELECT value FROM state WHERE key = 'delivered_seq'", 0);
-      if (!delivered) return delivered.status();
-      auto dq = (*db)->prepare("SELECT seq FROM dead_letters WHERE seq > ?");
-      if (!dq) return dq.status();
-      (*dq)->bind(1, *delivered);
-      while (true) {
-        auto r = (*dq)->step();
-        if (!r) return r.status();
-        if (!*r) break;
-        dead_reported_.insert((*dq)->column_int64(0));
-      }
+      Status old = skip_dead_letters_already_there(**db);
+      if (!old) return old;
     } else if (!replaced && !from_start_) {
-      // No backlog wanted: from the current end.
+      // No backlog wanted: from the current end, dead letters included.
+      Status old = skip_dead_letters_already_there(**db);
+      if (!old) return old;
       auto max_seq = (*db)->query_int64("SELECT max(seq) FROM events", 0);
       if (!max_seq) return max_seq.status();
       after_seq_ = *max_seq;
@@ -338,7 +347,7 @@ Status OutboxTail::read(Poll* poll) {
   q.bind(1, after_seq_);
   q.bind(2, kTailRowsPerPoll);
   // Dead letters above the watermark as last seen: a new one cannot lie at or below it.
-  q.bind(3, std::max<int64_t>(delivered_, 0));
+  q.bind(3, std::max<int64_t>({delivered_, dead_floor_, 0}));
   int64_t watermark = delivered_;
   std::vector<DeadLetter> dead;
   Status s = Status::ok();

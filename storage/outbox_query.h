@@ -111,6 +111,9 @@ class OutboxTail {
   Status open(Poll* poll);
   Status read(Poll* poll);
   void close();
+  // At the first open: dead letters already in the file are not news (sets dead_floor_ and
+  // dead_reported_).
+  Status skip_dead_letters_already_there(Database& db);
 
   const std::string path_;
   const size_t backlog_;
@@ -122,6 +125,7 @@ class OutboxTail {
   std::string incarnation_;
   int64_t after_seq_ = 0;            // the last event returned
   int64_t delivered_ = -1;           // the watermark last returned
+  int64_t dead_floor_ = 0;           // dead letters at or below it were there before the tail
   std::set<int64_t> dead_reported_;  // dead letters reported, above the watermark
 };
 

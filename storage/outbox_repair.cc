@@ -105,14 +105,11 @@ Status Outbox::Writer::retry_dead_letters(const std::vector<int64_t>& seqs, Repa
     AppendRequest again{d.event.id,          d.event.type, d.event.occurred_at,
                         d.event.received_ms, d.event.data, d.event.trace_id,
                         d.event.contract_version};
-    // The delivered copy kept for de-duplication holds the id: it goes, so the id can be
-    // stored under its new seq (and still de-duplicates a producer's resend).
-    auto removed = rows.remove(old_seq);
-    if (!removed) return removed.status();
-    budget.history_removed(*removed);
+    // Every reason to skip is checked before anything changes: a skipped retry must leave the
+    // delivered copy that de-duplicates the id in place.
     auto existing = rows.lookup(again.id);
     if (!existing) return existing.status();
-    if (*existing > 0) {
+    if (*existing > 0 && *existing != old_seq) {
       out->skipped.push_back(seq_note(
           old_seq, "its id is stored again as seq " + std::to_string(*existing) +
                        " (the producer sent it again after the first was dead-lettered)"));
@@ -127,6 +124,11 @@ Status Outbox::Writer::retry_dead_letters(const std::vector<int64_t>& seqs, Repa
         continue;
       }
     }
+    // The delivered copy kept for de-duplication holds the id: it goes, so the id can be
+    // stored under its new seq (and still de-duplicates a producer's resend).
+    auto removed = rows.remove(old_seq);
+    if (!removed) return removed.status();
+    budget.history_removed(*removed);
     s = rows.insert(next_seq, again);
     if (!s) return s;
     (*forget)->bind(1, old_seq);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "platform/clock.h"
+#include "platform/log.h"
 #include "storage/outbox_database.h"
 #include "storage/schema.h"
 
@@ -71,6 +72,10 @@ Status Outbox::Writer::open_connection() {
   if (s) s = db->exec("COMMIT");
   if (!s) return s;
   dead_letter_prune_wanted = false;
+  if (failed) {
+    platform::log(platform::LogLevel::kNotice, "storage_recovered",
+                  "outbox writable again after: " + failure);
+  }
   failed = false;
   return Status::ok();
 }
@@ -85,6 +90,13 @@ void Outbox::Writer::fail(const Status& s) {
   // Drop the connection: after a failed sync the page cache cannot be trusted, and a fresh
   // connection makes SQLite re-read the WAL and discard the uncommitted transaction.
   close();
+  // Once per spell of failures: the writer retries every retry_after, each failing the same way.
+  if (!failed) {
+    platform::log(platform::LogLevel::kError, "storage_error",
+                  "outbox write failed, producers get storage_error until it recovers: " +
+                      s.to_string(),
+                  {{"path", options.path}});
+  }
   failed = true;
   corrupt = s.code() == Status::Code::kCorruption;
   failure = s.to_string();

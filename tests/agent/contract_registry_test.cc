@@ -94,7 +94,7 @@ TEST(ContractRegistry, EveryFixtureIsJudgedAsItSays) {
                                &failure));
       EXPECT_EQ(failure.error, IngestError::kInvalidEvent);
       json got = json::array();
-      for (const auto& v : failure.violations) got.push_back(v.to_json());
+      for (const auto& v : failure.violations) got.push_back(json(v.to_json()));
       // The same set: valijson's order is its own (a value's findings before its parent's).
       json want = invalid["violations"];
       auto by_path = [](const json& a, const json& b) { return a.dump() < b.dump(); };
@@ -209,6 +209,25 @@ TEST_F(RegistryFiles, ABrokenContractIsAnErrorNamingTheFile) {
   write("README.md", "other files are ignored");
   EXPECT_TRUE(load());
   EXPECT_FALSE(ContractRegistry::load({(dir_ / "missing").string()}));
+}
+
+// std::regex recurses per repeated character: "^[0-9]+$" against a 256 KiB value crashed the
+// validator's thread. A pattern without a bound is refused when the contract loads.
+TEST_F(RegistryFiles, AnUnboundedPatternIsRefusedAtLoad) {
+  for (const char* pattern : {"^[0-9]+$", "^a*$", "^x{2,}$", "^(ab)+$"}) {
+    write("a.b.v1.schema.json",
+          json({{"type", "object"}, {"properties", {{"s", {{"type", "string"}, {"pattern", pattern}}}}}})
+              .dump());
+    Status s = load();
+    EXPECT_FALSE(s) << pattern;
+    EXPECT_NE(s.message().find("without bound"), std::string::npos) << s.message();
+  }
+  for (const char* pattern : {"^[0-9]{1,64}$", "^[+*]{1,3}$", "^a\\+b$", "^[A-Z]{3}$"}) {
+    write("a.b.v1.schema.json",
+          json({{"type", "object"}, {"properties", {{"s", {{"type", "string"}, {"pattern", pattern}}}}}})
+              .dump());
+    EXPECT_TRUE(load()) << pattern;
+  }
 }
 
 TEST_F(RegistryFiles, TheSameTypeAndVersionTwiceIsRefused) {

@@ -197,6 +197,7 @@ void FullDiskTest::fault_vfs() {
   auto work = asio::make_work_guard(io);
   agent::Config config;
   config.ingest.socket = dir_->file("vfs-ingest.sock");
+  config.ingest.unknown_types = "accept";  // no contracts: the path is under test
   storage::Outbox::Options o;
   o.path = dir_->file("vfs-outbox.db");
   o.vfs = "edgesync-fault";

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "tests/support/hub_fixture.h"
 #include "tests/support/schema_check.h"
@@ -242,6 +243,10 @@ TEST_F(RepairTest, HealthMessageIsRetainedFollowsTheSchemaAndCountsWhatHappened)
       },
       30s))
       << "no health message with the dead letter";
+  // Retained: a hub service that subscribes later still learns this box's health at once.
+  auto late = make_subscriber(topic, /*persistent=*/false);
+  ASSERT_TRUE(late->wait_for_count(1, 10s)) << "no retained message on " << topic;
+  EXPECT_TRUE(late->messages().front().retained);
   const auto violations = schema_violations("health.schema.json", health);
   EXPECT_TRUE(violations.empty()) << ::testing::PrintToString(violations) << "\n" << health.dump(2);
   EXPECT_EQ(health["outbox"]["highest_accepted_seq"], 2) << health.dump(2);
@@ -256,6 +261,31 @@ TEST_F(RepairTest, HealthMessageIsRetainedFollowsTheSchemaAndCountsWhatHappened)
   EXPECT_EQ(st["live"]["since_start"]["refused"]["bad_json"], 1) << st.dump(2);
   EXPECT_EQ(st["live"]["since_start"]["duplicates"], 1) << st.dump(2);
   EXPECT_EQ(st["live"]["last_hour"]["accepted"], 2) << st.dump(2);
+}
+
+// A repair with the agent stopped never quarantines the outbox: a damaged file is the agent's to
+// move aside at its start. It opened the outbox fully, which moved the file and started a fresh
+// one as a side effect of "outbox hold".
+TEST_F(RepairTest, ARepairOnADamagedOutboxChangesNothingAndSaysStartTheAgent) {
+  agent_->start();
+  ASSERT_EQ(agent_->terminate(20s), 0);
+  const std::string db = agent_->config().storage_path;
+  const std::string junk(64 * 1024, '\x5a');
+  {
+    FILE* f = std::fopen(db.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(junk.data(), 1, junk.size(), f);
+    std::fclose(f);
+  }
+  CommandResult r = cli({"outbox", "hold"});
+  EXPECT_NE(r.exit_code(), 0) << r.describe();
+  EXPECT_NE(r.err.find("Start the agent"), std::string::npos) << r.describe();
+  std::ifstream in(db, std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, junk) << "the file was changed";
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(db).parent_path())) {
+    EXPECT_EQ(e.path().filename().string().find("quarantined"), std::string::npos) << e.path();
+  }
 }
 
 // What a technician sees with a dead letter on the box: DEGRADED, the count and where to look.

@@ -57,7 +57,7 @@ touch "$work/edgesync.json" "$work/fleet.envelope"
 cd "$work" || exit 1
 
 # Where the cursor is.
-expect "agent check-config config dead-letters doctor enroll export keys log-level outbox reconcile send status" \
+expect "agent check-config config contracts dead-letters doctor enroll export keys log-level outbox reconcile send status" \
     edgesync ""
 expect "dead-letters doctor" edgesync d
 expect "--help --version" edgesync --

@@ -6,6 +6,7 @@
 
 #include "platform/clock.h"
 #include "storage/outbox.h"
+#include "storage/outbox_query.h"
 #include "tests/storage/outbox_test_util.h"
 
 namespace edgesync::test {
@@ -216,6 +217,34 @@ TEST(OutboxRepair, RepairAfterCloseIsRefusedCleanly) {
   auto r = repair_wait(*box, retry());
   EXPECT_FALSE(r.status);
   EXPECT_NE(r.status.message().find("shutting down"), std::string::npos);
+}
+
+// `edgesync outbox tail` started on a box with dead letters: those already there are not news.
+// It reported every announced dead letter as new at its start.
+TEST(OutboxTail, DeadLettersAlreadyThereAreNotReportedAsNew) {
+  TempPath dir;
+  auto o = options(dir);
+  auto box = open_box(o);
+  dead_letter(*box, "sale-a");
+  const int64_t b = dead_letter(*box, "sale-b");
+  wait_persisted(o.path, b, 2);
+  for (size_t backlog : {size_t{0}, size_t{10}}) {
+    storage::OutboxTail tail(o.path, backlog);
+    auto first = tail.poll();
+    EXPECT_EQ(first.kind, storage::OutboxTail::Poll::Kind::kOpened);
+    EXPECT_TRUE(first.dead_letters.empty()) << "backlog " << backlog;
+    // A new one is.
+    const int64_t c = dead_letter(*box, "sale-c" + std::to_string(backlog));
+    wait_persisted(o.path, c, 3);
+    auto next = tail.poll();
+    ASSERT_EQ(next.dead_letters.size(), 1u) << "backlog " << backlog;
+    EXPECT_EQ(next.dead_letters[0].event.seq, c);
+    ASSERT_TRUE(repair_wait(*box, retry({c})).status);  // back to two for the next round
+    std::vector<storage::StoredEvent> pending;
+    ASSERT_TRUE(box->read_pending(box->delivered_seq(), 10, &pending));
+    for (const auto& e : pending) box->mark_delivered(e.seq);
+    wait_persisted(o.path, box->delivered_seq(), 2);
+  }
 }
 
 }  // namespace

@@ -91,6 +91,8 @@ class AgentProcess {
   pid_t pid() const;
 
   AgentConfig& config() { return config_; }
+  // Writes config() to config_path() (start() does it too): for CLI runs without an agent.
+  void write_config();
   const std::string& config_path() const { return config_path_; }
   const std::string& socket_path() const { return config_.socket_path; }
   std::string log_path() const { return dir_ + "/agent.log"; }
@@ -102,7 +104,6 @@ class AgentProcess {
                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
-  void write_config();
   std::string dir_;
   AgentConfig config_;
   std::string config_path_;
