@@ -110,12 +110,17 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   }
 
   // Written by the delivery thread while it runs, by this one before and after.
+  const std::string state_path = config.state_file();
+  nlohmann::json totals_before = nlohmann::json::object();
+  if (auto previous = read_agent_state(state_path); previous && previous->totals.is_object()) {
+    totals_before = previous->totals;
+  }
   AgentState state;
   state.pid = static_cast<long>(::getpid());
   state.running = true;
   state.started_ms = platform::unix_ms();
   state.hub_uri = config.hub.uri;
-  const std::string state_path = config.state_file();
+  state.totals = totals_before;
   auto save_state = [&] {
     state.updated_ms = platform::unix_ms();
     Status w = write_agent_state(state_path, state);
@@ -149,7 +154,10 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       snap.free_disk_bytes = *free;
     }
     snap.pid = state.pid;
-    return health_json(snap);
+    snap.totals_before = totals_before;
+    nlohmann::json h = health_json(snap);
+    state.totals = h["totals"];
+    return h;
   };
   Publisher* publisher_ptr = nullptr;  // set below: the state callback needs the publisher
   IngestServer* ingest_ptr = nullptr;   // set below: an applied config gives it its contracts
@@ -306,6 +314,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     health_timer.async_wait([&](asio::error_code ec) {
       if (ec) return;
       publisher.publish_health(build_health().dump());
+      save_state();  // with the totals
       health_tick();
     });
   };
@@ -382,6 +391,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     outbox.close();
     state.running = false;
     state.hub_state = hub_state_name(HubState::kStopped);
+    state.totals = add_counts(totals_before, counts_json(counters));
     save_state();
     io.stop();
   };

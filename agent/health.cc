@@ -20,6 +20,34 @@ json window_json(const AgentCounters& c, int64_t now_ms, int64_t seconds) {
 
 }  // namespace
 
+json counts_json(const AgentCounters& c) {
+  json refused = json::object();
+  for (size_t i = 0; i < AgentCounters::kRefusalKinds; ++i) {
+    refused[error_code_name(static_cast<IngestError>(i))] = c.refused[i].load(AgentCounters::kRelaxed);
+  }
+  return {{"accepted", c.accepted.load(AgentCounters::kRelaxed)},
+          {"duplicates", c.duplicates.load(AgentCounters::kRelaxed)},
+          {"unchecked", c.unchecked.load(AgentCounters::kRelaxed)},
+          {"refused", refused},
+          {"delivered", c.delivered.load(AgentCounters::kRelaxed)},
+          {"dead_lettered", c.dead_lettered.load(AgentCounters::kRelaxed)}};
+}
+
+json add_counts(const json& base, const json& add) {
+  json out = add;
+  if (!base.is_object()) return out;
+  for (auto it = out.begin(); it != out.end(); ++it) {
+    auto b = base.find(it.key());
+    if (b == base.end()) continue;
+    if (it->is_object()) {
+      *it = add_counts(*b, *it);
+    } else if (it->is_number_unsigned() && b->is_number_unsigned()) {
+      *it = it->get<uint64_t>() + b->get<uint64_t>();
+    }
+  }
+  return out;
+}
+
 VerdictInputs verdict_inputs(const HealthSnapshot& s) {
   VerdictInputs in;
   in.agent_running = true;
@@ -48,11 +76,8 @@ json health_json(const HealthSnapshot& s) {
   const std::string last_error = c.last_error(&error_ms);
   const uint64_t connects = c.connects.load(AgentCounters::kRelaxed);
 
-  json refused = json::object();
-  for (size_t i = 0; i < AgentCounters::kRefusalKinds; ++i) {
-    refused[error_code_name(static_cast<IngestError>(i))] = c.refused[i].load(AgentCounters::kRelaxed);
-  }
   const auto& o = s.outbox;
+  const json since_start = counts_json(c);
   return {
       {"format", kHealthFormat},
       {"device_id", config.device.id},
@@ -89,13 +114,8 @@ json health_json(const HealthSnapshot& s) {
         {"held_since", time_or_null(o.held_since_ms)},
         {"damaged", s.outbox_damage.empty() ? json(nullptr) : json(s.outbox_damage)},
         {"free_disk_bytes", s.free_disk_bytes ? json(*s.free_disk_bytes) : json(nullptr)}}},
-      {"since_start",
-       {{"accepted", c.accepted.load(AgentCounters::kRelaxed)},
-        {"duplicates", c.duplicates.load(AgentCounters::kRelaxed)},
-        {"unchecked", c.unchecked.load(AgentCounters::kRelaxed)},
-        {"refused", refused},
-        {"delivered", c.delivered.load(AgentCounters::kRelaxed)},
-        {"dead_lettered", c.dead_lettered.load(AgentCounters::kRelaxed)}}},
+      {"since_start", since_start},
+      {"totals", add_counts(s.totals_before, since_start)},
       {"last_minute", window_json(c, s.now_ms, 60)},
       {"last_hour", window_json(c, s.now_ms, 3600)},
       {"config", s.config_status.is_null() ? json(nullptr) : s.config_status},

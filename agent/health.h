@@ -35,7 +35,15 @@ struct HealthSnapshot {
   std::optional<int64_t> free_disk_bytes;
   long pid = 0;
   int64_t now_ms = 0;
+  // The totals as of the previous run's last save (agent-state.json): since_start is added.
+  nlohmann::json totals_before = nlohmann::json::object();
 };
+
+// The counters since this start: {accepted, duplicates, unchecked, refused: {code: n},
+// delivered, dead_lettered}.
+nlohmann::json counts_json(const AgentCounters& counters);
+// `add` with every count of `base` added to it (keys of `add` only).
+nlohmann::json add_counts(const nlohmann::json& base, const nlohmann::json& add);
 
 VerdictInputs verdict_inputs(const HealthSnapshot& s);
 nlohmann::json health_json(const HealthSnapshot& s);

@@ -16,6 +16,7 @@ Status write_agent_state(const std::string& path, const AgentState& s) {
       {"updated_ms", s.updated_ms},
   };
   if (!s.outbox_error.empty()) j["outbox_error"] = s.outbox_error;
+  if (s.totals.is_object() && !s.totals.empty()) j["totals"] = s.totals;
   return platform::write_file_atomic(path, j.dump(2) + "\n");
 }
 
@@ -30,6 +31,7 @@ Result<AgentState> read_agent_state(const std::string& path) {
   s.started_ms = j.value("started_ms", int64_t{0});
   s.updated_ms = j.value("updated_ms", int64_t{0});
   s.outbox_error = j.value("outbox_error", std::string());
+  if (j.contains("totals") && j["totals"].is_object()) s.totals = j["totals"];
   if (j.contains("hub") && j["hub"].is_object()) {
     const auto& h = j["hub"];
     s.hub_state = h.value("state", std::string("disconnected"));

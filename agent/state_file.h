@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "platform/status.h"
@@ -22,6 +23,9 @@ struct AgentState {
   // Set when the live outbox was found damaged while running (Outbox::corruption_seen).
   std::string outbox_error;
   int64_t updated_ms = 0;
+  // The health message's totals (counters over every run), saved with each periodic health
+  // message and at a clean stop: a crash loses at most one health.interval_s of counts.
+  nlohmann::json totals = nlohmann::json::object();
 };
 
 Status write_agent_state(const std::string& path, const AgentState& state);

@@ -375,6 +375,54 @@ TEST_F(StatusTest, ARunningAgentShowsLiveFiguresAndTheCertificateWarning) {
   EXPECT_EQ(j["live"]["hub"]["state"], "connected") << j.dump(2);
 }
 
+// The health message's totals add up every run: the central team sees how much a box has done,
+// not only since its last restart.
+TEST_F(StatusTest, HealthTotalsCarryOverACleanRestart) {
+  agent_->config().extra["health"] = {{"interval_s", 5}};
+  const std::string topic = agent_->config().topic_base() + "/health";
+  auto latest_health = [&](auto accept) {
+    json found;
+    EXPECT_TRUE(hub_->wait_for(
+        [&](const auto& msgs) {
+          for (auto it = msgs.rbegin(); it != msgs.rend(); ++it) {
+            if (it->topic != topic) continue;
+            json h = json::parse(it->payload, nullptr, false);
+            if (h.is_object() && accept(h)) {
+              found = h;
+              return true;
+            }
+            return false;
+          }
+          return false;
+        },
+        30s));
+    return found;
+  };
+  agent_->start();
+  {
+    Producer producer(agent_->socket_path());
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(producer.request(make_request("a-" + std::to_string(i), "pos.sale", json{{"n", i}}), 20s)
+                      .value("ok", false));
+    }
+    producer.request("{not json", 20s);
+  }
+  json first = latest_health([](const json& h) { return h["since_start"].value("accepted", 0) == 3; });
+  EXPECT_EQ(first["totals"]["accepted"], 3) << first.dump(2);
+  ASSERT_EQ(agent_->terminate(20s), 0);
+  agent_->start();
+  {
+    Producer producer(agent_->socket_path());
+    ASSERT_TRUE(producer.request(make_request("b-1", "pos.sale", json{{"n", 1}}), 20s).value("ok", false));
+  }
+  json second = latest_health([](const json& h) { return h["since_start"].value("accepted", 0) == 1; });
+  EXPECT_EQ(second["totals"]["accepted"], 4) << second.dump(2);
+  EXPECT_EQ(second["totals"]["refused"]["bad_json"], 1) << second.dump(2);
+  EXPECT_EQ(second["since_start"]["refused"]["bad_json"], 0) << second.dump(2);
+  const auto v = schema_violations("health.schema.json", second);
+  EXPECT_TRUE(v.empty()) << ::testing::PrintToString(v);
+}
+
 TEST_F(StatusTest, ACorruptOutboxIsDownWithTheReason) {
   agent_->start();
   ASSERT_EQ(agent_->terminate(20s), 0);
