@@ -129,6 +129,15 @@ int run_agent(const std::string& config_path, LocalConfig local) {
 
   AgentCounters counters;
   counters.started_ms = state.started_ms;
+  {
+    // The last day's dead letters from before this start count in the verdict, as the file's
+    // count does in edgesync status: the two must not disagree after a restart.
+    std::vector<int64_t> failed;
+    if (storage::Outbox::dead_letter_times(config.storage.path, state.started_ms - 86'400'000,
+                                           &failed)) {
+      for (int64_t at : failed) counters.dead_letter_window.add(at);
+    }
+  }
   // The delivery thread's copy of the running configuration (the health message reads it).
   Config delivery_config = config;
   // Delivery thread: the health message from what the agent has and does now.

@@ -265,6 +265,11 @@ class Outbox {
   static Result<OutboxStats> inspect(const std::string& path);
   static Status list(const std::string& path, bool pending_only, size_t limit,
                      std::vector<StoredEvent>* out, OutboxStats* stats);
+  // When each dead letter failed (Unix ms, ascending), those at or after `since_ms`: the agent
+  // seeds its "dead letters in the last 24 h" with them at start, so that its health verdict
+  // and `edgesync status` (which counts from the file) agree after a restart.
+  static Status dead_letter_times(const std::string& path, int64_t since_ms,
+                                  std::vector<int64_t>* out);
   static Status list_dead_letters(const std::string& path, size_t limit,
                                   std::vector<DeadLetter>* out);
 

@@ -110,6 +110,21 @@ Status Outbox::list(const std::string& path, bool pending_only, size_t limit,
   return collect_rows(**q, out, read_event);
 }
 
+Status Outbox::dead_letter_times(const std::string& path, int64_t since_ms,
+                                 std::vector<int64_t>* out) {
+  auto db = open_read_only(path);
+  if (!db) return db.status();
+  auto q = (*db)->prepare("SELECT failed_ms FROM dead_letters WHERE failed_ms >= ? ORDER BY failed_ms");
+  if (!q) return q.status();
+  (*q)->bind(1, since_ms);
+  while (true) {
+    auto row = (*q)->step();
+    if (!row) return row.status();
+    if (!*row) return Status::ok();
+    out->push_back((*q)->column_int64(0));
+  }
+}
+
 Status Outbox::list_dead_letters(const std::string& path, size_t limit,
                                  std::vector<DeadLetter>* out) {
   auto db = open_read_only(path);

@@ -288,6 +288,28 @@ TEST_F(RepairTest, ARepairOnADamagedOutboxChangesNothingAndSaysStartTheAgent) {
   }
 }
 
+// The health verdict and edgesync status agree after a restart: the day's dead letters from the
+// run before still count (health kept them in memory only, and said OK where status said
+// DEGRADED).
+TEST_F(RepairTest, AfterARestartHealthStillCountsTheDaysDeadLetters) {
+  agent_->start();
+  {
+    Producer producer(agent_->socket_path());
+    make_dead_letter(producer);
+  }
+  ASSERT_EQ(agent_->terminate(20s), 0);
+  agent_->start();
+  json st = status_json();
+  ASSERT_TRUE(st["live"].is_object()) << st.dump(2);
+  EXPECT_EQ(st["live"]["verdict"]["level"], "DEGRADED") << st.dump(2);
+  EXPECT_EQ(st["verdict"]["level"], "DEGRADED") << st.dump(2);
+  bool named = false;
+  for (const auto& r : st["live"]["verdict"]["reasons"]) {
+    named |= r.get<std::string>().find("1 dead letter in the last 24 h") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << st["live"]["verdict"].dump(2);
+}
+
 // What a technician sees with a dead letter on the box: DEGRADED, the count and where to look.
 TEST_F(RepairTest, StatusNamesADeadLetterInItsVerdictAndItsFigures) {
   agent_->start();
