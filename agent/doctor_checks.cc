@@ -17,6 +17,7 @@
 #include "agent/certificate_check.h"
 #include "agent/cli_format.h"
 #include "agent/config_layers.h"
+#include "agent/control_client.h"
 #include "agent/remote_config.h"
 #include "agent/remote_config_state.h"
 #include "agent/state_file.h"
@@ -98,7 +99,7 @@ class Doctor {
     add(judge_clock(o_.now_ms, o_.build_unix_s));
     if (!config_) {
       const std::string why = "needs a valid configuration (see config)";
-      for (const char* name : {"database", "disk", "agent", "socket", "ca", "client_cert",
+      for (const char* name : {"database", "disk", "agent", "socket", "control", "ca", "client_cert",
                                "client_key", "dns", "tcp", "tls", "mqtt"}) {
         add(skipped(name, why));
       }
@@ -108,6 +109,7 @@ class Doctor {
     add(check_disk());
     add(check_agent());
     add(check_socket());
+    add(check_control());
     add(check_ca());
     add(check_client_certificate());
     add(check_client_key());
@@ -383,6 +385,53 @@ class Doctor {
                       user_name(db.st_uid) + " files the service cannot use");
     }
     return make("socket", Outcome::kOk, detail);
+  }
+
+  // The technician's socket: the agent's group only (producers must not hold or repair
+  // delivery), and the agent answers on it (repairs and live status go through it).
+  Check check_control() {
+    const std::string sock = config().control_socket();
+    if (!agent_running_) {
+      return skipped("control", "the agent is not running (it makes " + sock + " when it starts)");
+    }
+    const std::string restart_fix =
+        "restart the agent (systemctl restart edgesync): it makes the socket at start";
+    struct stat st {};
+    if (::lstat(sock.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      return make("control", Outcome::kFail,
+                  sock + " is missing or not a socket although the agent runs: edgesync status "
+                         "shows no live figures and repairs cannot reach the agent",
+                  restart_fix);
+    }
+    const unsigned mode = st.st_mode & 07777;
+    std::string detail = sock + ": owner " + user_name(st.st_uid) + ":" + group_name(st.st_gid) +
+                         ", mode " + octal_mode(mode);
+    if (mode & 0007) {
+      return make("control", Outcome::kFail,
+                  detail + " (expected 0660: any local user may hold or repair delivery)",
+                  "chmod 0660 " + sock + " (the agent sets it at every start); find what changed it");
+    }
+    // The agent gives it its own group, which is the outbox file's.
+    struct stat db {};
+    if (::stat(config().storage.path.c_str(), &db) == 0 && db.st_gid != st.st_gid) {
+      return make("control", Outcome::kWarn,
+                  detail + ": group " + group_name(st.st_gid) + ", not the agent's (" +
+                      group_name(db.st_gid) + ", the outbox's): its members may hold or repair "
+                                              "delivery",
+                  "chgrp " + group_name(db.st_gid) + " " + sock +
+                      " (the agent does it at every start: systemctl restart edgesync)");
+    }
+    auto reply = control_request(sock, {{"v", 1}, {"cmd", "status"}}, std::chrono::seconds(2));
+    if (!reply) {
+      if (reply.status().message().find("permission denied") != std::string::npos) {
+        return make("control", Outcome::kOk,
+                    detail + " (not asked: no permission to connect; run doctor as root)");
+      }
+      return make("control", Outcome::kFail, detail + ", but " + reply.status().message(),
+                  restart_fix + " (an agent that does not answer may be stuck: journalctl -u "
+                                "edgesync shows its last lines)");
+    }
+    return make("control", Outcome::kOk, detail + ", the agent answers");
   }
 
   // ---- certificates and key ----

@@ -520,6 +520,8 @@ int main(int argc, char** argv) {
       "  disk         free space on the outbox's file system against storage.max_bytes\n"
       "  agent        an agent runs for this configuration\n"
       "  socket       ingest.socket exists, is a socket, mode 0660, accepts connections\n"
+      "  control      the control socket is the agent's group only, mode 0660, and the agent\n"
+      "               answers on it\n"
       "  ca           hub.ca_file reads, parses, is valid now and for 30 more days\n"
       "  client_cert  hub.cert_file likewise\n"
       "  client_key   hub.key_file is mode 0600 and the key of hub.cert_file\n"

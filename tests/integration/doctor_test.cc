@@ -36,7 +36,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 const std::vector<std::string> kCheckOrder = {
-    "config",      "clock",      "database", "disk", "agent", "socket", "ca",
+    "config",      "clock",      "database", "disk", "agent", "socket", "control", "ca",
     "client_cert", "client_key", "dns",      "tcp",  "tls",   "mqtt"};
 
 // Certificate extensions for the long-lived test CA and client certificate below.
@@ -207,6 +207,7 @@ TEST_F(DoctorTest, AllChecksPassOnAHealthyBox) {
   EXPECT_TRUE(contains(d.detail("mqtt"), "edgesync-store-042-pos-01-doctor")) << d.detail("mqtt");
   EXPECT_TRUE(contains(d.detail("tls"), "verified")) << d.detail("tls");
   EXPECT_TRUE(contains(d.detail("socket"), "mode 0660")) << d.detail("socket");
+  EXPECT_TRUE(contains(d.detail("control"), "the agent answers")) << d.detail("control");
   EXPECT_TRUE(contains(d.detail("database"), "quick_check ok")) << d.detail("database");
 
   // The human form, piped: no colour, one aligned line per check, a summary.
@@ -218,7 +219,7 @@ TEST_F(DoctorTest, AllChecksPassOnAHealthyBox) {
   for (std::string line; std::getline(lines, line);) rows.push_back(line);
   ASSERT_EQ(rows.size(), kCheckOrder.size() + 2) << text.run.out;
   EXPECT_EQ(rows.front(), "edgesync doctor: " + agent_->config_path());
-  EXPECT_EQ(rows.back(), "0 failed, 0 warnings, 12 ok, 1 skipped");
+  EXPECT_EQ(rows.back(), "0 failed, 0 warnings, 13 ok, 1 skipped");
   size_t width = 0;
   for (const auto& n : kCheckOrder) width = std::max(width, n.size());
   for (size_t i = 0; i < kCheckOrder.size(); ++i) {
@@ -466,12 +467,23 @@ TEST_F(DoctorTest, WrongSocketModeFailsAndAStoppedAgentIsNamed) {
   EXPECT_TRUE(contains(d.fix("socket"), "chmod 0660 " + agent_->socket_path())) << d.fix("socket");
   expect_others_healthy(d, {"socket"});
 
+  // The technician's socket open to every local user: anyone could hold delivery.
+  const std::string control = std::filesystem::path(agent_->socket_path()).parent_path() / "control.sock";
+  ASSERT_EQ(::chmod(agent_->socket_path().c_str(), 0660), 0);
+  ASSERT_EQ(::chmod(control.c_str(), 0666), 0);
+  Doctor open_control = run_doctor(agent_->config_path());
+  EXPECT_EQ(open_control.result("control"), "fail") << open_control.describe();
+  EXPECT_TRUE(contains(open_control.detail("control"), "any local user may hold or repair"))
+      << open_control.detail("control");
+  expect_others_healthy(open_control, {"control"});
+
   ASSERT_TRUE(agent_->terminate(20s).has_value());
   Doctor stopped = run_doctor(agent_->config_path());
   EXPECT_EQ(stopped.run.exit_code(), 1) << stopped.describe();
   EXPECT_EQ(stopped.result("agent"), "fail") << stopped.describe();
   EXPECT_TRUE(contains(stopped.fix("agent"), "systemctl start edgesync")) << stopped.fix("agent");
   EXPECT_EQ(stopped.result("socket"), "skipped") << stopped.detail("socket");
+  EXPECT_EQ(stopped.result("control"), "skipped") << stopped.detail("control");
   EXPECT_EQ(stopped.result("database"), "ok") << stopped.detail("database");
 }
 
