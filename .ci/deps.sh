@@ -16,7 +16,8 @@ PKGS=(
   libgtest-dev                         # unit and integration tests
   libclang-rt-14-dev llvm-14           # fuzzing (.ci/fuzz.sh): libFuzzer and sanitizer runtimes, llvm-symbolizer
   mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
-  libvalijson-dev                      # JSON Schema validation (tests check messages against config/contracts)
+  libvalijson-dev                      # JSON Schema validation: event contracts at ingest, and the tests' checks of config/contracts
+  json-schema-test-suite               # the official JSON Schema test suite: valijson held to it for the contracts' keywords
   libcpp-httplib-dev                   # the metrics endpoint (metrics.listen): HTTP on loopback
   faketime                             # libfaketime: the agent's wall clock stepped under it (wall_clock_test)
 )
