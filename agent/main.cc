@@ -6,6 +6,7 @@
 #include "agent/cli.h"
 #include "agent/config.h"
 #include "agent/config_tools.h"
+#include "agent/contract_registry.h"
 #include "platform/clock.h"
 #include "agent/version.h"
 
@@ -596,7 +597,13 @@ int main(int argc, char** argv) {
     return run_agent(config_path, std::move(*local));
   }
   if (*check) {
-    std::cout << config_path << ": ok\n";
+    // What the agent would refuse to start with beyond the file itself: its event contracts.
+    auto contracts = ContractRegistry::load(config.ingest.contract_dirs());
+    if (!contracts) {
+      std::cerr << "edgesync: event contracts: " << contracts.status().message() << "\n";
+      return 2;
+    }
+    std::cout << config_path << ": ok (" << (*contracts)->size() << " event contracts)\n";
     return 0;
   }
   if (*send) return cli_send(config.ingest.socket, input);
