@@ -53,7 +53,7 @@ TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair
 # subscriber reconnects after the agent published, and mosquitto 2.0.11 did not hand it the
 # messages queued for its restored session (the agent's outbox shows them delivered).
 ASAN_QUICK_TESTS=(delivery_test crash_test dead_letter_test ingest_storage_error_test
-                  bad_input_test cli_test remote_config_test)
+                  bad_input_test cli_test remote_config_test contracts_ingest_test)
 if [ "$QUICK" = 1 ]; then
   TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test
               delivery_test)
