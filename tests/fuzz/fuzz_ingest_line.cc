@@ -3,7 +3,8 @@
 // dropped and blank lines skipped, each line then given to parse_event. Besides "no crash, no
 // leak, no UB" it checks what the contract in agent/event_contract.h and docs/PROTOCOL.md
 // promises:
-//   - accepted: the id is valid (the producer's own, or a generated UUIDv4), the type is a
+//   - accepted: the id is valid (the producer's own, or a generated UUIDv4), trace_id and v are
+//     as given (v defaulting to the type's newest contract), the type is a
 //     valid lowercase dotted name, occurred_at is empty or RFC 3339 as given, data is the
 //     request's "data" object re-serialized compactly with key order kept and nested at most
 //     64 deep (consumers walk it recursively), the request had no other key, and the ok reply
@@ -76,11 +77,41 @@ json parse_reply(const std::string& reply, std::string_view line) {
   return j;
 }
 
+const edgesync::agent::ContractCheck& contracts() {
+  static const auto registry = [] {
+    auto r = edgesync::agent::ContractRegistry::load({"config/contracts/events"});
+    if (!r) {
+      std::fprintf(stderr, "fuzz_ingest_line: %s\n", r.status().to_string().c_str());
+      std::abort();
+    }
+    return *r;
+  }();
+  static const edgesync::agent::ContractCheck check{registry.get(), true};
+  return check;
+}
+
 void check_accepted(std::string_view line, const edgesync::storage::AppendRequest& req) {
   ordered_json doc = ordered_json::parse(line.begin(), line.end(), nullptr, false);
   REQUIRE(!doc.is_discarded() && doc.is_object());
   for (const auto& [key, value] : doc.items()) {
-    REQUIRE(key == "id" || key == "type" || key == "occurred_at" || key == "data");
+    REQUIRE(key == "id" || key == "type" || key == "v" || key == "occurred_at" ||
+            key == "trace_id" || key == "data");
+  }
+
+  // trace_id: as given, or none.
+  if (doc.contains("trace_id") && !doc["trace_id"].is_null()) {
+    REQUIRE(doc["trace_id"] == req.trace_id && edgesync::agent::is_valid_id(req.trace_id));
+  } else {
+    REQUIRE(req.trace_id.empty());
+  }
+  // v: the version asked for; none asked for a contracted type is its newest; none at all for
+  // a type passed on unchecked.
+  const int newest = contracts().registry->newest(req.type);
+  if (doc.contains("v") && !doc["v"].is_null()) {
+    REQUIRE(doc["v"].is_number_integer() && doc["v"] == req.contract_version);
+    REQUIRE(newest == 0 || contracts().registry->has(req.type, req.contract_version));
+  } else {
+    REQUIRE(req.contract_version == newest);
   }
 
   REQUIRE(edgesync::agent::is_valid_id(req.id));
@@ -133,19 +164,6 @@ void check_rejected(std::string_view line, const edgesync::agent::ParseFailure& 
   REQUIRE(r["ok"] == false);
   REQUIRE(r["error"] == edgesync::agent::error_code_name(failure.error));
   REQUIRE(r["message"] == failure.message);
-}
-
-const edgesync::agent::ContractCheck& contracts() {
-  static const auto registry = [] {
-    auto r = edgesync::agent::ContractRegistry::load({"config/contracts/events"});
-    if (!r) {
-      std::fprintf(stderr, "fuzz_ingest_line: %s\n", r.status().to_string().c_str());
-      std::abort();
-    }
-    return *r;
-  }();
-  static const edgesync::agent::ContractCheck check{registry.get(), true};
-  return check;
 }
 
 void check_line(std::string_view line, edgesync::agent::IdGenerator& ids) {
