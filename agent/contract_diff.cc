@@ -160,16 +160,28 @@ class Differ {
     }
   }
 
+  // What a property not named under "properties" must be: false (refused), a schema, or
+  // anything (true, or absent).
+  static json extra_schema(const json& node) {
+    auto it = node.find("additionalProperties");
+    if (it == node.end() || *it == json(true)) return json::object();
+    return *it;
+  }
+
   void compare_properties(const json& a, const json& b, const std::string& path) {
     const json none = json::object();
     const json& pa = a.contains("properties") ? a["properties"] : none;
     const json& pb = b.contains("properties") ? b["properties"] : none;
-    const bool closed_before = a.value("additionalProperties", json(true)) == json(false);
-    const bool closed_after = b.value("additionalProperties", json(true)) == json(false);
-    if (!closed_before && closed_after) {
-      add(path, true, "other properties no longer allowed (additionalProperties: false)");
-    } else if (closed_before && !closed_after) {
+    const json extra_a = extra_schema(a), extra_b = extra_schema(b);
+    const bool closed_before = extra_a == json(false);
+    const bool closed_after = extra_b == json(false);
+    // Other properties: what the new schema asks of them against what the old one did.
+    if (closed_before && !closed_after) {
       add(path, false, "other properties allowed");
+    } else if (!closed_before && closed_after) {
+      add(path, true, "other properties no longer allowed (additionalProperties: false)");
+    } else if (!closed_before && !closed_after && extra_a != extra_b) {
+      compare(extra_a, extra_b, path + "/(other properties)");
     }
     for (const auto& [k, v] : pa.items()) {
       if (pb.contains(k)) {
@@ -177,15 +189,23 @@ class Differ {
       } else if (closed_after) {
         add(path + "/" + k, true, "property removed: events carrying it are refused");
       } else {
-        add(path + "/" + k, false, "property no longer described");
+        // Now one of the other properties: held to what those must be.
+        const size_t before = changes.size();
+        compare(v, extra_b, path + "/" + k);
+        if (changes.size() == before) add(path + "/" + k, false, "property no longer described");
       }
     }
     for (const auto& [k, v] : pb.items()) {
       if (pa.contains(k)) continue;
-      // Before, with other properties closed, no accepted event carried it; if they were open,
-      // an accepted event may carry it in a shape the new schema refuses.
-      add(path + "/" + k, !closed_before,
-          closed_before ? "property added" : "property added where any was allowed");
+      if (closed_before) {
+        // No accepted event carried it.
+        add(path + "/" + k, false, "property added");
+      } else {
+        // Accepted events may carry it, held to the old rule for other properties.
+        const size_t before = changes.size();
+        compare(extra_a, v, path + "/" + k);
+        if (changes.size() == before) add(path + "/" + k, false, "property added");
+      }
     }
   }
 };

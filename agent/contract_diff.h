@@ -16,7 +16,8 @@ struct ContractChange {
 };
 
 // Compares the keywords the contracts use (type, properties, required, additionalProperties,
-// items, bounds, enum, const, pattern, not), following properties and items. A change this does
+// items, bounds, enum, const, pattern), following properties, items and additionalProperties
+// schemas; any other keyword's change (not, patternProperties, ...) counts as breaking. A change this does
 // not understand is reported as breaking: the cautious answer. Annotations (title, description,
 // $schema, $id, $comment, examples, default) are ignored.
 std::vector<ContractChange> diff_contracts(const nlohmann::json& before, const nlohmann::json& after);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <regex>
 #include <sstream>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -169,13 +171,28 @@ Result<json> read_json_file(const std::string& path) {
   return doc;
 }
 
-// Whether `pattern` repeats without bound (+, *, {n,}) outside a character class. valijson
-// matches with std::regex, which recurses per character repeated: a long value (a request line
-// may be 256 KiB) against such a pattern exhausts the ingest thread's stack.
-bool unbounded_repetition(const std::string& pattern) {
+// Most repetitions a pattern's quantifier may allow: std::regex (valijson's matcher) recurses
+// per repeated character, so a large bound against a long value exhausts the ingest thread's
+// stack as surely as no bound does.
+constexpr long kMaxRepeat = 1000;
+
+// Why `pattern` is unsafe for a value of any length, or "" when it is not: it does not compile
+// (valijson compiles it only at the first event), it repeats without bound (+, *, {n,}) or more
+// than kMaxRepeat times, or it repeats a group that itself repeats (the counts multiply).
+std::string unsafe_pattern(const std::string& pattern) {
+  try {
+    std::regex compiled(pattern);
+  } catch (const std::regex_error& e) {
+    return std::string("does not compile: ") + e.what();
+  }
+  std::vector<bool> group_repeats;  // per open group: whether it holds a quantifier
+  bool last_was_group_with_repeat = false;
   bool in_class = false;
   for (size_t i = 0; i < pattern.size(); ++i) {
     const char c = pattern[i];
+    const bool after_group = last_was_group_with_repeat;
+    last_was_group_with_repeat = false;
+    bool quantifier = false;
     if (c == '\\') {
       ++i;
     } else if (in_class) {
@@ -183,34 +200,65 @@ bool unbounded_repetition(const std::string& pattern) {
     } else if (c == '[') {
       in_class = true;
       if (i + 1 < pattern.size() && pattern[i + 1] == ']') ++i;  // "[]...]": ']' is literal
+    } else if (c == '(') {
+      group_repeats.push_back(false);
+    } else if (c == ')') {
+      if (!group_repeats.empty()) {
+        last_was_group_with_repeat = group_repeats.back();
+        group_repeats.pop_back();
+      }
     } else if (c == '+' || c == '*') {
-      return true;
+      return "repeats without bound (+ or *): write a bound such as {1,64}";
     } else if (c == '{') {
       const size_t close = pattern.find('}', i);
-      if (close != std::string::npos && close > i + 1 && pattern[close - 1] == ',') return true;
+      if (close != std::string::npos) {
+        const std::string inside = pattern.substr(i + 1, close - i - 1);
+        const size_t comma = inside.find(',');
+        if (comma != std::string::npos && comma + 1 == inside.size()) {
+          return "repeats without bound ({n,}): write a bound such as {1,64}";
+        }
+        const std::string upper = comma == std::string::npos ? inside : inside.substr(comma + 1);
+        if (!upper.empty() && upper.find_first_not_of("0123456789") == std::string::npos) {
+          if (upper.size() > 6 || std::stol(upper) > kMaxRepeat) {
+            return "repeats up to " + upper + " times: at most " + std::to_string(kMaxRepeat) +
+                   " (use maxLength for long strings)";
+          }
+          // {0,1} and {1} multiply nothing (like ?).
+          quantifier = std::stol(upper) > 1;
+          i = close;
+        }
+      }
+    } else if (c == '?') {
+      quantifier = true;  // {0,1}: multiplies nothing
+    }
+    if (quantifier) {
+      if (after_group && c != '?') return "repeats a group that repeats itself: the counts multiply";
+      if (!group_repeats.empty() && c != '?') group_repeats.back() = true;
     }
   }
-  return false;
+  return {};
 }
 
-// The first "pattern" in `node` or below that repeats without bound; empty when none.
-std::string find_unbounded_pattern(const json& node) {
+// The first unsafe "pattern" (or patternProperties name) in `node` or below, with the reason.
+std::string find_unsafe_pattern(const json& node) {
   if (node.is_object()) {
     for (const auto& [key, value] : node.items()) {
-      if (key == "pattern" && value.is_string() && unbounded_repetition(value.get<std::string>())) {
-        return value.get<std::string>();
+      if (key == "pattern" && value.is_string()) {
+        const std::string why = unsafe_pattern(value.get<std::string>());
+        if (!why.empty()) return "the pattern " + value.dump() + " " + why;
       }
       if (key == "patternProperties" && value.is_object()) {
         for (const auto& [p, sub] : value.items()) {
-          if (unbounded_repetition(p)) return p;
+          const std::string why = unsafe_pattern(p);
+          if (!why.empty()) return "the pattern " + json(p).dump() + " " + why;
         }
       }
-      std::string found = find_unbounded_pattern(value);
+      std::string found = find_unsafe_pattern(value);
       if (!found.empty()) return found;
     }
   } else if (node.is_array()) {
     for (const auto& item : node) {
-      std::string found = find_unbounded_pattern(item);
+      std::string found = find_unsafe_pattern(item);
       if (!found.empty()) return found;
     }
   }
@@ -219,12 +267,8 @@ std::string find_unbounded_pattern(const json& node) {
 
 Status populate(const json& document, valijson::Schema* schema) {
   if (!document.is_object()) return Status::invalid_argument("a schema must be a JSON object");
-  const std::string unbounded = find_unbounded_pattern(document);
-  if (!unbounded.empty()) {
-    return Status::invalid_argument("the pattern " + json(unbounded).dump() +
-                                    " repeats without bound (+, * or {n,}): a long value would "
-                                    "exhaust the validator's stack; write a bound such as {1,64}");
-  }
+  const std::string unsafe = find_unsafe_pattern(document);
+  if (!unsafe.empty()) return Status::invalid_argument(unsafe);
   try {
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::NlohmannJsonAdapter adapter(document);
@@ -309,7 +353,9 @@ Result<std::shared_ptr<const ContractRegistry>> ContractRegistry::load(
       c->document = std::move(*doc);
       Status s = populate(c->document, &c->schema);
       if (!s) return Status::invalid_argument(path + ": " + s.message());
-      c->info.title = c->document.value("title", "");
+      if (c->document.contains("title") && c->document["title"].is_string()) {
+        c->info.title = c->document["title"].get<std::string>();
+      }
       const auto key = std::make_pair(c->info.type, c->info.version);
       auto [it, inserted] = reg->contracts_.emplace(key, nullptr);
       if (!inserted) {
@@ -341,18 +387,68 @@ std::vector<int> ContractRegistry::versions(const std::string& type) const {
   return out;
 }
 
+namespace {
+
+// Integers past INT64_MAX: valijson reads them as signed 64-bit and would check a wrapped,
+// negative value. Nothing in a contract wants one; the first found, by path.
+bool find_oversized_integer(const json& value, std::string* path) {
+  if (value.is_number_unsigned()) {
+    return value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  }
+  if (value.is_object()) {
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      const size_t mark = path->size();
+      append_pointer_token(path, it.key());
+      if (find_oversized_integer(*it, path)) return true;
+      path->resize(mark);
+    }
+  } else if (value.is_array()) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      const size_t mark = path->size();
+      append_pointer_token(path, std::to_string(i));
+      if (find_oversized_integer(value[i], path)) return true;
+      path->resize(mark);
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 bool ContractRegistry::validate(const std::string& type, int version, const json& data,
-                                std::vector<Violation>* violations) const {
+                                std::vector<Violation>* violations, bool details) const {
   auto it = contracts_.find(std::make_pair(type, version));
   if (it == contracts_.end()) return false;
   const Contract& c = *it->second;
-  valijson::ValidationResults results;
+  std::string path = "/data";
+  if (find_oversized_integer(data, &path)) {
+    violations->push_back({path, "maximum", static_cast<int64_t>(std::numeric_limits<int64_t>::max())});
+    return false;
+  }
   valijson::adapters::NlohmannJsonAdapter target(data);
-  if (c.validator.validate(c.schema, target, &results)) return true;
-  valijson::ValidationResults::Error error;
-  Violation v;
-  while (violations->size() < kMaxViolations && results.popError(error)) {
-    if (translate(error, c.document, &v)) violations->push_back(v);
+  try {
+    if (!details) {
+      // Only whether it conforms: valijson stops at the first failure.
+      if (c.validator.validate(c.schema, target, nullptr)) return true;
+      violations->push_back({"/data", "schema",
+                             "does not match; the event is too large to list each violation "
+                             "(edgesync contracts check lists them)"});
+      return false;
+    }
+    valijson::ValidationResults results;
+    if (c.validator.validate(c.schema, target, &results)) return true;
+    valijson::ValidationResults::Error error;
+    Violation v;
+    while (violations->size() < kMaxViolations && results.popError(error)) {
+      if (translate(error, c.document, &v)) violations->push_back(v);
+    }
+  } catch (const std::exception& e) {
+    // A contract the loader let through but the validator cannot apply: the event is refused
+    // with the reason, never accepted unchecked and never the end of the ingest thread.
+    violations->clear();
+    violations->push_back(
+        {"/data", "schema", std::string("the contract could not be applied: ") + e.what()});
+    return false;
   }
   if (violations->empty()) {
     // Only wrappers (cannot happen with valijson 1.0's messages, but never accept silently).

@@ -8,7 +8,8 @@
 // its findings into what a POS integrator can act on: a JSON pointer into the request, the rule
 // broken and what the contract expected.
 //
-// A registry is immutable once loaded; a reload builds a new one and swaps it in whole.
+// A registry is not changed once loaded (a reload builds a new one and swaps it in whole), but
+// validate() caches compiled patterns: one thread validates at a time.
 #pragma once
 
 #include <map>
@@ -63,9 +64,13 @@ class ContractRegistry {
   std::vector<int> versions(const std::string& type) const;
   // Checks `data` against the contract (type, version), which must exist (has()). Returns true
   // when it conforms; otherwise fills `violations` (at most kMaxViolations, in valijson's order:
-  // a value's own findings before its parent's; one unknown property per object).
+  // a value's own findings before its parent's; one unknown property per object). Without
+  // `details` it stops at the first failure and says only that (large events: listing every
+  // violation of a 200 KB array costs tens of milliseconds and megabytes).
+  // Not for concurrent calls: each contract caches its compiled patterns (the ingest thread
+  // is the one caller in the agent).
   bool validate(const std::string& type, int version, const nlohmann::json& data,
-                std::vector<Violation>* violations) const;
+                std::vector<Violation>* violations, bool details = true) const;
   std::vector<ContractInfo> list() const;
   size_t size() const { return contracts_.size(); }
 

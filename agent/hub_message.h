@@ -27,8 +27,8 @@ void build_event_payload(const Config& config, std::string_view incarnation,
 std::string dead_letter_topic(const Config& config);
 
 // The notice that takes a dead-lettered event's place in the stream, so that the hub's
-// "highest contiguous seq" moves past it: {"incarnation","seq","id","type","device_id",
-// "v","store_id","trace_id"?,"reason","failed_at"}. Not the event's data: that stays on the box.
+// "highest contiguous seq" moves past it: {"id","seq","incarnation","type","v","device_id",
+// "store_id","trace_id"?,"reason","failed_at"}. Not the event's data: that stays on the box.
 void build_dead_letter_notice(const Config& config, std::string_view incarnation,
                               const storage::StoredEvent& e, std::string_view reason,
                               int64_t failed_ms, std::string* out);

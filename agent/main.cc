@@ -453,7 +453,7 @@ int main(int argc, char** argv) {
       contracts->add_subcommand("list", "the contracts this box checks events against");
   contracts_list->add_option("--config", config_path, "configuration file (its contract folders)")
       ->capture_default_str();
-  contracts_list->add_option("--contracts", contracts_opts.dirs, kContractsDirHelp);
+  contracts_list->add_option("--contracts", contracts_opts.dirs, kContractsDirHelp)->allow_extra_args(false);
   contracts_list->add_flag("--json", json, "machine-readable output");
   contracts_list->footer(
       "Lists every contract loaded from ingest.contracts_dir (the shipped ones) and\n"
@@ -469,7 +469,7 @@ int main(int argc, char** argv) {
       "check", "check a file of request lines as the agent would, sending nothing");
   contracts_check->add_option("--config", config_path, "configuration file (its contract folders)")
       ->capture_default_str();
-  contracts_check->add_option("--contracts", contracts_opts.dirs, kContractsDirHelp);
+  contracts_check->add_option("--contracts", contracts_opts.dirs, kContractsDirHelp)->allow_extra_args(false);
   contracts_check->add_flag("--json", json, "machine-readable output");
   contracts_check->add_option("file", contracts_file, "NDJSON request lines (default: standard input)");
   contracts_check->footer(

@@ -103,6 +103,32 @@ TEST(ContractDiff, EachNarrowingIsBreakingAndEachWideningIsNot) {
   EXPECT_TRUE(diff_contracts(base, retitled).empty()) << "annotations change nothing";
 }
 
+// Open objects: what other properties must be is compared too, and a property moved between
+// "properties" and the rule for the others is held to both.
+TEST(ContractDiff, OtherPropertiesRulesAreCompared) {
+  const json open = {{"type", "object"}, {"properties", {{"sku", {{"type", "string"}}}}}};
+  json typed_others = open;
+  typed_others["additionalProperties"] = {{"type", "string"}};
+  auto c = diff_contracts(open, typed_others);
+  EXPECT_GT(breaking(c), 0u) << describe(c);
+  json integer_others = typed_others;
+  integer_others["additionalProperties"] = {{"type", "integer"}};
+  c = diff_contracts(typed_others, integer_others);
+  EXPECT_GT(breaking(c), 0u) << describe(c);
+  // sku removed from properties, now held to "others must be integers": breaking.
+  json moved = integer_others;
+  moved["properties"].erase("sku");
+  json with_sku = integer_others;
+  with_sku["properties"]["sku"] = {{"type", "string"}};
+  c = diff_contracts(with_sku, moved);
+  EXPECT_GT(breaking(c), 0u) << describe(c);
+  // A typed property added where anything was allowed: breaking.
+  json added = open;
+  added["properties"]["qty"] = {{"type", "integer"}};
+  c = diff_contracts(open, added);
+  EXPECT_GT(breaking(c), 0u) << describe(c);
+}
+
 TEST(ContractDiff, ItemsAreComparedAsEveryItem) {
   const json a = object_schema(
       {{"lines", {{"type", "array"}, {"items", object_schema({{"qty", {{"type", "integer"}}}})}}}});

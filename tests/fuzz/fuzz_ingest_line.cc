@@ -104,12 +104,13 @@ void check_accepted(std::string_view line, const edgesync::storage::AppendReques
   } else {
     REQUIRE(req.trace_id.empty());
   }
-  // v: the version asked for; none asked for a contracted type is its newest; none at all for
-  // a type passed on unchecked.
+  // v: the version asked for, or the type's newest; none for a type passed on unchecked.
   const int newest = contracts().registry->newest(req.type);
-  if (doc.contains("v") && !doc["v"].is_null()) {
+  if (newest == 0) {
+    REQUIRE(req.contract_version == 0);
+  } else if (doc.contains("v") && !doc["v"].is_null()) {
     REQUIRE(doc["v"].is_number_integer() && doc["v"] == req.contract_version);
-    REQUIRE(newest == 0 || contracts().registry->has(req.type, req.contract_version));
+    REQUIRE(contracts().registry->has(req.type, req.contract_version));
   } else {
     REQUIRE(req.contract_version == newest);
   }

@@ -124,6 +124,13 @@ TEST_F(ContractsTest, TheIntegratorsCommandsReadTheSameContracts) {
       {"contracts", "check", "--contracts", source_dir() + "/config/contracts/events", "--json"},
       lines.substr(0, lines.find('\n') + 1), 30s);
   EXPECT_EQ(offline.exit_code(), 0) << offline.describe();
+  // The documented form: a folder, then the file (the folder option takes one value).
+  const std::string file = dir_->file("till-export.ndjson");
+  write_file(file, lines);
+  CommandResult documented = AgentProcess::run_cli(
+      {"contracts", "check", "--contracts", source_dir() + "/config/contracts/events", file}, "", 30s);
+  EXPECT_EQ(documented.exit_code(), 1) << documented.describe();
+  EXPECT_NE(documented.out.find("2 lines, 1 refused"), std::string::npos) << documented.out;
 
   const std::string events = source_dir() + "/config/contracts/events/";
   CommandResult diff = AgentProcess::run_cli({"contracts", "diff", events + "pos.sale.completed.v1.schema.json",
