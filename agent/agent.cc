@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <asio.hpp>
@@ -47,6 +49,16 @@ storage::Outbox::Limits outbox_limits(const Config& c) {
 // design's first version, sharing one loop added ~0.2 ms to every single-producer ack. The
 // outbox's writer thread completes appends on the ingest loop and wakes the delivery loop.
 int run_agent(const std::string& config_path, LocalConfig local) {
+  // SIGTERM, SIGINT and SIGHUP wait until the handler below is in place: one arriving during
+  // start-up (opening the outbox, connecting) would otherwise end the agent uncleanly with the
+  // default action. Every thread started meanwhile keeps them blocked, so they reach this one.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   asio::io_context io(1);
   asio::io_context delivery_io(1);
 
@@ -433,6 +445,8 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     });
   };
   wait_signal();
+  // The handler is armed: a signal that came during start-up is delivered now.
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
   platform::notify_ready();
   std::cerr << "edgesync: agent " << config.device.store_id << "/" << config.device.id
