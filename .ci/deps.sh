@@ -31,10 +31,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  for i in 1 2 3; do
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" && break
-    echo "apt-get failed (attempt $i), retrying" >&2
-    sleep 10
+  # A mirror mid-sync can fail one index (e.g. a foreign architecture's security list) while
+  # the lists this install needs are fine: an update error is reported, not fatal, and the
+  # install decides.
+  for i in 1 2 3 4 5; do
+    apt-get update -qq || echo "apt-get update reported errors (attempt $i); installing from the lists it has" >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" && break
+    echo "apt-get install failed (attempt $i), retrying" >&2
+    sleep $((10 * i))
   done
   for p in "${missing[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
