@@ -181,7 +181,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     return h;
   };
   Publisher* publisher_ptr = nullptr;  // set below: the state callback needs the publisher
-  IngestServer* ingest_ptr = nullptr;   // set below: an applied config gives it its contracts
+  IngestCore* ingest_ptr = nullptr;  // set below: an applied config gives it its contracts
   Publisher publisher(delivery_io, config, outbox, [&](HubState hs, const std::string& detail) {
     if (hs == HubState::kConnected) {
       // Posted: the publisher is in the middle of its connect handling.
@@ -249,8 +249,8 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       },
       [&](const std::string& payload) { publisher.publish_config_status(payload); }});
 
-  IngestServer ingest(io, config, outbox);
-  ingest.set_counters(&counters);
+  IngestCore ingest_core(io, config, outbox);
+  ingest_core.set_counters(&counters);
   {
     // check_effective() loaded them once already: a failure here is a file changed since.
     auto contracts = ContractRegistry::load(config.ingest.contract_dirs());
@@ -263,9 +263,10 @@ int run_agent(const std::string& config_path, LocalConfig local) {
                   "event contracts: " + std::to_string((*contracts)->size()) + " loaded from " +
                       std::to_string(config.ingest.contract_dirs().size()) + " folder(s)",
                   {{"contracts", std::to_string((*contracts)->size())}});
-    ingest.set_contracts(std::move(*contracts));
+    ingest_core.set_contracts(std::move(*contracts));
   }
-  ingest_ptr = &ingest;
+  ingest_ptr = &ingest_core;
+  IngestServer ingest(ingest_core);
   s = ingest.start();
   if (!s) {
     std::cerr << "edgesync: " << s.to_string() << "\n";

@@ -6,7 +6,6 @@
 #include <deque>
 #include <iostream>
 
-#include "platform/clock.h"
 #include "platform/files.h"
 
 namespace edgesync::agent {
@@ -76,10 +75,9 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
  private:
   struct Reply {
     bool ready = false;
-    std::string text;
+    std::string text;          // once ready
+    PendingReply pending;      // until ready
     size_t request_bytes = 0;  // held until the commit completes
-    int version = 0;           // the contract version checked; 0: none
-    bool unchecked = false;    // an unknown type passed on (ingest.unknown_types: accept)
   };
 
   void read() {
@@ -182,39 +180,35 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     if (text.find_first_not_of(" \t") == std::string_view::npos) return;  // blank: no request
     storage::AppendRequest req;
-    ParseFailure failure;
-    const ContractCheck check{server_.contracts_.get(),
-                              server_.config_.ingest.unknown_types == "accept"};
-    bool checked = false;
-    if (!parse_event(text, platform::unix_ms(), server_.ids_, check, &req, &failure, &checked)) {
-      add_error(failure.error, failure.message, failure.violations);
+    PendingReply pending;
+    IngestReply refused;
+    if (!server_.core_.admit(text, &req, &pending, &refused)) {
+      Reply& r = replies_.emplace_back();
+      r.ready = true;
+      r.text = std::move(refused.text);
       return;
     }
     uint64_t index = first_index_ + replies_.size();
-    // Until the reply is ready its text slot holds the event id the reply will name.
     Reply& slot = replies_.emplace_back();
-    slot.text = req.id;
-    slot.version = checked ? req.contract_version : 0;
-    slot.unchecked = !checked;
+    slot.pending = std::move(pending);
     slot.request_bytes = text.size();
     pending_bytes_ += text.size();
     server_.hold_bytes(text.size());
     ++outstanding_;
     // [this, index] fits std::function's inline storage: no allocation per event. The
     // connection outlives every outstanding append (see maybe_close).
-    server_.outbox_.append_deferred(std::move(req),
-                                    [this, index](const storage::AppendResult& r) {
-                                      complete(index, r);
-                                    });
-    server_.schedule_commit();
+    server_.core_.outbox().append_deferred(std::move(req),
+                                           [this, index](const storage::AppendResult& r) {
+                                             complete(index, r);
+                                           });
+    server_.core_.schedule_commit();
   }
 
-  void add_error(IngestError e, const std::string& message,
-                 const std::vector<Violation>& violations = {}) {
-    server_.counters_->count_refused(e);
+  void add_error(IngestError e, const std::string& message) {
+    server_.core_.counters().count_refused(e);
     Reply& r = replies_.emplace_back();
     r.ready = true;
-    append_error_reply(&r.text, e, message, violations);
+    append_error_reply(&r.text, e, message);
   }
 
   void complete(uint64_t index, const storage::AppendResult& result) {
@@ -223,30 +217,9 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
     pending_bytes_ -= r.request_bytes;
     server_.release_bytes(r.request_bytes);
     r.request_bytes = 0;
-    std::string id = std::move(r.text);
-    r.text.clear();
-    using Outcome = storage::AppendResult::Outcome;
-    AgentCounters& counters = *server_.counters_;
-    switch (result.outcome) {
-      case Outcome::kStored:
-        append_ok_reply(&r.text, id, result.seq, false, r.version);
-        counters.accepted.fetch_add(1, AgentCounters::kRelaxed);
-        if (r.unchecked) counters.unchecked.fetch_add(1, AgentCounters::kRelaxed);
-        counters.accepted_window.add(platform::unix_ms());
-        break;
-      case Outcome::kDuplicate:
-        append_ok_reply(&r.text, id, result.seq, true, r.version);
-        counters.duplicates.fetch_add(1, AgentCounters::kRelaxed);
-        break;
-      case Outcome::kOutboxFull:
-        append_error_reply(&r.text, IngestError::kOutboxFull, result.message);
-        counters.count_refused(IngestError::kOutboxFull);
-        break;
-      case Outcome::kStorageError:
-        append_error_reply(&r.text, IngestError::kStorageError, result.message);
-        counters.count_refused(IngestError::kStorageError);
-        break;
-    }
+    IngestReply reply;
+    server_.core_.finish(result, r.pending, &reply);
+    r.text = std::move(reply.text);
     --outstanding_;
     flush();
     read();
@@ -309,8 +282,12 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
   Clock::time_point last_active_;  // last bytes read or reply written
 };
 
-IngestServer::IngestServer(asio::io_context& io, const Config& config, storage::Outbox& outbox)
-    : io_(io), config_(config), outbox_(outbox), acceptor_(io), accept_retry_(io) {}
+IngestServer::IngestServer(IngestCore& core)
+    : core_(core),
+      io_(core.io()),
+      config_(core.config()),
+      acceptor_(core.io()),
+      accept_retry_(core.io()) {}
 
 IngestServer::~IngestServer() = default;
 
@@ -436,17 +413,6 @@ void IngestServer::release_bytes(size_t n) {
 
 void IngestServer::wait_for_memory(std::shared_ptr<IngestConnection> c) {
   waiting_for_memory_.push_back(c);
-}
-
-void IngestServer::schedule_commit() {
-  if (commit_scheduled_) return;
-  commit_scheduled_ = true;
-  // Runs after the handlers of every socket that was readable with this one, so their events
-  // share one commit.
-  asio::post(io_, [this] {
-    commit_scheduled_ = false;
-    outbox_.commit_queued();
-  });
 }
 
 void IngestServer::connection_closed(IngestConnection* c) {

@@ -21,9 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/agent_counters.h"
 #include "agent/config.h"
-#include "agent/event_contract.h"
+#include "agent/ingest_core.h"
 #include "platform/status.h"
 #include "storage/outbox.h"
 
@@ -33,7 +32,8 @@ class IngestConnection;
 
 class IngestServer {
  public:
-  IngestServer(asio::io_context& io, const Config& config, storage::Outbox& outbox);
+  // Requests go through `core`, which every way in shares.
+  explicit IngestServer(IngestCore& core);
   ~IngestServer();
 
   // Binds the socket (replacing a stale socket file, refusing if another agent listens there)
@@ -42,14 +42,6 @@ class IngestServer {
   // Stops accepting and reading; `done` runs once every accepted request has its reply
   // written (or its producer has gone).
   void stop(std::function<void()> done);
-
-  // Before start(): where ingest counts what it does (default: figures of its own).
-  void set_counters(AgentCounters* counters) { counters_ = counters; }
-  // The event contracts checked from the next request on (at start and on reload; ingest
-  // thread). Until set: none, so every type is unknown.
-  void set_contracts(std::shared_ptr<const ContractRegistry> contracts) {
-    contracts_ = std::move(contracts);
-  }
 
   size_t connection_count() const { return connections_.size(); }
   // Any thread: the most request bytes that were read but not yet committed at any one time.
@@ -69,14 +61,10 @@ class IngestServer {
   void hold_bytes(size_t n);
   void release_bytes(size_t n);
   void wait_for_memory(std::shared_ptr<IngestConnection> c);
-  // Commits the events appended by this round of socket reads, once they have all been read.
-  void schedule_commit();
 
+  IngestCore& core_;
   asio::io_context& io_;
   const Config& config_;
-  storage::Outbox& outbox_;
-  AgentCounters own_counters_;
-  AgentCounters* counters_ = &own_counters_;
   asio::local::stream_protocol::acceptor acceptor_;
   // After a failed accept (out of file descriptors, say) the next try waits: the pending
   // connection stays in the listen queue and an immediate retry would fail again at once.
@@ -87,12 +75,9 @@ class IngestServer {
   size_t pending_bytes_ = 0;
   std::atomic<size_t> peak_pending_bytes_{0};
   std::vector<std::weak_ptr<IngestConnection>> waiting_for_memory_;
-  IdGenerator ids_;
-  std::shared_ptr<const ContractRegistry> contracts_ = ContractRegistry::empty();
   std::set<std::shared_ptr<IngestConnection>> connections_;
   bool stopping_ = false;
   bool accepting_paused_ = false;
-  bool commit_scheduled_ = false;
   std::function<void()> stopped_;
 };
 

@@ -205,7 +205,8 @@ void FullDiskTest::fault_vfs() {
   auto box =
       storage::Outbox::open(o, [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
   ASSERT_TRUE(box.is_ok()) << box.status().to_string();
-  auto server = std::make_unique<agent::IngestServer>(io, config, **box);
+  auto core = std::make_unique<agent::IngestCore>(io, config, **box);
+  auto server = std::make_unique<agent::IngestServer>(*core);
   ASSERT_TRUE(server->start());
   std::thread loop([&] { io.run(); });
   auto stop = [&] {

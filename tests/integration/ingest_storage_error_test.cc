@@ -32,7 +32,8 @@ class IngestStorageErrorTest : public FaultVfsTest {
     });
     ASSERT_TRUE(box.is_ok()) << box.status().to_string();
     box_ = std::move(*box);
-    server_ = std::make_unique<agent::IngestServer>(io_, config_, *box_);
+    core_ = std::make_unique<agent::IngestCore>(io_, config_, *box_);
+    server_ = std::make_unique<agent::IngestServer>(*core_);
     Status s = server_->start();
     ASSERT_TRUE(s) << s.to_string();
     loop_ = std::thread([this] { io_.run(); });
@@ -47,6 +48,7 @@ class IngestStorageErrorTest : public FaultVfsTest {
     work_.reset();
     if (loop_.joinable()) loop_.join();
     server_.reset();
+    core_.reset();
     box_.reset();
     FaultVfsTest::TearDown();
   }
@@ -54,6 +56,7 @@ class IngestStorageErrorTest : public FaultVfsTest {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   agent::Config config_;
+  std::unique_ptr<agent::IngestCore> core_;  // outlives server_
   std::unique_ptr<agent::IngestServer> server_;
   std::thread loop_;
 };

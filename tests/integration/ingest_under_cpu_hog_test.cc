@@ -61,7 +61,8 @@ class IngestUnderCpuHogTest : public ::testing::TestWithParam<DeliveryPolicy> {
     });
     ASSERT_TRUE(box.is_ok()) << box.status().to_string();
     box_ = std::move(*box);
-    server_ = std::make_unique<agent::IngestServer>(io_, config_, *box_);
+    core_ = std::make_unique<agent::IngestCore>(io_, config_, *box_);
+    server_ = std::make_unique<agent::IngestServer>(*core_);
     Status s = server_->start();
     ASSERT_TRUE(s) << s.to_string();
     loop_ = std::thread([this] { io_.run(); });
@@ -77,6 +78,7 @@ class IngestUnderCpuHogTest : public ::testing::TestWithParam<DeliveryPolicy> {
     work_.reset();
     if (loop_.joinable()) loop_.join();
     server_.reset();
+    core_.reset();
     box_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
@@ -121,6 +123,7 @@ class IngestUnderCpuHogTest : public ::testing::TestWithParam<DeliveryPolicy> {
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   agent::Config config_;
   std::unique_ptr<storage::Outbox> box_;
+  std::unique_ptr<agent::IngestCore> core_;  // outlives server_
   std::unique_ptr<agent::IngestServer> server_;
   std::thread loop_;
   std::vector<std::thread> threads_;

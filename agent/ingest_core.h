@@ -1,0 +1,81 @@
+// What every way in (the Unix socket, HTTP, the spool folder) does with one request line:
+// parse it, check it against its contract, append it to the outbox, and turn the commit's
+// outcome into the reply object. One core per agent, so every way in shares the event ids, the
+// contracts, the counters and the group commit. Runs on the agent's io_context (ingest) thread
+// only: the contract validator and the outbox's deferred appends are not for other threads.
+#pragma once
+
+#include <asio.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/agent_counters.h"
+#include "agent/config.h"
+#include "agent/event_contract.h"
+#include "storage/outbox.h"
+
+namespace edgesync::agent {
+
+// A request waiting for its commit: what its reply will need.
+struct PendingReply {
+  std::string id;
+  int version = 0;         // the contract version checked; 0: none
+  bool unchecked = false;  // an unknown type passed on (ingest.unknown_types: accept)
+};
+
+// One finished request: the reply line (ending in '\n') and whether the event is in the
+// outbox (stored now, or before: a duplicate).
+struct IngestReply {
+  std::string text;
+  bool ok = false;
+  IngestError error = IngestError::kBadJson;  // when !ok
+};
+
+class IngestCore {
+ public:
+  IngestCore(asio::io_context& io, const Config& config, storage::Outbox& outbox);
+
+  asio::io_context& io() { return io_; }
+  const Config& config() const { return config_; }
+  storage::Outbox& outbox() { return outbox_; }
+
+  // Before the first request: where ingest counts what it does (default: figures of its own).
+  void set_counters(AgentCounters* counters) { counters_ = counters; }
+  AgentCounters& counters() { return *counters_; }
+  // The event contracts checked from the next request on (at start and on reload). Until
+  // set: none, so every type is unknown.
+  void set_contracts(std::shared_ptr<const ContractRegistry> contracts) {
+    contracts_ = std::move(contracts);
+  }
+
+  // Parses and checks one line. Accepted: fills `req` and `pending` and returns true. Refused:
+  // counts the refusal, appends the error reply line to `reply` and returns false.
+  bool admit(std::string_view line, storage::AppendRequest* req, PendingReply* pending,
+             IngestReply* reply);
+  // The reply for an admitted request once its append has an outcome; counts it.
+  void finish(const storage::AppendResult& result, const PendingReply& pending,
+              IngestReply* reply);
+
+  // admit, append and, after the commit, finish: `done` runs on this thread, at once for a
+  // refusal. For the ways in whose requests are not on the hot path (HTTP, spool); the socket
+  // keeps its own bookkeeping around admit/finish to avoid a closure per event.
+  void submit(std::string_view line, std::function<void(IngestReply)> done);
+
+  // Commits the events appended by this round of handlers once they have all run, so events
+  // read together share one commit.
+  void schedule_commit();
+
+ private:
+  asio::io_context& io_;
+  const Config& config_;
+  storage::Outbox& outbox_;
+  AgentCounters own_counters_;
+  AgentCounters* counters_ = &own_counters_;
+  IdGenerator ids_;
+  std::shared_ptr<const ContractRegistry> contracts_ = ContractRegistry::empty();
+  bool commit_scheduled_ = false;
+};
+
+}  // namespace edgesync::agent
