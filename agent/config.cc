@@ -140,6 +140,14 @@ class Fields {
   std::set<std::string> known_;
 };
 
+// HOST:PORT, the port 0-65535 (0: any free one).
+bool is_host_port(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
+  return colon != 0 && colon != std::string::npos && !port.empty() && port.size() <= 5 &&
+         port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) <= 65535;
+}
+
 void check_readable(const std::string& key, const std::string& file,
                     std::vector<std::string>* errors) {
   if (!file.empty() && ::access(file.c_str(), R_OK) != 0) {
@@ -166,6 +174,21 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
   if (c.ingest.unknown_types != "reject" && c.ingest.unknown_types != "accept") {
     errors->push_back("ingest.unknown_types: must be \"reject\" or \"accept\"");
   }
+  if (!c.ingest.spool_dir.empty() && c.ingest.spool_dir.front() != '/') {
+    errors->push_back("ingest.spool_dir: must be an absolute path");
+  }
+  if (!c.ingest.http.listen.empty()) {
+    const std::string& l = c.ingest.http.listen;
+    if (l.front() == '/') {
+      if (l.size() > 107) {
+        errors->push_back("ingest.http.listen: path longer than 107 bytes cannot be a Unix socket");
+      }
+    } else if (!is_host_port(l)) {
+      errors->push_back(
+          "ingest.http.listen: must be HOST:PORT (e.g. 127.0.0.1:8788) or an absolute path "
+          "(a Unix socket, e.g. /run/edgesync/http.sock)");
+    }
+  }
   // sun_path holds 108 bytes including the terminating NUL.
   if (c.ingest.socket.size() > 107) {
     errors->push_back("ingest.socket: path longer than 107 bytes cannot be a Unix socket");
@@ -183,13 +206,8 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
   if (!platform::parse_log_format(c.log.format)) {
     errors->push_back("log.format: must be auto, text, json or journal");
   }
-  if (!c.metrics.listen.empty()) {
-    const auto colon = c.metrics.listen.rfind(':');
-    const std::string port = colon == std::string::npos ? "" : c.metrics.listen.substr(colon + 1);
-    if (colon == 0 || colon == std::string::npos || port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
-      errors->push_back("metrics.listen: must be HOST:PORT, e.g. 127.0.0.1:9465");
-    }
+  if (!c.metrics.listen.empty() && !is_host_port(c.metrics.listen)) {
+    errors->push_back("metrics.listen: must be HOST:PORT, e.g. 127.0.0.1:9465");
   }
   const std::string& uri = c.hub.uri;
   if (!uri.empty()) {
@@ -312,6 +330,11 @@ std::vector<std::string> parse_config_json(const json& root, Config* out, FileCh
     ingest.text("contracts_dir", &c.ingest.contracts_dir);
     ingest.text_list("extra_contract_dirs", &c.ingest.extra_contract_dirs);
     ingest.text("unknown_types", &c.ingest.unknown_types);
+    ingest.text("spool_dir", &c.ingest.spool_dir);
+    Fields http(ingest.object("http", false), "ingest.http", &errors);
+    http.text("listen", &c.ingest.http.listen);
+    http.integer("max_body_bytes", &c.ingest.http.max_body_bytes, 1024, 64 << 20);
+    http.integer("max_connections", &c.ingest.http.max_connections, 1, 256);
 
     Fields control(top.object("control", false), "control", &errors);
     control.text("socket", &c.control.socket);
@@ -373,7 +396,12 @@ json config_to_json(const Config& c) {
         {"idle_timeout_s", c.ingest.idle_timeout_s},
         {"contracts_dir", c.ingest.contracts_dir},
         {"extra_contract_dirs", c.ingest.extra_contract_dirs},
-        {"unknown_types", c.ingest.unknown_types}}},
+        {"unknown_types", c.ingest.unknown_types},
+        {"spool_dir", c.ingest.spool_dir},
+        {"http",
+         {{"listen", c.ingest.http.listen},
+          {"max_body_bytes", c.ingest.http.max_body_bytes},
+          {"max_connections", c.ingest.http.max_connections}}}}},
       {"control", {{"socket", c.control.socket}}},
       {"health", {{"interval_s", c.health.interval_s}}},
       {"log", {{"level", c.log.level}, {"format", c.log.format}}},

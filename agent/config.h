@@ -41,6 +41,17 @@ struct Config {
     std::string unknown_types = "reject";  // reject, or accept (passed on unchecked)
     // Every folder to load, in order.
     std::vector<std::string> contract_dirs() const;
+    // HTTP on loopback (docs/PROTOCOL.md): POST /v1/events, GET /v1/health. Off when empty;
+    // HOST:PORT (a loopback address unless the operator says otherwise) or an absolute path,
+    // a Unix socket.
+    struct Http {
+      std::string listen;
+      int64_t max_body_bytes = 1 << 20;  // a larger request is answered 413
+      int64_t max_connections = 8;       // served at once; more wait in the listen queue
+    } http;
+    // The spool folder (docs/PROTOCOL.md): files renamed into it are ingested, then moved to
+    // done/ or failed/ beside a result file. Off when empty.
+    std::string spool_dir;
   } ingest;
   struct Control {
     // The technician's request socket (docs/OPERATIONS.md), the agent's group only (mode 0660).

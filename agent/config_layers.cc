@@ -13,7 +13,8 @@ using nlohmann::json;
 // the channel its configuration comes in on.
 constexpr const char* kRestartOnly[] = {"device.id",      "device.store_id", "storage.path",
                                         "ingest.socket",  "control.socket",  "metrics.listen",
-                                        "log.format",     "hub.topic_prefix"};
+                                        "log.format",     "hub.topic_prefix", "ingest.http.listen",
+                                        "ingest.http.max_connections", "ingest.spool_dir"};
 // hub.client_id is local-only for pushes but a reload may change it (with a reconnect).
 // Hub settings that apply live; every other hub.* setting needs a new connection.
 constexpr const char* kHubLive[] = {"hub.linger_ms", "hub.refused_retry_s"};
@@ -112,6 +113,10 @@ const std::vector<LocalOnlyKey>& local_only_keys() {
        "the technician's socket on the box: who may hold and repair delivery is decided there"},
       {"metrics.listen",
        "opens a port on the box: the box's own file decides what listens, and where"},
+      {"ingest.http.listen",
+       "opens a port on the box: the box's own file decides what listens, and where"},
+      {"ingest.spool_dir",
+       "a folder the agent reads and moves files out of: the box's own file decides which"},
       {"hub.topic_prefix",
        "where the box listens for its configuration: a push could cut it off from the next one"},
       {"hub.client_id",
