@@ -18,7 +18,8 @@ PKGS=(
   mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
   libvalijson-dev                      # JSON Schema validation: event contracts at ingest, and the tests' checks of config/contracts
   json-schema-test-suite               # the official JSON Schema test suite: valijson held to it for the contracts' keywords
-  libcpp-httplib-dev                   # the metrics endpoint (metrics.listen): HTTP on loopback
+  libcpp-httplib-dev                   # HTTP on loopback: the metrics endpoint and HTTP ingest
+  curl                                 # a real HTTP client in the HTTP ingest tests
   faketime                             # libfaketime: the agent's wall clock stepped under it (wall_clock_test)
 )
 missing=()

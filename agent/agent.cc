@@ -17,9 +17,11 @@
 #include "agent/control_server.h"
 #include "agent/health.h"
 #include "agent/ingest_server.h"
+#include "agent/http_ingest.h"
 #include "agent/metrics_server.h"
 #include "agent/metrics_text.h"
 #include "agent/publisher.h"
+#include "agent/spool_ingest.h"
 #include "agent/state_file.h"
 #include "platform/clock.h"
 #include "platform/files.h"
@@ -272,6 +274,26 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     std::cerr << "edgesync: " << s.to_string() << "\n";
     return 1;
   }
+  SpoolIngest spool(ingest_core);  // ingest.spool_dir; off when empty
+  s = spool.start();
+  if (!s) {
+    std::cerr << "edgesync: refusing to start: " << s.to_string() << "\n";
+    return 1;
+  }
+  // HTTP on loopback (ingest.http.listen; off when empty): the same core as the socket.
+  std::unique_ptr<HttpIngest> http;
+  if (!config.ingest.http.listen.empty()) {
+    http = std::make_unique<HttpIngest>(ingest_core);
+    s = http->start();
+    if (!s) {
+      std::cerr << "edgesync: refusing to start: " << s.to_string() << "\n";
+      return 1;
+    }
+    std::cerr << "edgesync: HTTP ingest on " << http->bound() << "\n";
+  }
+  // HTTP's stop waits for the commits of the requests in progress, which run on this thread:
+  // it runs on a thread of its own, and the rest of ingest stops after it.
+  std::thread http_stopper;
   // The technician's requests: repairs through the outbox's writer, live figures from the
   // delivery thread (which owns them), replies back on this one.
   ControlServer control(
@@ -399,6 +421,10 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     watchdog.cancel();
     certificate_timer.cancel();
     control.stop();
+    if (http) {
+      http->abandon();  // past the deadline: requests still waiting are answered 503
+      if (http_stopper.joinable()) http_stopper.join();
+    }
     // Before the delivery thread goes: a scrape in progress gets its answer, not a 2 s wait.
     if (metrics) metrics->stop();
     asio::post(delivery_io, [&] {
@@ -441,7 +467,18 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       stop_deadline.async_wait([&](asio::error_code e) {
         if (!e) finish();
       });
-      ingest.stop([&] { asio::post(io, finish); });
+      // The spool's requests in flight finish first: they need the ingest core running.
+      auto stop_ingest = [&] {
+        spool.stop([&] { ingest.stop([&] { asio::post(io, finish); }); });
+      };
+      if (http) {
+        http_stopper = std::thread([&, stop_ingest] {
+          http->stop();
+          asio::post(io, stop_ingest);
+        });
+      } else {
+        stop_ingest();
+      }
       wait_signal();
     });
   };

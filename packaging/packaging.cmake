@@ -62,6 +62,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/config/contracts/
         DESTINATION share/edgesync/contracts OPTIONAL)
 install(FILES ${_es_pkg_dir}/edgesync.service DESTINATION /lib/systemd/system)
 install(FILES ${_es_pkg_dir}/edgesync.sysusers DESTINATION lib/sysusers.d RENAME edgesync.conf)
+install(FILES ${_es_pkg_dir}/edgesync.tmpfiles DESTINATION lib/tmpfiles.d RENAME edgesync.conf)
 install(FILES ${_es_pkg_dir}/debian/copyright DESTINATION share/doc/edgesync)
 install(FILES ${_es_pkg_dir}/debian/lintian-overrides DESTINATION share/lintian/overrides
         RENAME edgesync)

@@ -222,6 +222,11 @@ std::optional<std::string> Outbox::corruption_seen() const {
   return corruption_;
 }
 
+bool Outbox::storage_failed() const {
+  platform::MutexLock lock(mu_);
+  return storage_failed_;
+}
+
 OutboxStats Outbox::stats() {
   OutboxStats st;
   {

@@ -240,6 +240,9 @@ class Outbox {
   // a commit): what failed. Delivery from the damaged part cannot go on; the file is
   // quarantined at the next start.
   std::optional<std::string> corruption_seen() const EXCLUDES(mu_);
+  // Any thread. The last commit failed and the outbox refuses appends until its reopen
+  // succeeds (storage_error replies meanwhile).
+  bool storage_failed() const EXCLUDES(mu_);
 
   // Any thread: new limits for the budget, delivered history and dead letters. They take effect
   // at the writer's next round (the writer holds the only copy it uses); nothing stored is lost:

@@ -1,0 +1,314 @@
+// HTTP ingest through the real agent and a real client (curl): POST /v1/events answers only
+// after the commit, with the socket's reply objects and a status code for the whole; the same
+// request on the socket and over HTTP gets the same reply, error code and violations; an array
+// answers per event in order; Idempotency-Key is the event's id; GET /v1/health; a Unix socket
+// path works as well as a loopback port; and what HTTP took reaches the hub.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/harness/net_util.h"
+#include "tests/support/hub_fixture.h"
+
+namespace edgesync::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string source_dir() {
+  const char* src = std::getenv("EDGESYNC_SOURCE_DIR");
+  return src ? src : ".";
+}
+
+struct HttpAnswer {
+  int status = 0;
+  std::string headers;  // the response's header lines, lower-cased
+  json body;            // discarded if not JSON
+  std::string raw;
+};
+
+// A sale that its v1 contract accepts.
+json valid_sale(const std::string& receipt) {
+  return {{"receipt_id", receipt},
+          {"till_id", "till-3"},
+          {"operator_id", "op-17"},
+          {"currency", "EUR"},
+          {"lines",
+           json::array({{{"line_no", 1},
+                         {"sku", "100234"},
+                         {"qty", 2},
+                         {"unit_price_minor", 199},
+                         {"line_total_minor", 398}}})},
+          {"total_minor", 398}};
+}
+
+class HttpIngestTest : public HubFixture {
+ protected:
+  void SetUp() override {
+    HubFixture::SetUp();
+    port_ = pick_free_port();
+    agent_->config().max_line_bytes = 4096;
+    agent_->config().extra["ingest"] = {
+        {"contracts_dir", source_dir() + "/config/contracts/events"},
+        {"unknown_types", "reject"},
+        {"http", {{"listen", "127.0.0.1:" + std::to_string(port_)}}}};
+  }
+
+  void start_agent() {
+    agent_->start();
+    // The agent listens on HTTP before it takes the socket's first connection.
+    ASSERT_TRUE(tcp_port_accepts(port_)) << agent_->log();
+  }
+
+  // curl, the way an integrator's script calls it. `unix_socket`: through that path.
+  HttpAnswer call(const std::string& method, const std::string& path, const std::string& body,
+                  const std::vector<std::string>& headers = {},
+                  const std::string& unix_socket = "") {
+    std::vector<std::string> argv = {"curl", "-sS", "-i", "--max-time", "30", "-X", method};
+    if (method == "POST") {
+      argv.insert(argv.end(), {"--data-binary", "@-", "-H", "Content-Type: application/json"});
+    }
+    for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
+    if (!unix_socket.empty()) {
+      argv.insert(argv.end(), {"--unix-socket", unix_socket, "http://localhost" + path});
+    } else {
+      argv.push_back("http://127.0.0.1:" + std::to_string(port_) + path);
+    }
+    CommandResult r = run_command(argv, body, 40s);
+    HttpAnswer a;
+    a.raw = r.out;
+    EXPECT_TRUE(r.exited_ok()) << r.describe();
+    const auto split = r.out.find("\r\n\r\n");
+    if (split == std::string::npos) return a;
+    a.headers = r.out.substr(0, split);
+    for (auto& c : a.headers) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::istringstream first(a.headers);
+    std::string version;
+    first >> version >> a.status;
+    a.body = json::parse(r.out.substr(split + 4), nullptr, false);
+    return a;
+  }
+
+  HttpAnswer post(const std::string& body, const std::vector<std::string>& headers = {}) {
+    return call("POST", "/v1/events", body, headers);
+  }
+
+  // The hub subscriber also gets the agent's status messages: count events only.
+  bool wait_for_events(size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (events().size() < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+  int port_ = 0;
+};
+
+TEST_F(HttpIngestTest, OneEventIsAnsweredAfterItsCommitAndReachesTheHub) {
+  start_agent();
+  json req = {{"id", "http-1"}, {"type", "pos.sale.completed"}, {"data", valid_sale("r1")}};
+  HttpAnswer a = post(req.dump());
+  ASSERT_EQ(a.status, 200) << a.raw;
+  EXPECT_EQ(a.body.value("ok", false), true) << a.raw;
+  EXPECT_EQ(a.body.value("id", ""), "http-1");
+  EXPECT_EQ(a.body.value("seq", 0), 1);
+  EXPECT_EQ(a.body.value("duplicate", true), false);
+  EXPECT_EQ(a.body["v"], 2) << "the reply names the contract version used: the newest";
+  EXPECT_NE(a.headers.find("content-type: application/json"), std::string::npos) << a.headers;
+  ASSERT_TRUE(wait_for_events(1)) << agent_->log();
+  EXPECT_EQ(events()[0].id, "http-1");
+  EXPECT_EQ(events()[0].payload.value("v", 0), 2);
+}
+
+TEST_F(HttpIngestTest, AnArrayIsAnsweredPerEventInOrderWith207WhenMixed) {
+  start_agent();
+  json bad_sale = valid_sale("r2");
+  bad_sale["lines"][0]["qty"] = "two";
+  json body = json::array({
+      {{"id", "a-1"}, {"type", "pos.sale.completed"}, {"data", valid_sale("r1")}},
+      {{"id", "a-2"}, {"type", "pos.sale.completed"}, {"data", bad_sale}},
+      {{"id", "a-3"}, {"type", "no.such.type"}, {"data", json::object()}},
+      {{"id", "a-4"}, {"type", "pos.sale.completed"}, {"data", valid_sale("r3")}},
+  });
+  HttpAnswer a = post(body.dump());
+  ASSERT_EQ(a.status, 207) << a.raw;
+  ASSERT_TRUE(a.body.is_array()) << a.raw;
+  ASSERT_EQ(a.body.size(), 4u) << a.raw;
+  EXPECT_EQ(a.body[0].value("id", ""), "a-1");
+  EXPECT_EQ(a.body[0].value("ok", false), true);
+  EXPECT_EQ(a.body[1].value("error", ""), "invalid_event");
+  EXPECT_EQ(a.body[1]["violations"],
+            json::array({{{"path", "/data/lines/0/qty"}, {"rule", "type"},
+                          {"expected", "integer"}}}))
+      << a.raw;
+  EXPECT_EQ(a.body[2].value("error", ""), "unknown_type");
+  EXPECT_EQ(a.body[3].value("id", ""), "a-4");
+  EXPECT_EQ(a.body[3].value("seq", 0), a.body[0].value("seq", 0) + 1) << a.raw;
+  ASSERT_TRUE(wait_for_events(2)) << agent_->log();
+
+  // Every event taken: 200, an array still.
+  HttpAnswer all = post(json::array({body[0], body[3]}).dump());
+  EXPECT_EQ(all.status, 200) << all.raw;
+  ASSERT_TRUE(all.body.is_array()) << all.raw;
+  EXPECT_EQ(all.body[0].value("duplicate", false), true) << all.raw;
+}
+
+// The same request on the socket and over HTTP: the same reply (error code, message,
+// violations), and over HTTP the status code the contract names.
+TEST_F(HttpIngestTest, EveryErrorCodeIsTheSameOnTheSocketAndOverHttp) {
+  start_agent();
+  json bad_sale = valid_sale("r9");
+  bad_sale["currency"] = "euro";
+  bad_sale["lines"][0]["qty"] = 1.5;
+  struct Case {
+    std::string name;
+    std::string line;
+    std::string error;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"not JSON", "{\"type\": \"pos.void\",", "bad_json", 400},
+      {"not an object", "\"a string\"", "invalid_event", 422},
+      {"no type", json{{"data", json::object()}}.dump(), "invalid_event", 422},
+      {"a contract broken twice",
+       json{{"type", "pos.sale.completed"}, {"data", bad_sale}}.dump(), "invalid_event", 422},
+      {"a version the agent does not know",
+       json{{"type", "pos.sale.completed"}, {"v", 99}, {"data", valid_sale("r9")}}.dump(),
+       "invalid_event", 422},
+      {"an unknown type", json{{"type", "no.such.type"}, {"data", json::object()}}.dump(),
+       "unknown_type", 422},
+      {"longer than ingest.max_line_bytes",
+       json{{"type", "pos.void"}, {"data", {{"blob", std::string(5000, 'x')}}}}.dump(),
+       "too_large", 413},
+  };
+  Producer producer(agent_->socket_path());
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    json on_socket = producer.request(c.line, 20s);
+    HttpAnswer over_http = post(c.line);
+    EXPECT_EQ(on_socket.value("error", ""), c.error) << on_socket.dump();
+    EXPECT_EQ(over_http.status, c.status) << over_http.raw;
+    ASSERT_TRUE(over_http.body.is_object()) << over_http.raw;
+    EXPECT_EQ(over_http.body.value("error", ""), c.error) << over_http.raw;
+    EXPECT_EQ(over_http.body.value("ok", true), false);
+    EXPECT_EQ(over_http.body.value("violations", json()), on_socket.value("violations", json()));
+    // The message too, but for a line's length, which HTTP calls an event's.
+    if (c.error != "too_large") {
+      EXPECT_EQ(over_http.body, on_socket) << "socket: " << on_socket.dump();
+    }
+  }
+  // Refusals are counted as on the socket: two per case.
+  json status = status_json();
+  ASSERT_TRUE(status.is_object()) << status.dump();
+}
+
+TEST_F(HttpIngestTest, IdempotencyKeyIsTheEventsIdSoARetryIsADuplicate) {
+  start_agent();
+  json req = {{"type", "pos.sale.completed"}, {"data", valid_sale("r5")}};
+  HttpAnswer first = post(req.dump(), {"Idempotency-Key: till-3/r5"});
+  ASSERT_EQ(first.status, 200) << first.raw;
+  EXPECT_EQ(first.body.value("id", ""), "till-3/r5");
+  HttpAnswer retry = post(req.dump(), {"Idempotency-Key: till-3/r5"});
+  ASSERT_EQ(retry.status, 200) << retry.raw;
+  EXPECT_EQ(retry.body.value("duplicate", false), true) << retry.raw;
+  EXPECT_EQ(retry.body.value("seq", 0), first.body.value("seq", -1));
+
+  // The same id in both is fine; different ones are refused, and so is a key for an array.
+  req["id"] = "till-3/r5";
+  EXPECT_EQ(post(req.dump(), {"Idempotency-Key: till-3/r5"}).status, 200);
+  HttpAnswer differ = post(req.dump(), {"Idempotency-Key: till-3/r6"});
+  EXPECT_EQ(differ.status, 422) << differ.raw;
+  EXPECT_NE(differ.body.value("message", "").find("differ"), std::string::npos) << differ.raw;
+  HttpAnswer array = post(json::array({req}).dump(), {"Idempotency-Key: k"});
+  EXPECT_EQ(array.status, 422) << array.raw;
+  ASSERT_TRUE(wait_for_events(1));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(events().size(), 1u) << "the retry was stored twice";
+}
+
+TEST_F(HttpIngestTest, ABodyOverTheLimitIs413WithTheReplyShapeAndNothingStored) {
+  agent_->config().extra["ingest"]["http"]["max_body_bytes"] = 2048;
+  start_agent();
+  json events = json::array();
+  for (int i = 0; i < 100; ++i) {  // about 4.5 kB
+    events.push_back({{"id", "big-" + std::to_string(i)}, {"type", "pos.void"},
+                      {"data", json::object()}});
+  }
+  HttpAnswer a = post(events.dump());
+  ASSERT_EQ(a.status, 413) << a.raw;
+  EXPECT_EQ(a.body.value("ok", true), false) << a.raw;
+  EXPECT_EQ(a.body.value("error", ""), "too_large") << a.raw;
+  EXPECT_NE(a.body.value("message", "").find("ingest.http.max_body_bytes"), std::string::npos);
+  json status = status_json();
+  EXPECT_EQ(status["outbox"].value("pending", -1), 0) << status.dump();
+}
+
+TEST_F(HttpIngestTest, HealthSaysTheAgentTakesEventsAndWrongMethodsAreRefused) {
+  start_agent();
+  HttpAnswer h = call("GET", "/v1/health", "");
+  EXPECT_EQ(h.status, 200) << h.raw;
+  EXPECT_EQ(h.body.value("ok", false), true) << h.raw;
+  EXPECT_EQ(h.body.value("storage", ""), "writable") << h.raw;
+  HttpAnswer get_events = call("GET", "/v1/events", "");
+  EXPECT_EQ(get_events.status, 405) << get_events.raw;
+  EXPECT_NE(get_events.headers.find("allow: post"), std::string::npos) << get_events.headers;
+  EXPECT_EQ(call("GET", "/v2/nothing", "").status, 404);
+}
+
+TEST_F(HttpIngestTest, AUnixSocketPathServesTheSameContract) {
+  const std::string path = (dir_->path() / "http.sock").string();
+  agent_->config().extra["ingest"]["http"]["listen"] = path;
+  agent_->start();
+  ASSERT_TRUE(unix_socket_accepts(path)) << agent_->log();
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::group_write)
+      << "the socket is for the producers' group, not the world";
+  json req = {{"id", "unix-1"}, {"type", "pos.sale.completed"}, {"data", valid_sale("r7")}};
+  HttpAnswer a = call("POST", "/v1/events", req.dump(), {}, path);
+  EXPECT_EQ(a.status, 200) << a.raw;
+  EXPECT_EQ(a.body.value("id", ""), "unix-1") << a.raw;
+  EXPECT_EQ(call("GET", "/v1/health", "", {}, path).status, 200);
+  ASSERT_TRUE(wait_for_events(1)) << agent_->log();
+  // A clean stop removes the socket.
+  ASSERT_TRUE(agent_->terminate().has_value());
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST_F(HttpIngestTest, AFullOutboxIs507WithRetryAfterAndTheSocketSaysTheSame) {
+  agent_->config().max_bytes = 1 << 20;
+  agent_->config().max_line_bytes = 16384;
+  agent_->config().extra["ingest"]["unknown_types"] = "accept";  // blobs, not sales
+  broker_->stop();
+  start_agent();
+  const std::string blob(8000, 'x');
+  int status = 0;
+  HttpAnswer last;
+  for (int round = 0; round < 20 && status != 507; ++round) {
+    json batch = json::array();
+    for (int i = 0; i < 20; ++i) {
+      batch.push_back({{"id", "full-" + std::to_string(round) + "-" + std::to_string(i)},
+                       {"type", "test.blob"},
+                       {"data", {{"blob", blob}}}});
+    }
+    last = post(batch.dump());
+    status = last.status;
+    ASSERT_TRUE(status == 200 || status == 207 || status == 507) << last.raw;
+  }
+  ASSERT_EQ(status, 507) << "400 events of 8 kB never filled a 1 MiB outbox";
+  EXPECT_NE(last.headers.find("retry-after: 60"), std::string::npos) << last.headers;
+  ASSERT_TRUE(last.body.is_array());
+  EXPECT_EQ(last.body[0].value("error", ""), "outbox_full") << last.raw;
+  Producer producer(agent_->socket_path());
+  json on_socket = producer.request(
+      json{{"id", "full-socket"}, {"type", "test.blob"}, {"data", {{"blob", blob}}}}.dump(), 20s);
+  EXPECT_EQ(on_socket.value("error", ""), "outbox_full") << on_socket.dump();
+}
+
+}  // namespace
+}  // namespace edgesync::test
