@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
 BUILD=build-fuzz
-TARGETS=(fuzz_ingest_line fuzz_config fuzz_config_envelope)
+TARGETS=(fuzz_ingest_line fuzz_config fuzz_config_envelope fuzz_http_body)
 # Request lines and config files are mostly well under 4 KiB; longer inputs cost exec/s and
 # find little that shorter ones do not.
 MAX_LEN=${FUZZ_MAX_LEN:-4096}

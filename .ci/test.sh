@@ -29,7 +29,7 @@ if [ "$NATIVE_ONLY" = 1 ]; then
   stage "done (native only)"
   exit 0
 fi
-stage "fuzzing: ingest line parser, config loader and config envelope, 40 s each"
+stage "fuzzing: ingest line parser, config loader, config envelope and HTTP body, 40 s each"
 bash .ci/fuzz.sh 40
 
 stage "sanitizers (quick form): ASan+UBSan and TSan"

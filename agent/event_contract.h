@@ -34,6 +34,14 @@ enum class IngestError {
 // The wire name of an error code ("bad_json", ...).
 const char* error_code_name(IngestError e);
 
+// One finished request, on any way in: the reply line (ending in '\n') and whether the event
+// is in the outbox (stored now, or before: a duplicate).
+struct IngestReply {
+  std::string text;
+  bool ok = false;
+  IngestError error = IngestError::kBadJson;  // when !ok
+};
+
 // Generates ids for events sent without one: random UUIDv4 text.
 class IdGenerator {
  public:

@@ -28,7 +28,12 @@ class SyntaxCheck : public nlohmann::json_sax<json> {
   bool end_array() override { return true; }
   bool parse_error(std::size_t, const std::string&,
                    const nlohmann::detail::exception& ex) override {
+    // The parser quotes what it last read: bytes of the body, which need not be UTF-8 and
+    // would break the reply's JSON. Printable ASCII only.
     message = ex.what();
+    for (char& c : message) {
+      if (c < 0x20 || c > 0x7e) c = '?';
+    }
     return false;
   }
   std::string message;
@@ -158,11 +163,21 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
                            "empty body: send one event (a JSON object) or a JSON array of them");
     return plan;
   }
+  // nlohmann's parser takes a NUL byte for the end of the text: what follows one would pass
+  // unread. JSON has no raw NUL (a string escapes it as \u0000).
+  if (text.find('\0') != std::string_view::npos) {
+    plan.refused = refusal(IngestError::kBadJson,
+                           "the body is not JSON: it contains a NUL byte");
+    return plan;
+  }
   if (text.front() != '[') {
     BodyItem item;
     item.line.assign(text);
-    if (idempotency_key) plan.refused = apply_idempotency_key(*idempotency_key, &item.line);
-    if (!plan.refused && item.line.size() > max_line_bytes) {
+    if (idempotency_key) {
+      plan.refused = apply_idempotency_key(*idempotency_key, &item.line);
+      if (plan.refused) return plan;
+    }
+    if (item.line.size() > max_line_bytes) {
       item.reply = refusal(IngestError::kTooLarge,
                            "event longer than ingest.max_line_bytes (" +
                                std::to_string(max_line_bytes) + " bytes); it was discarded");
@@ -178,7 +193,7 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
     return plan;
   }
   SyntaxCheck syntax;
-  if (!json::sax_parse(text, &syntax)) {
+  if (!json::sax_parse(text.begin(), text.end(), &syntax)) {
     plan.refused = refusal(IngestError::kBadJson, "the body is not JSON: " + syntax.message);
     return plan;
   }

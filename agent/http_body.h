@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "agent/event_contract.h"
-#include "agent/ingest_core.h"
 
 namespace edgesync::agent {
 

@@ -25,14 +25,6 @@ struct PendingReply {
   bool unchecked = false;  // an unknown type passed on (ingest.unknown_types: accept)
 };
 
-// One finished request: the reply line (ending in '\n') and whether the event is in the
-// outbox (stored now, or before: a duplicate).
-struct IngestReply {
-  std::string text;
-  bool ok = false;
-  IngestError error = IngestError::kBadJson;  // when !ok
-};
-
 class IngestCore {
  public:
   IngestCore(asio::io_context& io, const Config& config, storage::Outbox& outbox);

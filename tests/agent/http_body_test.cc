@@ -74,6 +74,15 @@ TEST(HttpBody, AnArrayThatIsNotJsonIsRefusedWholeWithNothingSubmitted) {
   }
 }
 
+TEST(HttpBody, ANulByteIsBadJsonNotTheEndOfTheBody) {
+  for (std::string body : {std::string("[{}]\0[x", 7), std::string("{}\0x", 4)}) {
+    BodyPlan p = plan_body(body, std::nullopt, 1024);
+    ASSERT_TRUE(p.refused);
+    EXPECT_EQ(p.refused->error, IngestError::kBadJson);
+    EXPECT_TRUE(p.items.empty());
+  }
+}
+
 TEST(HttpBody, AnEmptyBodyIsBadJson) {
   BodyPlan p = plan_body(" \r\n", std::nullopt, 1024);
   ASSERT_TRUE(p.refused);
@@ -133,6 +142,8 @@ TEST(HttpBody, IdempotencyKeyMustAgreeWithTheIdAndBeAValidId) {
   BodyPlan bad = plan_body("{\"type\":\"t\"}", std::string(200, 'k'), 1024);
   ASSERT_TRUE(bad.refused);
   EXPECT_EQ(bad.refused->error, IngestError::kInvalidEvent);
+  EXPECT_TRUE(bad.items.empty()) << "a request refused whole submits nothing";
+  EXPECT_TRUE(differ.items.empty());
   BodyPlan array = plan_body("[{\"type\":\"t\"}]", std::string("k"), 1024);
   ASSERT_TRUE(array.refused);
   EXPECT_NE(reply_of(*array.refused)["message"].get<std::string>().find("one event"),
