@@ -246,6 +246,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
         asio::post(io, [&, next, reloaded] {
           config = next;  // the ingest server's limits apply from its next read of them
           outbox.set_limits(outbox_limits(next));
+          ingest_ptr->set_max_line_bytes(next.ingest.max_line_bytes);
           if (reloaded) ingest_ptr->set_contracts(reloaded);
         });
       },

@@ -130,8 +130,11 @@ bool HttpIngest::Impl::wait(Batch& batch) {
 void HttpIngest::Impl::post_events(const httplib::Request& req, httplib::Response& res) {
   std::optional<std::string> key;
   if (req.has_header("Idempotency-Key")) key = req.get_header_value("Idempotency-Key");
-  BodyPlan plan =
-      plan_body(req.body, key, static_cast<size_t>(core.config().ingest.max_line_bytes));
+  if (abandoned) {  // the agent is past its stop deadline: no commit will come
+    answer_error(res, 503, IngestError::kStorageError, "the agent is stopping; send again later");
+    return;
+  }
+  BodyPlan plan = plan_body(req.body, key, core.max_line_bytes());
   if (plan.refused) {
     core.counters().count_refused(plan.refused->error);
     std::vector<IngestReply> one{std::move(*plan.refused)};

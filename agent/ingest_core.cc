@@ -5,7 +5,10 @@
 namespace edgesync::agent {
 
 IngestCore::IngestCore(asio::io_context& io, const Config& config, storage::Outbox& outbox)
-    : io_(io), config_(config), outbox_(outbox) {}
+    : io_(io),
+      config_(config),
+      outbox_(outbox),
+      max_line_bytes_(static_cast<size_t>(config.ingest.max_line_bytes)) {}
 
 bool IngestCore::admit(std::string_view line, storage::AppendRequest* req,
                        PendingReply* pending, IngestReply* reply) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,6 +43,14 @@ class IngestCore {
     contracts_ = std::move(contracts);
   }
 
+  // Any thread: ingest.max_line_bytes as of the last apply (the HTTP workers' bound on an
+  // event; they may not read the config, which the ingest thread replaces on reload).
+  size_t max_line_bytes() const { return max_line_bytes_.load(std::memory_order_relaxed); }
+  // Ingest thread, with every apply of a config.
+  void set_max_line_bytes(int64_t n) {
+    max_line_bytes_.store(static_cast<size_t>(n), std::memory_order_relaxed);
+  }
+
   // Parses and checks one line. Accepted: fills `req` and `pending` and returns true. Refused:
   // counts the refusal, appends the error reply line to `reply` and returns false.
   bool admit(std::string_view line, storage::AppendRequest* req, PendingReply* pending,
@@ -68,6 +77,7 @@ class IngestCore {
   IdGenerator ids_;
   std::shared_ptr<const ContractRegistry> contracts_ = ContractRegistry::empty();
   bool commit_scheduled_ = false;
+  std::atomic<size_t> max_line_bytes_;
 };
 
 }  // namespace edgesync::agent
