@@ -82,14 +82,6 @@ bool is_valid_id(std::string_view id) {
   return true;
 }
 
-namespace {
-// How deep objects and arrays may nest in a request line, the line's own object included:
-// "data" gets 64 levels. Parsing is iterative, but re-serializing "data" (and every consumer
-// that walks it) recurses once per level: a 200 KB line of '[' (under the default
-// max_line_bytes) overflowed the ingest thread's stack and ended the agent.
-constexpr int kMaxNesting = 65;
-
-// REQUIRES: `json` is valid JSON, so brackets inside strings are the only ones to skip.
 int nesting_depth(std::string_view json) {
   int depth = 0, deepest = 0;
   bool in_string = false;
@@ -111,6 +103,9 @@ int nesting_depth(std::string_view json) {
   }
   return deepest;
 }
+
+namespace {
+
 // "/data/lines/0/qty: type (expected \"integer\"), and 2 more": the first rule broken, for the
 // message; the violations list has them all.
 std::string describe_violations(const std::vector<Violation>& violations) {
@@ -299,6 +294,14 @@ void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool du
   out->append(duplicate ? ",\"duplicate\":true" : ",\"duplicate\":false");
   out->append(",\"v\":").append(version > 0 ? std::to_string(version) : "null");
   out->append("}\n");
+}
+
+IngestReply error_reply(IngestError error, std::string_view message,
+                        const std::vector<Violation>& violations) {
+  IngestReply r;
+  r.error = error;
+  append_error_reply(&r.text, error, message, violations);
+  return r;
 }
 
 void append_error_reply(std::string* out, IngestError error, std::string_view message,

@@ -72,6 +72,15 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
                  const ContractCheck& contracts, storage::AppendRequest* out,
                  ParseFailure* failure, bool* checked = nullptr);
 
+// How deep objects and arrays may nest in a request line, the line's own object included:
+// "data" gets 64 levels. Parsing is iterative, but re-serializing "data" (and every consumer
+// that walks it) recurses once per level: a 200 KB line of '[' (under the default
+// max_line_bytes) overflowed the ingest thread's stack and ended the agent.
+constexpr int kMaxNesting = 65;
+// The deepest nesting of objects and arrays in `json`, without recursion.
+// REQUIRES: `json` is valid JSON, so brackets inside strings are the only ones to skip.
+int nesting_depth(std::string_view json);
+
 bool is_valid_type(std::string_view type);
 bool is_valid_id(std::string_view id);
 
@@ -81,6 +90,9 @@ void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool du
 void append_error_reply(std::string* out, IngestError error, std::string_view message,
                         const std::vector<Violation>& violations = {});
 
+// A refusal as a finished request: the error reply line and its code.
+IngestReply error_reply(IngestError error, std::string_view message,
+                        const std::vector<Violation>& violations = {});
 // Appends `s` as a JSON string literal (quotes and escapes included).
 void append_json_string(std::string* out, std::string_view s);
 

@@ -46,14 +46,6 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b + 1);
 }
 
-IngestReply refusal(IngestError e, const std::string& message) {
-  IngestReply r;
-  r.ok = false;
-  r.error = e;
-  append_error_reply(&r.text, e, message);
-  return r;
-}
-
 // The top-level elements of a JSON array already known to be valid: split at the commas
 // outside strings and nested values, each element's bytes kept as sent.
 std::vector<std::string_view> array_elements(std::string_view array) {
@@ -97,48 +89,24 @@ std::vector<std::string_view> array_elements(std::string_view array) {
   return out;
 }
 
-// Nesting depth of valid JSON text, without recursion.
-size_t depth_of(std::string_view text) {
-  size_t depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 // The one event with the Idempotency-Key as its id: added when the event has none, checked
 // when it has one. The rest of the event's bytes stay as sent.
 std::optional<IngestReply> apply_idempotency_key(const std::string& key, std::string* line) {
   if (!is_valid_id(key)) {
-    return refusal(IngestError::kInvalidEvent,
+    return error_reply(IngestError::kInvalidEvent,
                    "Idempotency-Key: must be 1-128 printable ASCII characters (it becomes the "
                    "event's id)");
   }
   SyntaxCheck syntax;
   // Not JSON, or nested beyond what an event may be: the core refuses it as it stands.
-  if (!json::sax_parse(*line, &syntax) || depth_of(*line) > 66) return std::nullopt;
+  if (!json::sax_parse(*line, &syntax) || nesting_depth(*line) > kMaxNesting) {
+    return std::nullopt;
+  }
   const json event = json::parse(*line, nullptr, false);
   if (!event.is_object()) return std::nullopt;
   if (auto id = event.find("id"); id != event.end()) {
     if (id->is_string() && id->get<std::string>() == key) return std::nullopt;
-    return refusal(IngestError::kInvalidEvent,
+    return error_reply(IngestError::kInvalidEvent,
                    "Idempotency-Key and the event's id differ: send one of them, or the same "
                    "value in both");
   }
@@ -159,14 +127,14 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
   BodyPlan plan;
   const std::string_view text = trim(body);
   if (text.empty()) {
-    plan.refused = refusal(IngestError::kBadJson,
+    plan.refused = error_reply(IngestError::kBadJson,
                            "empty body: send one event (a JSON object) or a JSON array of them");
     return plan;
   }
   // nlohmann's parser takes a NUL byte for the end of the text: what follows one would pass
   // unread. JSON has no raw NUL (a string escapes it as \u0000).
   if (text.find('\0') != std::string_view::npos) {
-    plan.refused = refusal(IngestError::kBadJson,
+    plan.refused = error_reply(IngestError::kBadJson,
                            "the body is not JSON: it contains a NUL byte");
     return plan;
   }
@@ -178,7 +146,7 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
       if (plan.refused) return plan;
     }
     if (item.line.size() > max_line_bytes) {
-      item.reply = refusal(IngestError::kTooLarge,
+      item.reply = error_reply(IngestError::kTooLarge,
                            "event longer than ingest.max_line_bytes (" +
                                std::to_string(max_line_bytes) + " bytes); it was discarded");
     }
@@ -187,19 +155,19 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
   }
   plan.array = true;
   if (idempotency_key) {
-    plan.refused = refusal(IngestError::kInvalidEvent,
+    plan.refused = error_reply(IngestError::kInvalidEvent,
                            "Idempotency-Key names one event: send one event per request with "
                            "it, or give each event of an array its own id");
     return plan;
   }
   SyntaxCheck syntax;
   if (!json::sax_parse(text.begin(), text.end(), &syntax)) {
-    plan.refused = refusal(IngestError::kBadJson, "the body is not JSON: " + syntax.message);
+    plan.refused = error_reply(IngestError::kBadJson, "the body is not JSON: " + syntax.message);
     return plan;
   }
   const std::vector<std::string_view> elements = array_elements(text);
   if (elements.size() > kMaxEventsPerRequest) {
-    plan.refused = refusal(IngestError::kTooLarge,
+    plan.refused = error_reply(IngestError::kTooLarge,
                            std::to_string(elements.size()) + " events in one request; at most " +
                                std::to_string(kMaxEventsPerRequest) + " are taken at once");
     return plan;
@@ -208,7 +176,7 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
   for (std::string_view e : elements) {
     BodyItem& item = plan.items.emplace_back();
     if (e.size() > max_line_bytes) {
-      item.reply = refusal(IngestError::kTooLarge,
+      item.reply = error_reply(IngestError::kTooLarge,
                            "event longer than ingest.max_line_bytes (" +
                                std::to_string(max_line_bytes) + " bytes); it was discarded");
     } else {

@@ -39,10 +39,7 @@ void answer(httplib::Response& res, int status, std::string body) {
 }
 
 void answer_error(httplib::Response& res, int status, IngestError e, const std::string& message) {
-  std::string text;
-  append_error_reply(&text, e, message);
-  text.pop_back();  // the socket's '\n'
-  answer(res, status, std::move(text));
+  answer(res, status, answer_body({error_reply(e, message)}, false));
 }
 
 }  // namespace

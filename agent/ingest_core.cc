@@ -17,9 +17,7 @@ bool IngestCore::admit(std::string_view line, storage::AppendRequest* req,
   bool checked = false;
   if (!parse_event(line, platform::unix_ms(), ids_, check, req, &failure, &checked)) {
     counters_->count_refused(failure.error);
-    reply->ok = false;
-    reply->error = failure.error;
-    append_error_reply(&reply->text, failure.error, failure.message, failure.violations);
+    *reply = error_reply(failure.error, failure.message, failure.violations);
     return false;
   }
   pending->id = req->id;
@@ -46,17 +44,13 @@ void IngestCore::finish(const storage::AppendResult& result, const PendingReply&
       counters.duplicates.fetch_add(1, AgentCounters::kRelaxed);
       break;
     case Outcome::kOutboxFull:
-      reply->ok = false;
-      reply->error = IngestError::kOutboxFull;
-      append_error_reply(&reply->text, IngestError::kOutboxFull, result.message);
-      counters.count_refused(IngestError::kOutboxFull);
+    case Outcome::kStorageError: {
+      const IngestError e = result.outcome == Outcome::kOutboxFull ? IngestError::kOutboxFull
+                                                                   : IngestError::kStorageError;
+      *reply = error_reply(e, result.message);
+      counters.count_refused(e);
       break;
-    case Outcome::kStorageError:
-      reply->ok = false;
-      reply->error = IngestError::kStorageError;
-      append_error_reply(&reply->text, IngestError::kStorageError, result.message);
-      counters.count_refused(IngestError::kStorageError);
-      break;
+    }
   }
 }
 

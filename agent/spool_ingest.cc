@@ -386,11 +386,8 @@ void SpoolIngest::Worker::post(std::vector<Item>& batch, size_t* batch_bytes,
     };
     for (auto& it : items) {
       if (it.too_large) {
-        IngestReply r;
-        r.error = IngestError::kTooLarge;
-        append_error_reply(&r.text, IngestError::kTooLarge, it.text);
         c->counters().count_refused(IngestError::kTooLarge);
-        complete(it.index, std::move(r));
+        complete(it.index, error_reply(IngestError::kTooLarge, it.text));
         continue;
       }
       c->submit(it.text, [complete, index = it.index](IngestReply r) {

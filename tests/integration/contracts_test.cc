@@ -9,24 +9,13 @@
 #include <sstream>
 
 #include "tests/support/hub_fixture.h"
+#include "tests/support/source_files.h"
 
 namespace edgesync::test {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string source_dir() {
-  const char* src = std::getenv("EDGESYNC_SOURCE_DIR");
-  return src ? src : ".";
-}
-
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return json::parse(text.str(), nullptr, false);
-}
 
 class ContractsTest : public HubFixture {
  protected:

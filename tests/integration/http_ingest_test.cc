@@ -11,17 +11,13 @@
 
 #include "tests/harness/net_util.h"
 #include "tests/support/hub_fixture.h"
+#include "tests/support/source_files.h"
 
 namespace edgesync::test {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-std::string source_dir() {
-  const char* src = std::getenv("EDGESYNC_SOURCE_DIR");
-  return src ? src : ".";
-}
 
 struct HttpAnswer {
   int status = 0;

@@ -22,6 +22,7 @@
 
 #include "tests/harness/proc_stats.h"
 #include "tests/support/hub_fixture.h"
+#include "tests/support/source_files.h"
 
 namespace edgesync::test {
 namespace {
@@ -30,18 +31,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-std::string source_dir() {
-  const char* src = std::getenv("EDGESYNC_SOURCE_DIR");
-  return src ? src : ".";
-}
-
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return json::parse(text.str(), nullptr, false);
-}
 
 // The agent moves a file with one rename: it is there whole or not at all.
 bool wait_for_path(const fs::path& path, std::chrono::milliseconds timeout) {
