@@ -97,8 +97,6 @@ struct SpoolIngest::Worker {
     std::deque<Slot> slots GUARDED_BY(mu);
     uint64_t first GUARDED_BY(mu) = 0;  // index of slots.front()
     size_t bytes GUARDED_BY(mu) = 0;
-    int64_t max_line_bytes GUARDED_BY(mu) = 0;  // read on the ingest thread for each file
-    bool config_read GUARDED_BY(mu) = false;
   };
   // One request on its way to the ingest thread.
   struct Item {
@@ -138,7 +136,6 @@ struct SpoolIngest::Worker {
   // ready. Returns false when the agent is going (abort): the file is left as it is.
   bool drain(SpoolResult& result, bool wait, int* transient, std::string* transient_reason,
              Status* write_error);
-  int64_t read_max_line_bytes();
   // Moves a file the agent will not read (its name, its kind, its permissions) to failed/ with
   // a result that says why; `rename_it`: under a new name (the name is the problem).
   void refuse(const std::string& name, const std::string& reason, bool rename_it);
@@ -353,23 +350,6 @@ void SpoolIngest::Worker::refuse(const std::string& name, const std::string& rea
   }
 }
 
-int64_t SpoolIngest::Worker::read_max_line_bytes() {
-  {
-    platform::MutexLock l(shared->mu);
-    shared->config_read = false;
-  }
-  // The running configuration is the ingest thread's (a reload changes it there).
-  asio::post(core.io(), [s = shared, c = &core] {
-    platform::MutexLock l(s->mu);
-    s->max_line_bytes = c->config().ingest.max_line_bytes;
-    s->config_read = true;
-    s->cv.signal_all();
-  });
-  platform::MutexLock l(shared->mu);
-  while (!shared->config_read && !shared->abort) shared->cv.wait(shared->mu);
-  return shared->config_read ? shared->max_line_bytes : 0;
-}
-
 void SpoolIngest::Worker::post(std::vector<Item>& batch, size_t* batch_bytes,
                                uint64_t generation) {
   if (batch.empty()) return;
@@ -426,9 +406,13 @@ bool SpoolIngest::Worker::drain(SpoolResult& result, bool wait, int* transient,
 }
 
 void SpoolIngest::Worker::ingest_file(const std::string& name, int fd) {
-  const int64_t max_line_bytes = read_max_line_bytes();
-  if (max_line_bytes <= 0) return;  // the agent is going
-  SpoolReader reader(fd, static_cast<size_t>(max_line_bytes));
+  {
+    platform::MutexLock l(shared->mu);
+    if (shared->abort) return;  // the agent is going
+  }
+  // As of the last apply: a reload changes it for the next file.
+  const size_t max_line_bytes = core.max_line_bytes();
+  SpoolReader reader(fd, max_line_bytes);
   const bool readable = reader.open();
   const bool array = reader.format() == SpoolReader::Format::kJsonArray;
   SpoolResult result;
