@@ -39,6 +39,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq || echo "apt-get update reported errors (attempt $i); installing from the lists it has" >&2
     apt-get install -y -qq --no-install-recommends "${missing[@]}" && break
     echo "apt-get install failed (attempt $i), retrying" >&2
+    # "Unmet dependencies" here means dpkg's state was already broken (an install cut short
+    # on a reused machine, e.g. a cross build's :armhf libraries): finish what dpkg had
+    # begun and let apt mend or remove the broken packages before the next try.
+    dpkg --configure -a || true
+    apt-get -f install -y -qq || true
     sleep $((10 * i))
   done
   for p in "${missing[@]}"; do
