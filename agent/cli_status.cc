@@ -290,12 +290,16 @@ int cli_dead_letters(const Config& config, size_t limit, bool as_json) {
   if (as_json) {
     json arr = json::array();
     for (const auto& d : dead) {
+      // A request refused on arrival may not be JSON at all: then its text as it came.
+      json data = json::parse(d.event.data, nullptr, false);
+      if (data.is_discarded()) data = d.event.data;
       arr.push_back({{"seq", d.event.seq},
                      {"id", d.event.id},
                      {"type", d.event.type},
+                     {"refused_on_arrival", d.event.seq < 0},
                      {"reason", d.reason},
                      {"failed_at", platform::format_rfc3339_ms(d.failed_ms)},
-                     {"data", json::parse(d.event.data, nullptr, false)}});
+                     {"data", std::move(data)}});
     }
     std::cout << arr.dump(2) << "\n";
     return 0;

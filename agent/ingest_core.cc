@@ -1,5 +1,7 @@
 #include "agent/ingest_core.h"
 
+#include <nlohmann/json.hpp>
+
 #include "platform/clock.h"
 
 namespace edgesync::agent {
@@ -11,8 +13,9 @@ IngestCore::IngestCore(asio::io_context& io, const Config& config, storage::Outb
       max_line_bytes_(static_cast<size_t>(config.ingest.max_line_bytes)) {}
 
 bool IngestCore::admit(std::string_view line, storage::AppendRequest* req,
-                       PendingReply* pending, IngestReply* reply) {
-  ParseFailure failure;
+                       PendingReply* pending, IngestReply* reply, ParseFailure* why) {
+  ParseFailure own_failure;
+  ParseFailure& failure = why ? *why : own_failure;
   const ContractCheck check{contracts_.get(), config_.ingest.unknown_types == "accept"};
   bool checked = false;
   if (!parse_event(line, platform::unix_ms(), ids_, check, req, &failure, &checked)) {
@@ -69,6 +72,75 @@ void IngestCore::submit(std::string_view line, std::function<void(IngestReply)> 
     finish(r, pending, &reply);
     done(std::move(reply));
   });
+  schedule_commit();
+}
+
+void IngestCore::submit_keeping_refusal(std::string_view line, std::string source_id,
+                                        std::string where,
+                                        std::function<void(IngestReply)> done) {
+  storage::AppendRequest req;
+  PendingReply pending;
+  IngestReply reply;
+  ParseFailure why;
+  if (admit(line, &req, &pending, &reply, &why)) {
+    outbox_.append_deferred(std::move(req), [this, pending = std::move(pending),
+                                             done = std::move(done)](
+                                                const storage::AppendResult& r) {
+      IngestReply reply;
+      finish(r, pending, &reply);
+      done(std::move(reply));
+    });
+    schedule_commit();
+    return;
+  }
+  storage::AppendRequest refused = refusal_request(line, why, std::move(source_id), where);
+  append_refusal(std::move(refused), std::move(reply), std::move(done));
+}
+
+void IngestCore::keep_refusal(IngestReply refusal, const ParseFailure& why,
+                              std::string source_id, std::string where,
+                              std::function<void(IngestReply)> done) {
+  storage::AppendRequest refused = refusal_request({}, why, std::move(source_id), where);
+  append_refusal(std::move(refused), std::move(refusal), std::move(done));
+}
+
+storage::AppendRequest IngestCore::refusal_request(std::string_view line, const ParseFailure& why,
+                                                   std::string source_id,
+                                                   const std::string& where) {
+  storage::AppendRequest r;
+  r.id = std::move(source_id);
+  r.received_ms = platform::unix_ms();
+  r.data.assign(line);
+  // The type when the line names one, so the listing shows what it was meant to be.
+  const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object()) {
+    const auto type = doc.find("type");
+    if (type != doc.end() && type->is_string()) r.type = type->get<std::string>();
+  }
+  r.refused_reason = "refused on arrival (" + where + "): " + error_code_name(why.error) + ": " +
+                     why.message;
+  for (const Violation& v : why.violations) {
+    r.refused_reason += "; " + v.path + " " + v.rule;
+    if (!v.expected.is_null()) r.refused_reason += " (expected " + v.expected.dump() + ")";
+  }
+  return r;
+}
+
+void IngestCore::append_refusal(storage::AppendRequest refused, IngestReply refusal,
+                                std::function<void(IngestReply)> done) {
+  outbox_.append_deferred(
+      std::move(refused), [this, refusal = std::move(refusal),
+                           done = std::move(done)](const storage::AppendResult& r) mutable {
+        using Outcome = storage::AppendResult::Outcome;
+        if (r.outcome == Outcome::kStored || r.outcome == Outcome::kDuplicate) {
+          done(std::move(refusal));
+          return;
+        }
+        const IngestError e = r.outcome == Outcome::kOutboxFull ? IngestError::kOutboxFull
+                                                                : IngestError::kStorageError;
+        counters_->count_refused(e);
+        done(error_reply(e, "the refusal could not be recorded: " + r.message));
+      });
   schedule_commit();
 }
 

@@ -52,9 +52,10 @@ class IngestCore {
   }
 
   // Parses and checks one line. Accepted: fills `req` and `pending` and returns true. Refused:
-  // counts the refusal, appends the error reply line to `reply` and returns false.
+  // counts the refusal, appends the error reply line to `reply` (and, when asked, says why in
+  // `why`) and returns false.
   bool admit(std::string_view line, storage::AppendRequest* req, PendingReply* pending,
-             IngestReply* reply);
+             IngestReply* reply, ParseFailure* why = nullptr);
   // The reply for an admitted request once its append has an outcome; counts it.
   void finish(const storage::AppendResult& result, const PendingReply& pending,
               IngestReply* reply);
@@ -64,11 +65,28 @@ class IngestCore {
   // keeps its own bookkeeping around admit/finish to avoid a closure per event.
   void submit(std::string_view line, std::function<void(IngestReply)> done);
 
+  // submit() for the spool folder: a refused request is also kept as a dead letter (the
+  // outbox's refused_reason) under `source_id`, its reason naming `where` (e.g. "spool file
+  // F line N"), and answered with its refusal once that is committed. If the dead letter cannot
+  // be committed the answer is the storage's refusal instead, so the file is taken again.
+  void submit_keeping_refusal(std::string_view line, std::string source_id, std::string where,
+                              std::function<void(IngestReply)> done);
+  // The same for a request refused before it reached the core (too long to be read): `refusal`
+  // is its answer, already counted; the dead letter keeps no data.
+  void keep_refusal(IngestReply refusal, const ParseFailure& why, std::string source_id,
+                    std::string where, std::function<void(IngestReply)> done);
+
   // Commits the events appended by this round of handlers once they have all run, so events
   // read together share one commit.
   void schedule_commit();
 
  private:
+  // A refused request as the outbox's dead letter (refused_reason), and its append.
+  storage::AppendRequest refusal_request(std::string_view line, const ParseFailure& why,
+                                         std::string source_id, const std::string& where);
+  void append_refusal(storage::AppendRequest refused, IngestReply refusal,
+                      std::function<void(IngestReply)> done);
+
   asio::io_context& io_;
   const Config& config_;
   storage::Outbox& outbox_;

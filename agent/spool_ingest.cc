@@ -103,6 +103,8 @@ struct SpoolIngest::Worker {
     uint64_t index = 0;
     std::string text;  // the request; for a too-large one, the refusal's message
     bool too_large = false;
+    std::string key;    // <file>:<number>: a refusal's dead letter is kept under it
+    std::string where;  // "spool file F line N", for that dead letter's reason
   };
 
   Worker(IngestCore& c, SpoolIngest& o) : core(c), owner(o), shared(std::make_shared<Shared>()) {}
@@ -365,14 +367,16 @@ void SpoolIngest::Worker::post(std::vector<Item>& batch, size_t* batch_bytes,
       s->cv.signal_all();
     };
     for (auto& it : items) {
+      auto done = [complete, index = it.index](IngestReply r) { complete(index, std::move(r)); };
       if (it.too_large) {
         c->counters().count_refused(IngestError::kTooLarge);
-        complete(it.index, error_reply(IngestError::kTooLarge, it.text));
+        const ParseFailure why{IngestError::kTooLarge, it.text, {}};
+        c->keep_refusal(error_reply(IngestError::kTooLarge, it.text), why, std::move(it.key),
+                        std::move(it.where), std::move(done));
         continue;
       }
-      c->submit(it.text, [complete, index = it.index](IngestReply r) {
-        complete(index, std::move(r));
-      });
+      c->submit_keeping_refusal(it.text, std::move(it.key), std::move(it.where),
+                                std::move(done));
     }
   });
   batch.clear();
@@ -450,6 +454,8 @@ void SpoolIngest::Worker::ingest_file(const std::string& name, int fd) {
     n = reader.next(&req);
     if (n != SpoolReader::Next::kRequest) break;
     Item item;
+    item.key = name + ":" + std::to_string(req.number);
+    item.where = "spool file " + name + " " + unit + " " + std::to_string(req.number);
     std::string id;
     if (req.too_large) {
       item.too_large = true;
@@ -460,6 +466,9 @@ void SpoolIngest::Worker::ingest_file(const std::string& name, int fd) {
       item.text = std::move(p.text);
       id = std::move(p.id);
     }
+    // A line that could not be given an id (too long, not an object) is still named in the
+    // result by the key its dead letter is kept under.
+    if (id.empty()) id = item.key;
     const size_t bytes = item.text.size();
     // Room in flight first: the outcomes of what was handed over make it.
     for (;;) {

@@ -100,11 +100,13 @@ Status EventRows::prepare(Database& d) {
   PREPARE(insert_dead_,
           "INSERT OR IGNORE INTO dead_letters(seq, id, type, occurred_at, received_ms, data, "
           "reason, failed_ms, trace_id, contract_v) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  PREPARE(find_refusal_, "SELECT seq FROM dead_letters WHERE id = ? AND seq < 0");
   PREPARE(prune_, "DELETE FROM events WHERE seq <= ?");
-  // Everything at or below the (keep+1)-th newest; nothing when there are no more than `keep`.
+  // Everything but the `keep` newest by failure time. Not by seq: refusals on arrival count
+  // down below zero, and the newest of them would go first.
   PREPARE(prune_dead_count_,
-          "DELETE FROM dead_letters WHERE seq <= "
-          "(SELECT seq FROM dead_letters ORDER BY seq DESC LIMIT 1 OFFSET ?)");
+          "DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters "
+          "ORDER BY failed_ms DESC, seq DESC LIMIT -1 OFFSET ?)");
   PREPARE(prune_dead_age_, "DELETE FROM dead_letters WHERE failed_ms < ?");
   PREPARE(add_dead_pruned_,
           "INSERT INTO state(key, value) VALUES('dead_letters_pruned', ?) "
@@ -120,6 +122,7 @@ void EventRows::reset() {
   sizes_between_.reset();
   set_delivered_.reset();
   insert_dead_.reset();
+  find_refusal_.reset();
   db_ = nullptr;
   prune_dead_count_.reset();
   prune_dead_age_.reset();
@@ -219,6 +222,21 @@ Status EventRows::insert_dead_letter(const DeadLetter& d) {
   bind_text_or_null(st, 9, d.event.trace_id);
   bind_int_or_null(st, 10, d.event.contract_version);
   return st.run();
+}
+
+Result<int64_t> EventRows::lookup_refusal(const std::string& id) {
+  find_refusal_->bind_text(1, id);
+  auto row = find_refusal_->step();
+  int64_t key = row && *row ? find_refusal_->column_int64(0) : 0;
+  find_refusal_->reset();
+  if (!row) return row.status();
+  return key;
+}
+
+Result<int64_t> EventRows::next_refusal_key() {
+  auto lowest = db_->query_int64("SELECT coalesce(min(seq), 0) FROM dead_letters WHERE seq < 0", 0);
+  if (!lowest) return lowest.status();
+  return *lowest - 1;
 }
 
 Result<int64_t> EventRows::prune_dead_letters(int64_t keep, int64_t failed_before_ms) {

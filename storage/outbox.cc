@@ -410,7 +410,10 @@ bool Outbox::lone_commit_is_cheap(Clock::time_point now) {
   // reply it makes, and the watchdog for its loop. Reopening after a failure (with the
   // budget's full-table sums), pruning, checkpoints and dead letters (with their prune) are the
   // writer's.
-  if (storage_failed_ || maintenance_due_ || !dead_letter_queue_.empty()) return false;
+  if (storage_failed_ || maintenance_due_ || !dead_letter_queue_.empty() ||
+      !queue_.front().request.refused_reason.empty()) {
+    return false;
+  }
   // Nor what the commit itself would add: deleting history to make room, a calibration of the
   // budget, or summing a long stretch of delivered events for the watermark.
   const int64_t size = counted_size(queue_.front().request);

@@ -49,6 +49,12 @@ struct AppendRequest {
   std::string data;         // opaque bytes
   std::string trace_id;     // empty: not given by the producer; carried to the hub as it is
   int contract_version = 0;  // the event contract's version (docs/CONTRACTS.md); 0: none
+  // Non-empty: not an event but a request refused on arrival (a spool file's invalid line),
+  // kept in the dead-letter table with this reason so a technician finds it where undeliverable
+  // events are. It never enters the stream: its key is below zero (the first -1, then counting
+  // down), it takes no seq, no budget and is never sent. Outcome kStored with that key, or
+  // kDuplicate with the key of an earlier refusal under the same id.
+  std::string refused_reason;
 };
 
 // What an event counts against storage.max_bytes: its columns (the id twice, in the row and in
@@ -102,6 +108,8 @@ struct OutboxStats {
   int64_t dead_letters_last_day = 0;  // inspect() only: failed in the last 24 hours
 };
 
+// An event the hub refused for good (event.seq its place in the stream), or a request refused
+// on arrival (event.seq < 0: AppendRequest::refused_reason).
 struct DeadLetter {
   StoredEvent event;
   std::string reason;

@@ -94,6 +94,12 @@ Status Outbox::Writer::retry_dead_letters(const std::vector<int64_t>& seqs, Repa
   if (!forget) return forget.status();
   for (const DeadLetter& d : dead) {
     const int64_t old_seq = d.event.seq;
+    if (old_seq < 0) {
+      out->skipped.push_back(seq_note(
+          old_seq, "refused on arrival, never an event of the stream: correct it at its source "
+                   "and send it again (the reason says what was wrong)"));
+      continue;
+    }
     // Until the watermark passes it, the publisher is still announcing it to the hub (or will,
     // after a restart): putting it back now would race that notice.
     if (old_seq > delivered) {
@@ -104,7 +110,7 @@ Status Outbox::Writer::retry_dead_letters(const std::vector<int64_t>& seqs, Repa
     }
     AppendRequest again{d.event.id,          d.event.type, d.event.occurred_at,
                         d.event.received_ms, d.event.data, d.event.trace_id,
-                        d.event.contract_version};
+                        d.event.contract_version, {}};
     // Every reason to skip is checked before anything changes: a skipped retry must leave the
     // delivered copy that de-duplicates the id in place.
     auto existing = rows.lookup(again.id);

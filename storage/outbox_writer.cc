@@ -60,6 +60,9 @@ Status Outbox::Writer::open_connection() {
   if (!held) return held.status();
   held_since_ms = *held;
   next_seq = std::max(*max_seq, delivered) + 1;
+  auto refusal_key = rows.next_refusal_key();
+  if (!refusal_key) return refusal_key.status();
+  next_refusal_key = *refusal_key;
   s = budget.load(rows, delivered, next_seq, *min_seq);
   if (!s) return s;
   if (budget.calibration_due()) {
@@ -157,11 +160,13 @@ void Outbox::Writer::refuse_all(std::vector<Pending>& batch, std::vector<Complet
 Status Outbox::Writer::commit(const std::vector<Pending>& batch,
                               const std::vector<DeadLetter>& dead, int64_t watermark) {
   const int64_t seq_before = next_seq;
+  const int64_t refusal_key_before = next_refusal_key;
   const int64_t delivered_before = delivered;
   const OutboxBudget budget_before = budget;
   Status s = db->exec("BEGIN IMMEDIATE");
   // The watermark first: room freed by deliveries counts for this round's appends.
   int64_t freed = 0;
+  bool refused_any = false;
   if (s && watermark > delivered) {
     auto moved = rows.sum_between(delivered, watermark);
     if (moved) freed = *moved;
@@ -175,6 +180,11 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
   for (size_t i = 0; s && i < batch.size(); ++i) {
     const AppendRequest& req = batch[i].request;
     AppendResult& r = outcomes.emplace_back();
+    if (!req.refused_reason.empty()) {
+      s = keep_refusal(req, &r);
+      refused_any = true;
+      continue;
+    }
     const int64_t size = counted_size(req);
     if (!budget.fits(size)) {
       auto existing = rows.lookup(req.id);
@@ -212,10 +222,12 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
     }
   }
   for (size_t i = 0; s && i < dead.size(); ++i) s = rows.insert_dead_letter(dead[i]);
-  if (s && !dead.empty()) s = prune_dead_letters();
+  // Refusals are bounded as the others are, by max_dead_letters and dead_letter_max_age.
+  if (s && (!dead.empty() || refused_any)) s = prune_dead_letters();
   if (s) s = db->exec("COMMIT");
   if (!s) {
     next_seq = seq_before;
+    next_refusal_key = refusal_key_before;
     budget = budget_before;
     delivered = delivered_before;
     outcomes.clear();
@@ -223,6 +235,32 @@ Status Outbox::Writer::commit(const std::vector<Pending>& batch,
   }
   // Outside the transaction: a failed reading keeps the last ratio, it loses nothing.
   if (budget.calibration_due()) budget.calibrate(*db);
+  return Status::ok();
+}
+
+Status Outbox::Writer::keep_refusal(const AppendRequest& req, AppendResult* r) {
+  auto existing = rows.lookup_refusal(req.id);
+  if (!existing) return existing.status();
+  if (*existing < 0) {  // its file read again after a crash before the file was moved
+    r->outcome = AppendResult::Outcome::kDuplicate;
+    r->seq = *existing;
+    return Status::ok();
+  }
+  DeadLetter d;
+  d.event.seq = next_refusal_key;
+  d.event.id = req.id;
+  d.event.type = req.type;
+  d.event.occurred_at = req.occurred_at;
+  d.event.received_ms = req.received_ms;
+  d.event.data = req.data;
+  d.event.trace_id = req.trace_id;
+  d.event.contract_version = req.contract_version;
+  d.reason = req.refused_reason;
+  d.failed_ms = req.received_ms;
+  Status s = rows.insert_dead_letter(d);
+  if (!s) return s;
+  r->outcome = AppendResult::Outcome::kStored;
+  r->seq = next_refusal_key--;
   return Status::ok();
 }
 

@@ -90,6 +90,7 @@ struct Outbox::Writer {
   OutboxBudget budget;
   CheckpointPolicy checkpoints;
   int64_t next_seq = 1;
+  int64_t next_refusal_key = -1;  // AppendRequest::refused_reason's key for the next one
   int64_t delivered = 0;  // the watermark on disk
   int64_t held_since_ms = 0;  // the delivery hold on disk (0: none)
   std::string incarnation;
@@ -111,6 +112,8 @@ struct Outbox::Writer {
   Status retry_dead_letters(const std::vector<int64_t>& seqs, RepairResult* out);
   Status purge_dead_letters(int64_t failed_before_ms, RepairResult* out);
   Status set_hold(bool hold, RepairResult* out);
+  // Inside commit(): keeps a request refused on arrival as a dead letter (or finds it there).
+  Status keep_refusal(const AppendRequest& req, AppendResult* r);
   // Fills `outcomes`, one per append.
   Status commit(const std::vector<Pending>& batch, const std::vector<DeadLetter>& dead,
                 int64_t watermark);

@@ -23,6 +23,7 @@
 #include "tests/harness/proc_stats.h"
 #include "tests/support/hub_fixture.h"
 #include "tests/support/source_files.h"
+#include "tests/support/spool_folder.h"
 
 namespace edgesync::test {
 namespace {
@@ -31,17 +32,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-// The agent moves a file with one rename: it is there whole or not at all.
-bool wait_for_path(const fs::path& path, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    std::error_code ec;
-    if (fs::exists(fs::symlink_status(path, ec))) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
 
 std::string sale_line(const std::string& id, int n) {
   return make_request(id, "pos.sale", {{"receipt", n}, {"total", 1.5 * n}});
@@ -66,24 +56,12 @@ class SpoolTest : public HubFixture {
     agent_->config().extra["ingest"]["spool_dir"] = spool_.string();
   }
 
-  // As a producer should: written beside the folder, then renamed in.
-  void drop(const std::string& name, const std::string& text) {
-    write_file(staging_ / name, text);
-    fs::rename(staging_ / name, spool_ / name);
-  }
-
-  // Waits for `name` to be moved to `folder` and returns its result (null if it never came).
-  json await_result(const std::string& folder, const std::string& name,
+  void drop(const std::string& name, const std::string& text) { folder().drop(name, text); }
+  json await_result(const std::string& folder_name, const std::string& name,
                     std::chrono::milliseconds timeout = 30s) {
-    if (!wait_for_path(spool_ / folder / name, timeout)) {
-      ADD_FAILURE() << name << " did not reach " << folder << "/ within " << timeout.count()
-                    << " ms";
-      return json();
-    }
-    json r = read_json(spool_ / folder / (name + ".result.json"));
-    EXPECT_TRUE(r.is_object()) << "no result beside " << folder << "/" << name;
-    return r;
+    return folder().await_result(folder_name, name, timeout);
   }
+  SpoolFolder folder() const { return SpoolFolder(spool_, staging_); }
 
   // Every event the outbox holds (pending and kept), as `edgesync outbox --all --json` lists it.
   json outbox_events() {
@@ -92,6 +70,19 @@ class SpoolTest : public HubFixture {
     EXPECT_TRUE(r.exited_ok()) << r.describe();
     json j = json::parse(r.out, nullptr, false);
     return j.is_array() ? j : json::array();
+  }
+
+  // `edgesync dead-letters --json`, keyed by id.
+  std::map<std::string, json> dead_letters() {
+    CommandResult r = AgentProcess::run_cli(
+        {"dead-letters", "--config", agent_->config_path(), "--limit", "1000", "--json"});
+    EXPECT_TRUE(r.exited_ok()) << r.describe();
+    json j = json::parse(r.out, nullptr, false);
+    std::map<std::string, json> by_id;
+    if (j.is_array()) {
+      for (auto& d : j) by_id[d.value("id", "")] = d;
+    }
+    return by_id;
   }
 
   std::map<std::string, int> stored_id_counts() {
@@ -183,13 +174,39 @@ TEST_F(SpoolTest, RefusedLinesSendTheFileToFailedWithEachErrorAndViolation) {
   EXPECT_EQ(l[3]["error"], "unknown_type");
   EXPECT_EQ(l[4]["error"], "too_large");
   EXPECT_EQ(l[4]["line"], 5);
+  EXPECT_EQ(l[4]["id"], name + ":5") << "named by its dead letter's key, though never read whole";
+  EXPECT_EQ(l[2]["id"], name + ":3");
   EXPECT_EQ(l[5]["ok"], true);
   EXPECT_EQ(l[5]["id"], "count-c1/5");
-  // The accepted requests are committed and delivered; the refused ones are nowhere.
+  // The accepted requests are committed and delivered; the refused ones are dead letters on
+  // the box, never events of the stream.
   ASSERT_TRUE(hub_->wait_for_distinct_seqs(2, 30s));
   EXPECT_EQ(hub_ids(), (std::set<std::string>{name + ":1", "count-c1/5"}));
   auto stored = stored_id_counts();
   EXPECT_EQ(stored.size(), 2u);
+  auto dead = dead_letters();
+  ASSERT_EQ(dead.size(), 4u);
+  const json& invalid = dead[name + ":2"];
+  EXPECT_LT(invalid["seq"].get<int64_t>(), 0) << invalid.dump();
+  EXPECT_EQ(invalid["refused_on_arrival"], true);
+  EXPECT_EQ(invalid["type"], "inventory.counted");
+  EXPECT_EQ(invalid["reason"].get<std::string>().rfind(
+                "refused on arrival (spool file " + name + " line 2): invalid_event: ", 0),
+            0u)
+      << invalid.dump();
+  EXPECT_NE(invalid["reason"].get<std::string>().find("/data/lines/0/on_hand minimum"),
+            std::string::npos)
+      << invalid.dump();
+  EXPECT_EQ(invalid["data"]["data"]["lines"][0]["on_hand"], -3) << "the line as it came";
+  EXPECT_EQ(dead[name + ":3"]["data"], "{not json") << "kept as text";
+  EXPECT_NE(dead[name + ":3"]["reason"].get<std::string>().find("line 3): bad_json"),
+            std::string::npos);
+  EXPECT_NE(dead[name + ":4"]["reason"].get<std::string>().find("unknown_type"),
+            std::string::npos);
+  EXPECT_NE(dead[name + ":5"]["reason"].get<std::string>().find("line 5): too_large"),
+            std::string::npos);
+  // The verdict counts them: a producer sends what its contract refuses.
+  EXPECT_EQ(status_json()["outbox"]["dead_letters"], 4);
   // The refusals count as the socket's do.
   json status = status_json();
   EXPECT_EQ(status["live"]["since_start"]["refused"]["too_large"], 1) << status.dump(2);
@@ -469,6 +486,39 @@ TEST_F(SpoolTest, AKillBetweenCommitAndMoveEndsInDoneWithEachEventStoredOnce) {
     EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << *st;
   }
   EXPECT_EQ(outbox_events().size(), delivered) << "an event was stored twice";
+}
+
+TEST_F(SpoolTest, AKillAfterARefusalIsCommittedKeepsItOnceAndTheFileEndsInFailed) {
+  if (const char* w = std::getenv("EDGESYNC_BIN_WRAPPER"); w && *w) {
+    GTEST_SKIP() << "the agent runs under " << w << ": the shim would load into the emulator";
+  }
+  agent_->config().extra["ingest"]["contracts_dir"] = source_dir() + "/config/contracts/events";
+  const std::string name = "refused-crash.ndjson";
+  const std::string sync_log = (dir_->path() / "syncs.log").string();
+  std::vector<std::string> env = preload_environment(EDGESYNC_KILL_AT_SYNC_SO);
+  // Killed as the result file is about to be synced: the refusal and the event are committed,
+  // the file is still in the folder.
+  env.insert(env.end(), {"EDGESYNC_KILL_SYNC_MATCH=.result.tmp$", "EDGESYNC_KILL_AT_SYNC=1",
+                         "EDGESYNC_KILL_WHEN=before", "EDGESYNC_KILL_SYNC_LOG=" + sync_log});
+  agent_->set_environment(env);
+  agent_->start();
+  drop(name, counted_line(3) + "\n" + counted_line(-1) + "\n");
+  const auto deadline = Clock::now() + 30s;
+  while (agent_->running() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(agent_->running()) << "the shim never killed the agent";
+  ASSERT_TRUE(fs::exists(spool_ / name)) << "the kill came before the move";
+  EXPECT_EQ(dead_letters().size(), 1u) << "the refusal was committed before the result";
+
+  agent_->set_environment({});
+  agent_->start();
+  json r = await_result("failed", name);
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["totals"]["refused"], 1) << r.dump();
+  EXPECT_EQ(r["totals"]["duplicate"], 1) << r.dump();
+  auto dead = dead_letters();
+  ASSERT_EQ(dead.size(), 1u) << "taken again, the refused line is not recorded twice";
+  EXPECT_EQ(dead.begin()->first, name + ":2");
+  EXPECT_EQ(stored_id_counts()[name + ":1"], 1);
 }
 
 }  // namespace
