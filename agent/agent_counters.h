@@ -93,6 +93,9 @@ struct AgentCounters {
   std::atomic<int64_t> next_retry_ms{0};   // when the next connection attempt is due; 0: none
   HourWindow delivered_window;
   DayWindow dead_letter_window;
+  // Spool thread: files moved to done/ and to failed/.
+  std::atomic<uint64_t> spool_files_done{0};
+  std::atomic<uint64_t> spool_files_failed{0};
   LatencyHistogram ack_latency;       // publish to PUBACK
   LatencyHistogram age_at_delivery;   // received by the agent to PUBACK
 

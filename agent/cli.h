@@ -10,7 +10,12 @@
 
 namespace edgesync::agent {
 
+// `edgesync send`: the request lines of `input_file` ("" or "-": standard input) through the
+// ingest socket, or over HTTP ingest to `url` (http://HOST:PORT[/PATH] or unix:/PATH), each
+// reply printed in input order. Exit 0 every event accepted, 1 one refused or without a reply,
+// 2 the input cannot be read or the agent not reached (or a bad URL, or a build without HTTP).
 int cli_send(const std::string& socket_path, const std::string& input_file);
+int cli_send_http(const std::string& url, const std::string& input_file);
 int cli_status(const Config& config, bool json);
 int cli_outbox_list(const Config& config, bool all, size_t limit, bool json);
 int cli_dead_letters(const Config& config, size_t limit, bool json);

@@ -1,12 +1,14 @@
 // `edgesync send`: a producer for technicians and scripts. Sends NDJSON lines through the
-// ingest socket and prints each reply line. Exit 0 iff every event was accepted.
+// ingest socket and prints each reply line; the reading, printing and exit rule here serve
+// `--http` as well (agent/cli_send_http.cc). Exit 0 iff every event was accepted.
+#include "agent/cli_send.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -15,17 +17,48 @@
 
 namespace edgesync::agent {
 
-int cli_send(const std::string& socket_path, const std::string& input_file) {
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (!input_file.empty() && input_file != "-") {
-    file.open(input_file);
-    if (!file) {
-      std::cerr << "edgesync send: cannot read " << input_file << "\n";
-      return 2;
-    }
-    in = &file;
+bool SendInput::open(const std::string& input_file) {
+  if (input_file.empty() || input_file == "-") {
+    in_ = &std::cin;
+    return true;
   }
+  file_.open(input_file);
+  if (!file_) {
+    std::cerr << "edgesync send: cannot read " << input_file << "\n";
+    return false;
+  }
+  in_ = &file_;
+  return true;
+}
+
+bool SendInput::next(std::string* line) {
+  while (in_ != nullptr && std::getline(*in_, *line)) {
+    ++line_number_;
+    if (line->find_first_not_of(" \t\r") != std::string::npos) return true;
+  }
+  return false;
+}
+
+void SendTally::reply(std::string_view text) {
+  std::cout << text << "\n";
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.value("ok", false)) ++refused_;
+  ++replies_;
+}
+
+int SendTally::exit_code(size_t sent, std::string_view why) const {
+  std::cout.flush();
+  if (replies_ < sent) {
+    std::cerr << "edgesync send: " << sent - replies_ << " events got no reply (" << why
+              << "); they may or may not be stored: resend them with the same id\n";
+    return 1;
+  }
+  return refused_ == 0 ? 0 : 1;
+}
+
+int cli_send(const std::string& socket_path, const std::string& input_file) {
+  SendInput input;
+  if (!input.open(input_file)) return 2;
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -40,8 +73,7 @@ int cli_send(const std::string& socket_path, const std::string& input_file) {
   size_t sent = 0;
   std::thread writer([&] {
     std::string line;
-    while (std::getline(*in, line)) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    while (input.next(&line)) {
       line.push_back('\n');
       const char* p = line.data();
       size_t left = line.size();
@@ -59,8 +91,8 @@ int cli_send(const std::string& socket_path, const std::string& input_file) {
     }
     ::shutdown(fd, SHUT_WR);
   });
-  size_t replies = 0, failed = 0;
-  std::string buf, pending;
+  SendTally tally;
+  std::string pending;
   char chunk[65536];
   while (true) {
     ssize_t n = ::read(fd, chunk, sizeof chunk);
@@ -69,24 +101,14 @@ int cli_send(const std::string& socket_path, const std::string& input_file) {
     pending.append(chunk, static_cast<size_t>(n));
     size_t start = 0, nl;
     while ((nl = pending.find('\n', start)) != std::string::npos) {
-      std::string_view reply(pending.data() + start, nl - start);
-      std::cout << reply << "\n";
-      auto j = nlohmann::json::parse(reply, nullptr, false);
-      if (j.is_discarded() || !j.value("ok", false)) ++failed;
-      ++replies;
+      tally.reply(std::string_view(pending.data() + start, nl - start));
       start = nl + 1;
     }
     pending.erase(0, start);
   }
   writer.join();
   ::close(fd);
-  if (replies < sent) {
-    std::cerr << "edgesync send: " << sent - replies
-              << " events got no reply (connection closed); they may or may not be stored: "
-                 "resend them with the same id\n";
-    return 1;
-  }
-  return failed == 0 ? 0 : 1;
+  return tally.exit_code(sent, "connection closed");
 }
 
 }  // namespace edgesync::agent

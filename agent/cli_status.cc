@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "agent/control_client.h"
 #include "agent/remote_config.h"
 #include "agent/remote_config_state.h"
+#include "agent/spool_names.h"
 #include "agent/state_file.h"
 #include "agent/verdict.h"
 #include "platform/clock.h"
@@ -106,6 +108,71 @@ std::string coloured(const std::string& text, VerdictLevel level) {
 
 std::string time_and_age(int64_t at_ms, int64_t now_ms) {
   return platform::format_rfc3339_ms(at_ms) + " (" + short_duration(now_ms - at_ms) + " ago)";
+}
+
+}  // namespace
+
+namespace {
+
+// The spool folder as a technician sees it (ingest.spool_dir), read from the folder itself so
+// it also answers with the agent stopped: files waiting to be taken, and what done/ and failed/
+// hold. Null when the spool is off.
+json spool_json(const Config& config) {
+  const std::string& dir = config.ingest.spool_dir;
+  if (dir.empty()) return nullptr;
+  namespace fs = std::filesystem;
+  json j = {{"dir", dir}};
+  std::error_code ec;
+  int64_t waiting = 0;
+  std::optional<fs::file_time_type> oldest;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec) || spool_name_ignored(name)) continue;
+    ++waiting;
+    std::error_code time_ec;
+    const auto t = it->last_write_time(time_ec);
+    if (!time_ec && (!oldest || t < *oldest)) oldest = t;
+  }
+  if (ec) {
+    j["error"] = "cannot read " + dir + ": " + ec.message();
+    return j;
+  }
+  j["waiting"] = waiting;
+  // A file is renamed in with the time it was written: how long the oldest has waited.
+  j["oldest_waiting_age_s"] = nullptr;
+  if (oldest) {
+    const auto age = fs::file_time_type::clock::now() - *oldest;
+    j["oldest_waiting_age_s"] =
+        std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(age).count());
+  }
+  for (const char* folder : {"done", "failed"}) {
+    int64_t files = 0;
+    std::error_code fec;
+    for (fs::directory_iterator it(dir + "/" + folder, fec), end; !fec && it != end;
+         it.increment(fec)) {
+      const std::string name = it->path().filename().string();
+      const std::string suffix = ".result.json";
+      if (name.size() >= suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        continue;
+      }
+      ++files;
+    }
+    j[folder] = files;
+  }
+  return j;
+}
+
+std::string spool_line(const json& s) {
+  if (s.contains("error")) return s["error"].get<std::string>();
+  std::string line = grouped(s["waiting"].get<int64_t>()) + " waiting";
+  if (s["oldest_waiting_age_s"].is_number()) {
+    line += " (oldest " + human_age(s["oldest_waiting_age_s"].get<double>()) + ")";
+  }
+  line += ", " + grouped(s["done"].get<int64_t>()) + " in done/, " +
+          grouped(s["failed"].get<int64_t>()) + " in failed/  " + s["dir"].get<std::string>();
+  return line;
 }
 
 }  // namespace
@@ -205,6 +272,7 @@ int cli_status(const Config& local, bool as_json) {
     j["config"] = remote_state ? config_status_json(config, *remote_state, now)
                                : json{{"error", remote_state.status().message()}};
     j["certificate"] = certificate_json(config, cert);
+    j["spool"] = spool_json(config);
     j["live"] = live;
     std::cout << j.dump(2) << "\n";
     return exit_code;
@@ -275,6 +343,7 @@ int cli_status(const Config& local, bool as_json) {
                ? "; " + std::to_string(st.dead_letters_pruned) +
                      " older ones pruned: storage.max_dead_letters, storage.dead_letter_days"
                : ""));
+  if (const json spool = spool_json(config); !spool.is_null()) row("spool", spool_line(spool));
   row("free disk", free_disk ? human_bytes(*free_disk) : "unknown");
   config_rows(config, remote_state);
   return exit_code;

@@ -30,7 +30,9 @@ json counts_json(const AgentCounters& c) {
           {"unchecked", c.unchecked.load(AgentCounters::kRelaxed)},
           {"refused", refused},
           {"delivered", c.delivered.load(AgentCounters::kRelaxed)},
-          {"dead_lettered", c.dead_lettered.load(AgentCounters::kRelaxed)}};
+          {"dead_lettered", c.dead_lettered.load(AgentCounters::kRelaxed)},
+          {"spool_files", {{"done", c.spool_files_done.load(AgentCounters::kRelaxed)},
+                           {"failed", c.spool_files_failed.load(AgentCounters::kRelaxed)}}}};
 }
 
 json add_counts(const json& base, const json& add) {

@@ -46,9 +46,55 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b + 1);
 }
 
-// The top-level elements of a JSON array already known to be valid: split at the commas
-// outside strings and nested values, each element's bytes kept as sent.
-std::vector<std::string_view> array_elements(std::string_view array) {
+// The one event with the Idempotency-Key as its id: added when the event has none, checked
+// when it has one. The rest of the event's bytes stay as sent.
+std::optional<IngestReply> apply_idempotency_key(const std::string& key, std::string* line) {
+  if (!is_valid_id(key)) {
+    return error_reply(IngestError::kInvalidEvent,
+                   "Idempotency-Key: must be 1-128 printable ASCII characters (it becomes the "
+                   "event's id)");
+  }
+  SyntaxCheck syntax;
+  // Not JSON, or nested beyond what an event may be: the core refuses it as it stands.
+  if (!json::sax_parse(*line, &syntax) || nesting_depth(*line) > kMaxNesting) {
+    return std::nullopt;
+  }
+  const json event = json::parse(*line, nullptr, false);
+  if (!event.is_object()) return std::nullopt;
+  if (auto id = event.find("id"); id != event.end()) {
+    if (id->is_string() && id->get<std::string>() == key) return std::nullopt;
+    return error_reply(IngestError::kInvalidEvent,
+                   "Idempotency-Key and the event's id differ: send one of them, or the same "
+                   "value in both");
+  }
+  std::string with_id = "{\"id\":";
+  append_json_string(&with_id, key);
+  const size_t brace = line->find('{');
+  std::string_view rest = trim(std::string_view(*line).substr(brace + 1));
+  if (rest != "}") with_id += ',';
+  with_id.append(rest);
+  *line = std::move(with_id);
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool is_json_text(std::string_view text, std::string* error) {
+  // nlohmann's parser takes a NUL byte for the end of the text: what follows one would pass
+  // unread. JSON has no raw NUL (a string escapes it as \u0000).
+  if (text.find('\0') != std::string_view::npos) {
+    if (error) *error = "it contains a NUL byte";
+    return false;
+  }
+  SyntaxCheck syntax;
+  if (!json::sax_parse(text.begin(), text.end(), &syntax)) {
+    if (error) *error = std::move(syntax.message);
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string_view> json_array_elements(std::string_view array) {
   std::vector<std::string_view> out;
   size_t depth = 0, start = 0;
   bool in_string = false, escaped = false;
@@ -89,39 +135,6 @@ std::vector<std::string_view> array_elements(std::string_view array) {
   return out;
 }
 
-// The one event with the Idempotency-Key as its id: added when the event has none, checked
-// when it has one. The rest of the event's bytes stay as sent.
-std::optional<IngestReply> apply_idempotency_key(const std::string& key, std::string* line) {
-  if (!is_valid_id(key)) {
-    return error_reply(IngestError::kInvalidEvent,
-                   "Idempotency-Key: must be 1-128 printable ASCII characters (it becomes the "
-                   "event's id)");
-  }
-  SyntaxCheck syntax;
-  // Not JSON, or nested beyond what an event may be: the core refuses it as it stands.
-  if (!json::sax_parse(*line, &syntax) || nesting_depth(*line) > kMaxNesting) {
-    return std::nullopt;
-  }
-  const json event = json::parse(*line, nullptr, false);
-  if (!event.is_object()) return std::nullopt;
-  if (auto id = event.find("id"); id != event.end()) {
-    if (id->is_string() && id->get<std::string>() == key) return std::nullopt;
-    return error_reply(IngestError::kInvalidEvent,
-                   "Idempotency-Key and the event's id differ: send one of them, or the same "
-                   "value in both");
-  }
-  std::string with_id = "{\"id\":";
-  append_json_string(&with_id, key);
-  const size_t brace = line->find('{');
-  std::string_view rest = trim(std::string_view(*line).substr(brace + 1));
-  if (rest != "}") with_id += ',';
-  with_id.append(rest);
-  *line = std::move(with_id);
-  return std::nullopt;
-}
-
-}  // namespace
-
 BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idempotency_key,
                    size_t max_line_bytes) {
   BodyPlan plan;
@@ -131,8 +144,7 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
                            "empty body: send one event (a JSON object) or a JSON array of them");
     return plan;
   }
-  // nlohmann's parser takes a NUL byte for the end of the text: what follows one would pass
-  // unread. JSON has no raw NUL (a string escapes it as \u0000).
+  // nlohmann's parser would stop at a NUL byte, whichever way the body goes.
   if (text.find('\0') != std::string_view::npos) {
     plan.refused = error_reply(IngestError::kBadJson,
                            "the body is not JSON: it contains a NUL byte");
@@ -160,12 +172,12 @@ BodyPlan plan_body(std::string_view body, const std::optional<std::string>& idem
                            "it, or give each event of an array its own id");
     return plan;
   }
-  SyntaxCheck syntax;
-  if (!json::sax_parse(text.begin(), text.end(), &syntax)) {
-    plan.refused = error_reply(IngestError::kBadJson, "the body is not JSON: " + syntax.message);
+  std::string syntax_error;
+  if (!is_json_text(text, &syntax_error)) {
+    plan.refused = error_reply(IngestError::kBadJson, "the body is not JSON: " + syntax_error);
     return plan;
   }
-  const std::vector<std::string_view> elements = array_elements(text);
+  const std::vector<std::string_view> elements = json_array_elements(text);
   if (elements.size() > kMaxEventsPerRequest) {
     plan.refused = error_reply(IngestError::kTooLarge,
                            std::to_string(elements.size()) + " events in one request; at most " +

@@ -47,6 +47,16 @@ int http_status_for(IngestError error);
 // (503, 507); 0 for the rest.
 int retry_after_seconds(int status);
 
+// Whether `text` is one JSON value, checked without building it and with no NUL byte in it:
+// the check an array body gets. When not, `*error` (if given) is the parser's message in
+// printable ASCII.
+bool is_json_text(std::string_view text, std::string* error = nullptr);
+
+// The top-level elements of a JSON array already known to be valid (is_json_text), each one's
+// bytes as sent, without the white space around it: split at the commas outside strings and
+// nested values. Used for an array body and, by `edgesync send --http`, for the array answered.
+std::vector<std::string_view> json_array_elements(std::string_view array);
+
 // The answer's body: the one reply object, or the array of them (no trailing newline).
 std::string answer_body(const std::vector<IngestReply>& replies, bool array);
 

@@ -39,11 +39,30 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate a configuration file and exit");
   check->add_option("--config", config_path, "configuration file")->capture_default_str();
 
-  std::string input, socket_override;
-  auto* send = app.add_subcommand("send", "send NDJSON events through the ingest socket");
+  std::string input, socket_override, http_url;
+  auto* send =
+      app.add_subcommand("send", "send NDJSON events through the ingest socket or over HTTP");
   send->add_option("--config", config_path, "configuration file")->capture_default_str();
-  send->add_option("--socket", socket_override, "ingest socket (overrides the config)");
+  auto* send_socket =
+      send->add_option("--socket", socket_override, "ingest socket (overrides the config)");
+  send->add_option("--http", http_url,
+                   "over HTTP ingest instead: http://HOST:PORT[/PATH] (PATH default "
+                   "/v1/events) or unix:/PATH (ingest.http.listen's Unix socket)")
+      ->excludes(send_socket);
   send->add_option("file", input, "NDJSON file (default: standard input)");
+  send->footer(
+      "Sends each line (blank lines skipped) and prints the agent's reply to it, one line per\n"
+      "request line, in input order. --http posts the lines as JSON arrays of at most 1,000\n"
+      "events and 1 MiB (the default ingest.http.max_body_bytes); a line that is not JSON goes\n"
+      "alone, so that it alone is refused (bad_json). A request refused whole (413, 503, 507)\n"
+      "prints its reply for each of its lines; nothing is retried (Retry-After is shown).\n"
+      "With --socket or --http the configuration file is not read.\n"
+      "Exit 0 every event accepted (stored now or before), 1 an event refused or without a\n"
+      "reply, 2 the file cannot be read, the agent does not take the connection, or bad usage.\n\n"
+      "Example:\n"
+      "  edgesync send events.ndjson\n"
+      "  edgesync send --http http://127.0.0.1:8788 events.ndjson\n"
+      "  edgesync send --http unix:/run/edgesync/http.sock < events.ndjson");
 
   bool json = false;
   auto* status = app.add_subcommand("status", "connection state and outbox figures");
@@ -155,7 +174,9 @@ int main(int argc, char** argv) {
       "Example:\n"
       "  edgesync export --out /media/usb/store-042-pos-01.db --since 7d");
 
-  auto* dead = app.add_subcommand("dead-letters", "list events the hub refused for good");
+  auto* dead = app.add_subcommand(
+      "dead-letters",
+      "list events the hub refused for good, and spool requests refused on arrival");
   dead->add_option("--config", config_path, "configuration file")->capture_default_str();
   dead->add_option("--limit", limit, "at most this many")->capture_default_str();
   dead->add_flag("--json", json, "machine-readable output");
@@ -580,6 +601,7 @@ int main(int argc, char** argv) {
   }
 
   Config config;
+  if (*send && !http_url.empty()) return cli_send_http(http_url, input);
   if (*send && !socket_override.empty()) return cli_send(socket_override, input);
   // Only the agent and check-config need the TLS files; the other tools must work for accounts
   // that may not read the device's key.

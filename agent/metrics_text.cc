@@ -183,6 +183,13 @@ std::string metrics_text(const json& health, const LatencyHistogram::Snapshot& a
             "Events the hub refused for good since the agent started, announced to it by a "
             "dead-letter notice instead.",
             number_text(member(h, {"since_start", "dead_lettered"})));
+  p.family("edgesync_spool_files_total", "counter",
+           "Spool folder files (ingest.spool_dir) moved to done/ (every request accepted) or "
+           "to failed/ since the agent started.");
+  for (const char* outcome : {"done", "failed"}) {
+    p.sample("edgesync_spool_files_total", labels({{"outcome", outcome}}),
+             number_text(member(h, {"since_start", "spool_files", outcome})));
+  }
 
   p.gauge("edgesync_outbox_pending_events", "Events in the outbox not yet acknowledged by the hub.",
           number_text(member(h, {"outbox", "pending"})));

@@ -348,7 +348,7 @@ void SpoolIngest::Worker::refuse(const std::string& name, const std::string& rea
     return;
   }
   if (finish_file(name, kFailedDir, dest, result, reason)) {
-    owner.files_failed_.fetch_add(1, std::memory_order_relaxed);
+    core.counters().spool_files_failed.fetch_add(1, AgentCounters::kRelaxed);
   }
 }
 
@@ -427,7 +427,7 @@ void SpoolIngest::Worker::ingest_file(const std::string& name, int fd) {
   }
   if (!readable) {
     if (finish_file(name, kFailedDir, name, result, reader.error())) {
-      owner.files_failed_.fetch_add(1, std::memory_order_relaxed);
+      core.counters().spool_files_failed.fetch_add(1, AgentCounters::kRelaxed);
     }
     return;
   }
@@ -527,7 +527,8 @@ void SpoolIngest::Worker::ingest_file(const std::string& name, int fd) {
   }
   const bool done = reason.empty();
   if (finish_file(name, done ? kDoneDir : kFailedDir, name, result, reason)) {
-    (done ? owner.files_done_ : owner.files_failed_).fetch_add(1, std::memory_order_relaxed);
+    (done ? core.counters().spool_files_done : core.counters().spool_files_failed)
+        .fetch_add(1, AgentCounters::kRelaxed);
   }
 }
 
@@ -592,6 +593,13 @@ bool SpoolIngest::Worker::finish_file(const std::string& name, const std::string
 }
 
 SpoolIngest::SpoolIngest(IngestCore& core) : core_(core) {}
+
+uint64_t SpoolIngest::files_done() const {
+  return core_.counters().spool_files_done.load(AgentCounters::kRelaxed);
+}
+uint64_t SpoolIngest::files_failed() const {
+  return core_.counters().spool_files_failed.load(AgentCounters::kRelaxed);
+}
 
 SpoolIngest::~SpoolIngest() {
   if (!worker_) return;

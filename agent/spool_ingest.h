@@ -42,9 +42,9 @@ class SpoolIngest {
   // folder, to be taken again at the next start). Off: `done` runs at once.
   void stop(std::function<void()> done);
 
-  // Any thread: files moved to done/ and to failed/ since start.
-  uint64_t files_done() const { return files_done_.load(std::memory_order_relaxed); }
-  uint64_t files_failed() const { return files_failed_.load(std::memory_order_relaxed); }
+  // Any thread: files moved to done/ and to failed/ since start (the core's counters).
+  uint64_t files_done() const;
+  uint64_t files_failed() const;
 
  private:
   struct Worker;  // the thread's state (spool_ingest.cc)
@@ -52,8 +52,6 @@ class SpoolIngest {
   IngestCore& core_;
   std::unique_ptr<Worker> worker_;
   std::thread thread_;
-  std::atomic<uint64_t> files_done_{0};
-  std::atomic<uint64_t> files_failed_{0};
 };
 
 }  // namespace edgesync::agent

@@ -177,5 +177,34 @@ TEST(HttpBody, TheAnswerIsTheReplyObjectOrTheArrayOfThem) {
   EXPECT_EQ(answer_body({}, true), "[]");
 }
 
+TEST(HttpBody, IsJsonTextIsTheArrayBodysCheck) {
+  EXPECT_TRUE(is_json_text("{\"a\":[1,\"]\"]}"));
+  EXPECT_TRUE(is_json_text(" 7 \r"));
+  std::string error;
+  EXPECT_FALSE(is_json_text("{broken", &error));
+  EXPECT_FALSE(error.empty());
+  EXPECT_FALSE(is_json_text(""));
+  EXPECT_FALSE(is_json_text("{} {}"));
+  EXPECT_FALSE(is_json_text(std::string("{}\0", 3), &error));
+  EXPECT_EQ(error, "it contains a NUL byte");
+}
+
+// `edgesync send --http` splits the array answered back into the reply objects, byte for byte
+// what the socket would have printed.
+TEST(HttpBody, TheArrayAnsweredSplitsBackIntoTheReplyTexts) {
+  IngestReply tricky = refused(IngestError::kInvalidEvent);
+  tricky.text.clear();
+  append_error_reply(&tricky.text, IngestError::kInvalidEvent, "a \"quoted\", [odd] {message}");
+  const std::vector<IngestReply> replies = {ok(), tricky, refused(IngestError::kBadJson)};
+  const std::string body = answer_body(replies, true);
+  ASSERT_TRUE(is_json_text(body));
+  const std::vector<std::string_view> elements = json_array_elements(body);
+  ASSERT_EQ(elements.size(), replies.size());
+  for (size_t i = 0; i < replies.size(); ++i) {
+    EXPECT_EQ(std::string(elements[i]) + "\n", replies[i].text);
+  }
+  EXPECT_TRUE(json_array_elements("[]").empty());
+}
+
 }  // namespace
 }  // namespace edgesync::agent

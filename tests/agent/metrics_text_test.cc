@@ -34,7 +34,8 @@ json fixed_health() {
     "since_start": {"accepted": 118, "duplicates": 2, "unchecked": 6,
                     "refused": {"bad_json": 1, "invalid_event": 4, "too_large": 0,
                                 "outbox_full": 0, "storage_error": 0, "unknown_type": 5},
-                    "delivered": 97, "dead_lettered": 1},
+                    "delivered": 97, "dead_lettered": 1,
+                    "spool_files": {"done": 12, "failed": 2}},
     "last_minute": {"accepted": 0, "delivered": 0},
     "last_hour": {"accepted": 118, "delivered": 97},
     "config": null,
@@ -164,6 +165,10 @@ edgesync_events_delivered_total 97
 # HELP edgesync_events_dead_lettered_total Events the hub refused for good since the agent started, announced to it by a dead-letter notice instead.
 # TYPE edgesync_events_dead_lettered_total counter
 edgesync_events_dead_lettered_total 1
+# HELP edgesync_spool_files_total Spool folder files (ingest.spool_dir) moved to done/ (every request accepted) or to failed/ since the agent started.
+# TYPE edgesync_spool_files_total counter
+edgesync_spool_files_total{outcome="done"} 12
+edgesync_spool_files_total{outcome="failed"} 2
 # HELP edgesync_outbox_pending_events Events in the outbox not yet acknowledged by the hub.
 # TYPE edgesync_outbox_pending_events gauge
 edgesync_outbox_pending_events 20
@@ -287,6 +292,8 @@ TEST(MetricsText, ReadsTheHealthMessageTheAgentBuilds) {
   counters.delivered = 3;
   counters.dead_lettered = 1;
   counters.connects = 4;
+  counters.spool_files_done = 7;
+  counters.spool_files_failed = 3;
   HealthSnapshot snap;
   snap.config = &config;
   snap.counters = &counters;
@@ -315,6 +322,8 @@ TEST(MetricsText, ReadsTheHealthMessageTheAgentBuilds) {
            "\nedgesync_events_refused_total{code=\"bad_json\"} 0\n",
            "\nedgesync_events_delivered_total 3\n",
            "\nedgesync_events_dead_lettered_total 1\n",
+           "\nedgesync_spool_files_total{outcome=\"done\"} 7\n",
+           "\nedgesync_spool_files_total{outcome=\"failed\"} 3\n",
            "\nedgesync_outbox_pending_events 2\n",
            "\nedgesync_outbox_pending_bytes 300\n",
            "\nedgesync_outbox_max_bytes 5000000\n",

@@ -2,12 +2,15 @@
 // after the commit, with the socket's reply objects and a status code for the whole; the same
 // request on the socket and over HTTP gets the same reply, error code and violations; an array
 // answers per event in order; Idempotency-Key is the event's id; GET /v1/health; a Unix socket
-// path works as well as a loopback port; and what HTTP took reaches the hub.
+// path works as well as a loopback port; and what HTTP took reaches the hub. `edgesync send
+// --http` (the real binary) prints what `edgesync send` prints through the socket.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <thread>
 
 #include "tests/harness/net_util.h"
 #include "tests/support/hub_fixture.h"
@@ -41,6 +44,21 @@ json valid_sale(const std::string& receipt) {
           {"total_minor", 398}};
 }
 
+// A request line (JSON) with an id.
+std::string request(const std::string& id, const std::string& type, const json& data) {
+  return json{{"id", id}, {"type", type}, {"data", data}}.dump();
+}
+
+// `edgesync send`'s stdout, one reply a line.
+std::vector<std::string> output_lines(const std::string& out) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+json parsed(const std::string& line) { return json::parse(line, nullptr, false); }
+
 class HttpIngestTest : public HubFixture {
  protected:
   void SetUp() override {
@@ -55,8 +73,17 @@ class HttpIngestTest : public HubFixture {
 
   void start_agent() {
     agent_->start();
-    // The agent listens on HTTP before it takes the socket's first connection.
-    ASSERT_TRUE(tcp_port_accepts(port_)) << agent_->log();
+    ASSERT_TRUE(listens([&] { return tcp_port_accepts(port_); })) << agent_->log();
+  }
+
+  // start() returns once the ingest socket listens; HTTP starts a moment later.
+  static bool listens(const std::function<bool()>& accepts) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!accepts()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
   }
 
   // curl, the way an integrator's script calls it. `unix_socket`: through that path.
@@ -100,6 +127,24 @@ class HttpIngestTest : public HubFixture {
       std::this_thread::sleep_for(20ms);
     }
     return true;
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  // The real `edgesync send` with `args` (the way in, the file), standard input as given.
+  static CommandResult send(const std::vector<std::string>& args,
+                            const std::string& stdin_text = "") {
+    std::vector<std::string> argv = {"send"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return AgentProcess::run_cli(argv, stdin_text, 60s);
+  }
+
+  // Every event in the outbox, pending or delivered, oldest first (`edgesync outbox --all`).
+  json outbox_events() {
+    CommandResult r = AgentProcess::run_cli(
+        {"outbox", "--config", agent_->config_path(), "--all", "--limit", "100000", "--json"});
+    EXPECT_TRUE(r.exited_ok()) << r.describe();
+    return json::parse(r.out, nullptr, false);
   }
 
   int port_ = 0;
@@ -260,7 +305,7 @@ TEST_F(HttpIngestTest, AUnixSocketPathServesTheSameContract) {
   const std::string path = (dir_->path() / "http.sock").string();
   agent_->config().extra["ingest"]["http"]["listen"] = path;
   agent_->start();
-  ASSERT_TRUE(unix_socket_accepts(path)) << agent_->log();
+  ASSERT_TRUE(listens([&] { return unix_socket_accepts(path); })) << agent_->log();
   EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
                 std::filesystem::perms::group_read | std::filesystem::perms::group_write)
@@ -270,7 +315,13 @@ TEST_F(HttpIngestTest, AUnixSocketPathServesTheSameContract) {
   EXPECT_EQ(a.status, 200) << a.raw;
   EXPECT_EQ(a.body.value("id", ""), "unix-1") << a.raw;
   EXPECT_EQ(call("GET", "/v1/health", "", {}, path).status, 200);
-  ASSERT_TRUE(wait_for_events(1)) << agent_->log();
+  // `edgesync send` reaches it as well, from standard input.
+  CommandResult sent =
+      send({"--http", "unix:" + path},
+           request("unix-2", "pos.sale.completed", valid_sale("r8")) + "\n");
+  EXPECT_TRUE(sent.exited_ok()) << sent.describe();
+  EXPECT_EQ(parsed(sent.out).value("id", ""), "unix-2") << sent.describe();
+  ASSERT_TRUE(wait_for_events(2)) << agent_->log();
   // A clean stop removes the socket.
   ASSERT_TRUE(agent_->terminate().has_value());
   EXPECT_FALSE(std::filesystem::exists(path));
@@ -304,6 +355,177 @@ TEST_F(HttpIngestTest, AFullOutboxIs507WithRetryAfterAndTheSocketSaysTheSame) {
   json on_socket = producer.request(
       json{{"id", "full-socket"}, {"type", "test.blob"}, {"data", {{"blob", blob}}}}.dump(), 20s);
   EXPECT_EQ(on_socket.value("error", ""), "outbox_full") << on_socket.dump();
+
+  // `edgesync send --http` prints the reply, names the Retry-After and does not retry.
+  CommandResult sent = send(
+      {"--http", url()},
+      json{{"id", "full-send"}, {"type", "test.blob"}, {"data", {{"blob", blob}}}}.dump() + "\n");
+  EXPECT_EQ(sent.exit_code(), 1) << sent.describe();
+  EXPECT_EQ(parsed(sent.out).value("error", ""), "outbox_full") << sent.describe();
+  EXPECT_NE(sent.err.find("Retry-After: 60"), std::string::npos) << sent.describe();
+}
+
+// The same file through `edgesync send --http` and through the socket: a reply line per request
+// line, in input order, the refusals byte for byte the same. The line that is not JSON is
+// refused on its own; the lines around it are stored.
+TEST_F(HttpIngestTest, SendOverHttpAnswersEveryLineInOrderAsTheSocketDoes) {
+  start_agent();
+  json bad_sale = valid_sale("r2");
+  bad_sale["lines"][0]["qty"] = "two";
+  const std::string file = dir_->file("mixed.ndjson");
+  write_file(file, request("m-1", "pos.sale.completed", valid_sale("r1")) + "\n" +
+                       request("m-2", "pos.sale.completed", bad_sale) + "\n" +
+                       "{\"id\": \"m-3\", \"type\": \"pos.void\",\n" +
+                       request("m-4", "pos.sale.completed", valid_sale("r4")) + "\n" +
+                       "\n" +  // blank: no request
+                       request("m-5", "no.such.type", json::object()) + "\n" +
+                       request("m-6", "pos.sale.completed", valid_sale("r6")) + "\n");
+
+  CommandResult over_http = send({"--http", url() + "/v1/events", file});
+  EXPECT_EQ(over_http.exit_code(), 1) << "an event was refused: " << over_http.describe();
+  const std::vector<std::string> http_lines = output_lines(over_http.out);
+  ASSERT_EQ(http_lines.size(), 6u) << over_http.describe();
+  std::vector<json> r;
+  for (const auto& line : http_lines) r.push_back(parsed(line));
+  EXPECT_EQ(r[0].value("id", ""), "m-1") << http_lines[0];
+  EXPECT_EQ(r[0].value("seq", 0), 1) << http_lines[0];
+  EXPECT_EQ(r[1].value("error", ""), "invalid_event") << http_lines[1];
+  EXPECT_EQ(r[1]["violations"],
+            json::array({{{"path", "/data/lines/0/qty"}, {"rule", "type"},
+                          {"expected", "integer"}}}))
+      << http_lines[1];
+  EXPECT_EQ(r[2].value("error", ""), "bad_json") << http_lines[2];
+  EXPECT_EQ(r[3].value("id", ""), "m-4") << http_lines[3];
+  EXPECT_EQ(r[3].value("seq", 0), 2) << http_lines[3];
+  EXPECT_EQ(r[4].value("error", ""), "unknown_type") << http_lines[4];
+  EXPECT_EQ(r[5].value("id", ""), "m-6") << http_lines[5];
+  EXPECT_EQ(r[5].value("seq", 0), 3) << http_lines[5];
+
+  CommandResult on_socket = send({"--socket", agent_->socket_path(), file});
+  EXPECT_EQ(on_socket.exit_code(), 1) << on_socket.describe();
+  const std::vector<std::string> socket_lines = output_lines(on_socket.out);
+  ASSERT_EQ(socket_lines.size(), http_lines.size()) << on_socket.describe();
+  for (size_t i : {1, 2, 4}) {
+    EXPECT_EQ(http_lines[i], socket_lines[i]) << "line " << i;
+  }
+  for (size_t i : {0, 3, 5}) {  // stored by HTTP: duplicates on the socket, the same seq
+    EXPECT_EQ(parsed(socket_lines[i]).value("duplicate", false), true) << socket_lines[i];
+    EXPECT_EQ(parsed(socket_lines[i]).value("seq", -1), r[i].value("seq", 0));
+  }
+
+  const json stored = outbox_events();
+  ASSERT_TRUE(stored.is_array()) << stored.dump();
+  ASSERT_EQ(stored.size(), 3u) << stored.dump();
+  EXPECT_EQ(stored[0].value("id", ""), "m-1");
+  EXPECT_EQ(stored[1].value("id", ""), "m-4");
+  EXPECT_EQ(stored[2].value("id", ""), "m-6");
+}
+
+TEST_F(HttpIngestTest, SendOverHttpExitsZeroWhenEveryEventIsStored) {
+  start_agent();
+  std::string text;
+  for (int i = 1; i <= 5; ++i) {
+    text += request("ok-" + std::to_string(i), "pos.sale.completed",
+                    valid_sale("r" + std::to_string(i))) +
+            "\r\n";  // a till's line ends
+  }
+  CommandResult sent = send({"--http", url()}, text);  // standard input
+  ASSERT_TRUE(sent.exited_ok()) << sent.describe();
+  const std::vector<std::string> lines = output_lines(sent.out);
+  ASSERT_EQ(lines.size(), 5u) << sent.describe();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(parsed(lines[i]).value("seq", 0), i + 1) << lines[i];
+  }
+  const json stored = outbox_events();
+  ASSERT_TRUE(stored.is_array()) << stored.dump();
+  ASSERT_EQ(stored.size(), 5u) << stored.dump();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(stored[i].value("id", ""), "ok-" + std::to_string(i + 1));
+  }
+  ASSERT_TRUE(wait_for_events(5)) << agent_->log();
+
+  // Sent again: every one a duplicate, which is accepted.
+  CommandResult again = send({"--http", url()}, text);
+  EXPECT_TRUE(again.exited_ok()) << again.describe();
+  EXPECT_EQ(parsed(output_lines(again.out).at(4)).value("duplicate", false), true);
+}
+
+// More lines than one request may carry (the agent refuses an array of over 1,000 whole):
+// they go in several requests, all stored, the replies still in input order.
+TEST_F(HttpIngestTest, SendOverHttpSplitsMoreThanAThousandLinesIntoSeveralRequests) {
+  start_agent();
+  constexpr int kLines = 2500;
+  std::string text;
+  for (int i = 1; i <= kLines; ++i) {
+    text += request("many-" + std::to_string(i), "pos.sale.completed",
+                    valid_sale("r" + std::to_string(i))) +
+            "\n";
+  }
+  const std::string file = dir_->file("many.ndjson");
+  write_file(file, text);
+  CommandResult sent = send({"--http", url(), file});
+  ASSERT_TRUE(sent.exited_ok()) << sent.describe().substr(0, 2000);
+  const std::vector<std::string> lines = output_lines(sent.out);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kLines)) << sent.err;
+  for (int i = 0; i < kLines; ++i) {
+    const json reply = parsed(lines[i]);
+    ASSERT_EQ(reply.value("id", ""), "many-" + std::to_string(i + 1)) << lines[i];
+    ASSERT_EQ(reply.value("seq", 0), i + 1) << lines[i];
+  }
+  const json stored = outbox_events();
+  ASSERT_TRUE(stored.is_array());
+  EXPECT_EQ(stored.size(), static_cast<size_t>(kLines));
+}
+
+// Requests stay within the agent's default 1 MiB body: 1.5 MB of events go in two or more, all
+// stored. A line longer than the body limit goes alone and gets the agent's 413; the rest go.
+TEST_F(HttpIngestTest, SendOverHttpKeepsRequestsUnderTheBodyLimit) {
+  agent_->config().max_line_bytes = 2 << 20;
+  agent_->config().extra["ingest"]["unknown_types"] = "accept";  // blobs, not sales
+  start_agent();
+  const std::string blob(3000, 'x');
+  std::string text;
+  constexpr int kLines = 500;
+  for (int i = 1; i <= kLines; ++i) {
+    text += request("blob-" + std::to_string(i), "test.blob", {{"blob", blob}}) + "\n";
+    if (i == 250) {
+      text += request("huge", "test.blob", {{"blob", std::string(1100000, 'y')}}) + "\n";
+    }
+  }
+  CommandResult sent = send({"--http", url()}, text);
+  EXPECT_EQ(sent.exit_code(), 1) << sent.describe().substr(0, 2000);
+  const std::vector<std::string> lines = output_lines(sent.out);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kLines + 1)) << sent.err;
+  size_t accepted = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const json reply = parsed(lines[i]);
+    if (i == 250) {
+      EXPECT_EQ(reply.value("error", ""), "too_large") << lines[i].substr(0, 300);
+    } else {
+      EXPECT_EQ(reply.value("ok", false), true) << lines[i].substr(0, 300);
+      accepted += reply.value("ok", false) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(accepted, static_cast<size_t>(kLines));
+  const json stored = outbox_events();
+  ASSERT_TRUE(stored.is_array());
+  EXPECT_EQ(stored.size(), static_cast<size_t>(kLines));
+}
+
+TEST_F(HttpIngestTest, SendOverHttpWithNoAgentListeningSaysSoAndExits2) {
+  const std::string file = dir_->file("one.ndjson");
+  write_file(file, request("x-1", "pos.void", json::object()) + "\n");
+  CommandResult refused = send({"--http", url(), file});  // nothing listens on port_
+  EXPECT_EQ(refused.exit_code(), 2) << refused.describe();
+  EXPECT_NE(refused.err.find("cannot connect to " + url()), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("ingest.http.listen"), std::string::npos) << refused.err;
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+
+  CommandResult both = send({"--http", url(), "--socket", agent_->socket_path(), file});
+  EXPECT_EQ(both.exit_code(), 2) << both.describe();
+  CommandResult tls = send({"--http", "https://127.0.0.1:1", file});
+  EXPECT_EQ(tls.exit_code(), 2) << tls.describe();
+  EXPECT_NE(tls.err.find("only http://"), std::string::npos) << tls.err;
 }
 
 }  // namespace

@@ -140,6 +140,20 @@ TEST_F(SpoolTest, AFileRenamedInIsCommittedDeliveredAndMovedToDoneWithItsResult)
   std::set<std::string> expected;
   for (const auto& [line, id] : want) expected.insert(id);
   EXPECT_EQ(hub_ids(), expected);
+  // What the technician and the hub see of the folder: status reads it, health counts moves.
+  write_file(spool_ / "later.ndjson.tmp", sale_line("", 9) + "\n");  // still being written
+  json status = status_json();
+  EXPECT_EQ(status["spool"]["waiting"], 0) << status["spool"].dump();
+  EXPECT_EQ(status["spool"]["done"], 1) << status["spool"].dump();
+  EXPECT_EQ(status["spool"]["failed"], 0) << status["spool"].dump();
+  EXPECT_EQ(status["live"]["since_start"]["spool_files"],
+            json({{"done", 1}, {"failed", 0}}))
+      << status["live"].dump();
+  ASSERT_TRUE(agent_->terminate().has_value());
+  write_file(spool_ / "next.ndjson", sale_line("", 10) + "\n");
+  CommandResult shown = AgentProcess::run_cli({"status", "--config", agent_->config_path()});
+  EXPECT_NE(shown.out.find("1 waiting"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("1 in done/, 0 in failed/"), std::string::npos) << shown.out;
 }
 
 TEST_F(SpoolTest, RefusedLinesSendTheFileToFailedWithEachErrorAndViolation) {

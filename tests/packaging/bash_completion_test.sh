@@ -91,6 +91,9 @@ expect "edgesync.json" edgesync status --config e
 expect "edgesync.json fleet.envelope keys.d" edgesync status --config = ""
 expect "edgesync.json fleet.envelope keys.d" edgesync status --config =
 expect "edgesync.json fleet.envelope keys.d" edgesync send ""
+# A URL is not guessed; after it, the file.
+expect "" edgesync send --http ""
+expect "edgesync.json fleet.envelope keys.d" edgesync send --http http://127.0.0.1:8788 ""
 expect "edgesync.json fleet.envelope keys.d" edgesync export --out ""
 expect "keys.d" edgesync enroll --out ""
 expect "keys.d" edgesync keys generate --out ""
