@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/harness/net_util.h"
+#include "tests/support/http_client.h"
 #include "tests/support/hub_fixture.h"
 #include "tests/support/source_files.h"
 
@@ -21,13 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-struct HttpAnswer {
-  int status = 0;
-  std::string headers;  // the response's header lines, lower-cased
-  json body;            // discarded if not JSON
-  std::string raw;
-};
 
 // A sale that its v1 contract accepts.
 json valid_sale(const std::string& receipt) {
@@ -90,29 +84,8 @@ class HttpIngestTest : public HubFixture {
   HttpAnswer call(const std::string& method, const std::string& path, const std::string& body,
                   const std::vector<std::string>& headers = {},
                   const std::string& unix_socket = "") {
-    std::vector<std::string> argv = {"curl", "-sS", "-i", "--max-time", "30", "-X", method};
-    if (method == "POST") {
-      argv.insert(argv.end(), {"--data-binary", "@-", "-H", "Content-Type: application/json"});
-    }
-    for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
-    if (!unix_socket.empty()) {
-      argv.insert(argv.end(), {"--unix-socket", unix_socket, "http://localhost" + path});
-    } else {
-      argv.push_back("http://127.0.0.1:" + std::to_string(port_) + path);
-    }
-    CommandResult r = run_command(argv, body, 40s);
-    HttpAnswer a;
-    a.raw = r.out;
-    EXPECT_TRUE(r.exited_ok()) << r.describe();
-    const auto split = r.out.find("\r\n\r\n");
-    if (split == std::string::npos) return a;
-    a.headers = r.out.substr(0, split);
-    for (auto& c : a.headers) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::istringstream first(a.headers);
-    std::string version;
-    first >> version >> a.status;
-    a.body = json::parse(r.out.substr(split + 4), nullptr, false);
-    return a;
+    return http_call(unix_socket.empty() ? "127.0.0.1:" + std::to_string(port_) : unix_socket,
+                     method, path, body, headers);
   }
 
   HttpAnswer post(const std::string& body, const std::vector<std::string>& headers = {}) {
