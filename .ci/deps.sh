@@ -43,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     # on a reused machine, e.g. a cross build's :armhf libraries): finish what dpkg had
     # begun and let apt mend or remove the broken packages before the next try.
     dpkg --configure -a || true
-    apt-get -f install -y -qq || true
+    apt-get -f install -y -qq --no-install-recommends || true
     sleep $((10 * i))
   done
   for p in "${missing[@]}"; do

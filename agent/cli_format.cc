@@ -28,6 +28,15 @@ bool use_colour() {
          !(term && std::string(term) == "dumb");
 }
 
+nlohmann::json data_json(const std::string& data) {
+  nlohmann::json j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_discarded()) return j;
+  // Dumped with invalid UTF-8 replaced, then read back: a string any later dump can print.
+  const std::string literal =
+      nlohmann::json(data).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(literal);
+}
+
 std::string human_age(double s) {
   char buf[32];
   if (s < 120) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace edgesync::agent {
@@ -14,6 +15,10 @@ std::string human_bytes(int64_t bytes);
 bool use_colour();
 // "42.0 s", "3.5 min", "2.1 h"
 std::string human_age(double seconds);
+// Stored data as JSON when it is JSON (it always is for an event the agent accepted), else as
+// its text: a request refused on arrival may be anything, bytes that are not UTF-8 included
+// (shown as U+FFFD, so printing it cannot fail).
+nlohmann::json data_json(const std::string& data);
 // One "label              value" line on standard output (labels padded to 18 columns).
 void print_field(const char* label, const std::string& value);
 

@@ -34,13 +34,6 @@ int64_t keep_delivered_in_effect(const Config& local) {
                : local.storage.keep_delivered;
 }
 
-// The event's data as JSON when it is JSON (it always is when the agent accepted it), else as
-// the text it is.
-json data_json(const std::string& data) {
-  json j = json::parse(data, nullptr, false);
-  return j.is_discarded() ? json(data) : j;
-}
-
 // ---- the listing ----
 
 // "pos.*" -> prefix "pos."; "sale.completed" -> exact. Any other '*' is refused: types do not
@@ -142,6 +135,10 @@ std::string state_text(const EventLookup& r, int64_t now) {
     case EventLookup::State::kDelivered:
       return "delivered (last delivered seq " + std::to_string(p.delivered_seq) + ")";
     case EventLookup::State::kDeadLettered:
+      if (r.event.seq < 0) {  // never an event of the stream: nothing to announce
+        return "refused on arrival " + platform::format_rfc3339_ms(r.failed_ms) + " (" +
+               human_age((now - r.failed_ms) / 1000.0) + " ago): " + r.reason;
+      }
       return "dead-lettered " + platform::format_rfc3339_ms(r.failed_ms) + " (" +
              human_age((now - r.failed_ms) / 1000.0) + " ago): " + r.reason +
              (r.announced ? "; the hub has its notice"
@@ -420,7 +417,8 @@ int cli_outbox_show(const Config& config, const std::string& what, bool as_json)
     if (r->state == EventLookup::State::kDeadLettered) {
       j["dead_letter"] = {{"reason", r->reason},
                           {"failed_at", platform::format_rfc3339_ms(r->failed_ms)},
-                          {"announced", r->announced}};
+                          {"announced", r->announced},
+                          {"refused_on_arrival", e.seq < 0}};
     }
     std::cout << j.dump(2) << "\n";
     return 0;

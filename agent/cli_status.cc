@@ -359,9 +359,7 @@ int cli_dead_letters(const Config& config, size_t limit, bool as_json) {
   if (as_json) {
     json arr = json::array();
     for (const auto& d : dead) {
-      // A request refused on arrival may not be JSON at all: then its text as it came.
-      json data = json::parse(d.event.data, nullptr, false);
-      if (data.is_discarded()) data = d.event.data;
+      json data = data_json(d.event.data);
       arr.push_back({{"seq", d.event.seq},
                      {"id", d.event.id},
                      {"type", d.event.type},

@@ -110,7 +110,10 @@ storage::AppendRequest IngestCore::refusal_request(std::string_view line, const 
   storage::AppendRequest r;
   r.id = std::move(source_id);
   r.received_ms = platform::unix_ms();
-  r.data.assign(line);
+  // What a technician needs to see what was wrong, bounded: these rows are outside
+  // storage.max_bytes, and a producer decides how long its lines are.
+  constexpr size_t kKeptBytes = 4096;
+  r.data.assign(line.substr(0, kKeptBytes));
   // The type when the line names one, so the listing shows what it was meant to be.
   const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (doc.is_object()) {
@@ -122,6 +125,10 @@ storage::AppendRequest IngestCore::refusal_request(std::string_view line, const 
   for (const Violation& v : why.violations) {
     r.refused_reason += "; " + v.path + " " + v.rule;
     if (!v.expected.is_null()) r.refused_reason += " (expected " + v.expected.dump() + ")";
+  }
+  if (line.size() > kKeptBytes) {
+    r.refused_reason += " [data: its first " + std::to_string(kKeptBytes) + " of " +
+                        std::to_string(line.size()) + " bytes]";
   }
   return r;
 }

@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
       "retry", "put dead letters back into delivery: the hub gets the same event again");
   dead_retry->add_option("--config", config_path, "configuration file")->capture_default_str();
   auto* retry_seq_opt = dead_retry->add_option("seq", retry_seqs, "dead letters' seqs");
-  dead_retry->add_flag("--all", retry_all, "every dead letter")->excludes(retry_seq_opt);
+  dead_retry->add_flag("--all", retry_all, "every dead letter the hub refused")->excludes(retry_seq_opt);
   dead_retry->add_flag("--json", json, "machine-readable output");
   dead_retry->footer(
       "Each dead letter goes back into the outbox as a pending event under a new seq (the next\n"

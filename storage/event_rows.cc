@@ -44,7 +44,7 @@ const char* const kSelectEventsAfterSql =
     "WHERE e.seq > ? ORDER BY e.seq LIMIT ?";
 
 const char* const kSelectDeadLettersSql =
-    "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS "FROM dead_letters ORDER BY seq LIMIT ?";
+    "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS "FROM dead_letters ORDER BY seq < 0, abs(seq) LIMIT ?";
 
 void read_event(const Statement& st, StoredEvent* e) {
   e->seq = st.column_int64(0);
@@ -102,11 +102,16 @@ Status EventRows::prepare(Database& d) {
           "reason, failed_ms, trace_id, contract_v) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   PREPARE(find_refusal_, "SELECT seq FROM dead_letters WHERE id = ? AND seq < 0");
   PREPARE(prune_, "DELETE FROM events WHERE seq <= ?");
-  // Everything but the `keep` newest by failure time. Not by seq: refusals on arrival count
-  // down below zero, and the newest of them would go first.
+  // Everything at or below the (keep+1)-th newest; nothing when there are no more than `keep`.
+  // The hub's dead letters (seq > 0) and requests refused on arrival (below zero, the newest
+  // lowest) are bounded apart: a producer's flood of invalid lines never pushes out what the
+  // hub refused.
   PREPARE(prune_dead_count_,
-          "DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters "
-          "ORDER BY failed_ms DESC, seq DESC LIMIT -1 OFFSET ?)");
+          "DELETE FROM dead_letters WHERE seq > 0 AND seq <= "
+          "(SELECT seq FROM dead_letters WHERE seq > 0 ORDER BY seq DESC LIMIT 1 OFFSET ?1)");
+  PREPARE(prune_refused_count_,
+          "DELETE FROM dead_letters WHERE seq < 0 AND seq >= "
+          "(SELECT seq FROM dead_letters WHERE seq < 0 ORDER BY seq ASC LIMIT 1 OFFSET ?1)");
   PREPARE(prune_dead_age_, "DELETE FROM dead_letters WHERE failed_ms < ?");
   PREPARE(add_dead_pruned_,
           "INSERT INTO state(key, value) VALUES('dead_letters_pruned', ?) "
@@ -125,6 +130,7 @@ void EventRows::reset() {
   find_refusal_.reset();
   db_ = nullptr;
   prune_dead_count_.reset();
+  prune_refused_count_.reset();
   prune_dead_age_.reset();
   add_dead_pruned_.reset();
   prune_.reset();
@@ -244,6 +250,10 @@ Result<int64_t> EventRows::prune_dead_letters(int64_t keep, int64_t failed_befor
   Status s = prune_dead_count_->run();
   if (!s) return s;
   int64_t pruned = db_->changes();
+  prune_refused_count_->bind(1, keep);
+  s = prune_refused_count_->run();
+  if (!s) return s;
+  pruned += db_->changes();
   prune_dead_age_->bind(1, failed_before_ms);
   s = prune_dead_age_->run();
   if (!s) return s;

@@ -72,13 +72,15 @@ class EventRows {
   Result<int64_t> lookup_refusal(const std::string& id);
   // The key the next refusal gets: one below the lowest there is, -1 for the first.
   Result<int64_t> next_refusal_key();
-  // Deletes dead letters beyond the newest `keep` and those that failed before
+  // Deletes dead letters beyond the newest `keep` (the hub's and the requests refused on
+  // arrival, `keep` of each) and those that failed before
   // `failed_before_ms`, and adds their number to the state's dead_letters_pruned. Returns it.
   Result<int64_t> prune_dead_letters(int64_t keep, int64_t failed_before_ms);
 
  private:
   std::unique_ptr<Statement> insert_, find_id_, bytes_between_, sizes_between_, set_delivered_,
-      insert_dead_, find_refusal_, prune_, prune_dead_count_, prune_dead_age_, add_dead_pruned_;
+      insert_dead_, find_refusal_, prune_, prune_dead_count_, prune_refused_count_,
+      prune_dead_age_, add_dead_pruned_;
   Database* db_ = nullptr;  // the one they were prepared on, for changes()
 };
 

@@ -55,7 +55,7 @@ Result<OutboxStats> compute_stats(Database& db) {
   // The dead-letter table is bounded (storage.max_dead_letters): a scan is cheap enough.
   auto dead_day = db.query_int64(
       "SELECT count(*) FROM dead_letters "
-      "WHERE failed_ms >= CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 86400000",
+      "WHERE seq > 0 AND failed_ms >= CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 86400000",
       0);
   if (!dead_day) return done(dead_day.status());
   st.dead_letters_last_day = *dead_day;
@@ -114,7 +114,8 @@ Status Outbox::dead_letter_times(const std::string& path, int64_t since_ms,
                                  std::vector<int64_t>* out) {
   auto db = open_read_only(path);
   if (!db) return db.status();
-  auto q = (*db)->prepare("SELECT failed_ms FROM dead_letters WHERE failed_ms >= ? ORDER BY failed_ms");
+  auto q = (*db)->prepare("SELECT failed_ms FROM dead_letters WHERE seq > 0 AND failed_ms >= ? "
+                          "ORDER BY failed_ms");
   if (!q) return q.status();
   (*q)->bind(1, since_ms);
   while (true) {

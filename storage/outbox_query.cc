@@ -140,7 +140,8 @@ Status look_up(Database& db, int64_t seq, const std::string& id, EventLookup* ou
     out->event = std::move(d.event);
     out->reason = std::move(d.reason);
     out->failed_ms = d.failed_ms;
-    out->announced = out->event.seq <= delivered;
+    // A request refused on arrival (below zero) was never in the stream: nothing announced.
+    out->announced = out->event.seq > 0 && out->event.seq <= delivered;
     return Status::ok();
   }
 

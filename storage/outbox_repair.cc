@@ -14,11 +14,12 @@ std::string seq_note(int64_t seq, const std::string& why) {
   return "seq " + std::to_string(seq) + ": " + why;
 }
 
-// Dead letters in seq order, every one or those in `seqs`.
+// Dead letters in seq order, those in `seqs` or, when it is empty, every one the hub refused
+// (requests refused on arrival, below zero, cannot be retried: only asked for by seq).
 Status read_dead_letters(Database& db, const std::vector<int64_t>& seqs,
                          std::vector<DeadLetter>* out) {
-  auto q = db.prepare(
-      "SELECT " EDGESYNC_DEAD_LETTER_COLUMNS "FROM dead_letters WHERE ?1 OR seq = ?2 ORDER BY seq");
+  auto q = db.prepare("SELECT " EDGESYNC_DEAD_LETTER_COLUMNS
+                      "FROM dead_letters WHERE (?1 AND seq > 0) OR seq = ?2 ORDER BY seq");
   if (!q) return q.status();
   auto collect = [&](bool all, int64_t seq) -> Status {
     (*q)->bind(1, int64_t{all ? 1 : 0});

@@ -43,7 +43,12 @@ Status Outbox::Writer::open_connection() {
   if (!page_size) return page_size.status();
   checkpoints.set_page_size(*page_size);
   budget.set_page_size(*page_size);
-  Status s = rows.prepare(d);
+  // Dead letters are found by id: a request refused on arrival is not recorded twice when its
+  // file is read again after a crash. An index, not a schema version: an earlier release of
+  // the agent (a package rolled back) opens the file as its own and ignores the index.
+  Status s = d.exec("CREATE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(id)");
+  if (!s) return s;
+  s = rows.prepare(d);
   if (!s) return s;
   auto incarnation_r = read_incarnation(d);
   if (!incarnation_r) return incarnation_r.status();

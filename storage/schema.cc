@@ -48,11 +48,6 @@ const char* const kMigrations[] = {
     "ALTER TABLE events ADD COLUMN contract_v INTEGER;"
     "ALTER TABLE dead_letters ADD COLUMN trace_id TEXT;"
     "ALTER TABLE dead_letters ADD COLUMN contract_v INTEGER;",
-
-    // 4 -> 5: dead letters are found by id: a request refused on arrival (a spool file's
-    // invalid line, kept under a key below zero) is not recorded twice when its file is read
-    // again after a crash, and `outbox show ID` finds a dead letter without a scan.
-    "CREATE INDEX dead_letters_id ON dead_letters(id);",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

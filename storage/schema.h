@@ -12,7 +12,7 @@
 
 namespace edgesync::storage {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 4;
 
 // REQUIRES: db is open read-write and not inside a transaction.
 Status migrate_schema(Database& db);

@@ -458,7 +458,7 @@ TEST_F(OutboxViewsTest, ExportWhileAProducerKeepsSending) {
   EXPECT_EQ(summary["delivered_seq"], facts.delivered_seq);
   EXPECT_EQ(summary["device_id"], "pos-01");
   EXPECT_EQ(summary["store_id"], "store-042");
-  EXPECT_EQ(summary["schema_version"], 5) << "storage::kSchemaVersion";
+  EXPECT_EQ(summary["schema_version"], 4) << "storage::kSchemaVersion";
   EXPECT_EQ(summary["since"], nullptr);
   EXPECT_EQ(summary["incarnation"], status_json()["outbox"]["incarnation"]);
   ASSERT_TRUE(summary["agent_state"].is_object()) << summary.dump();

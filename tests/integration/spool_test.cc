@@ -227,6 +227,31 @@ TEST_F(SpoolTest, RefusedLinesSendTheFileToFailedWithEachErrorAndViolation) {
   EXPECT_EQ(status["live"]["since_start"]["refused"]["invalid_event"], 1) << status.dump(2);
 }
 
+// A Windows-era till writing Latin-1: the line is not JSON (not UTF-8), is kept as it came, and
+// the technician's commands still print it (the bytes they cannot show as U+FFFD).
+TEST_F(SpoolTest, ALineThatIsNotUtf8IsADeadLetterTheCommandsCanStillShow) {
+  agent_->start();
+  const std::string name = "latin1.ndjson";
+  drop(name, "{\"type\":\"pos.void\",\"data\":{\"note\":\"caf\xe9\"}}\n");
+  json r = await_result("failed", name);
+  ASSERT_TRUE(r.is_object());
+  EXPECT_EQ(r["lines"][0]["error"], "bad_json") << r.dump();
+  auto dead = dead_letters();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[name + ":1"]["data"], "{\"type\":\"pos.void\",\"data\":{\"note\":\"caf\xef\xbf\xbd\"}}");
+  for (bool as_json : {true, false}) {
+    std::vector<std::string> args = {"outbox", "show", name + ":1", "--config",
+                                     agent_->config_path()};
+    if (as_json) args.push_back("--json");
+    CommandResult shown = AgentProcess::run_cli(args);
+    EXPECT_TRUE(shown.exited_ok()) << shown.describe();
+    EXPECT_NE(shown.out.find(as_json ? "\"refused_on_arrival\": true" : "refused on arrival"),
+              std::string::npos)
+        << shown.out;
+    EXPECT_EQ(shown.out.find("the hub has its notice"), std::string::npos) << shown.out;
+  }
+}
+
 TEST_F(SpoolTest, AJsonArrayIsTakenElementByElementAndABrokenOneIsRefusedWhole) {
   agent_->start();
   json own = json::parse(sale_line("till-3/r7", 7));

@@ -68,13 +68,13 @@ TEST(OutboxRefusal, IsADeadLetterBelowZeroAndTakesNoPlaceInTheStream) {
 
   auto dead = dead_letters(o.path);
   ASSERT_EQ(dead.size(), 2u);
-  EXPECT_EQ(dead[0].event.seq, -2);
-  EXPECT_EQ(dead[1].event.seq, -1);
-  EXPECT_EQ(dead[1].event.id, "a.ndjson:2");
-  EXPECT_EQ(dead[1].event.type, "pos.sale.completed");
-  EXPECT_NE(dead[1].reason.find("/data/lines/0/qty"), std::string::npos) << dead[1].reason;
-  EXPECT_EQ(dead[1].event.data, refusal("x").data) << "the line as it came, for the technician";
-  EXPECT_EQ(dead[1].failed_ms, now);
+  EXPECT_EQ(dead[0].event.seq, -1) << "listed oldest first";
+  EXPECT_EQ(dead[1].event.seq, -2);
+  EXPECT_EQ(dead[0].event.id, "a.ndjson:2");
+  EXPECT_EQ(dead[0].event.type, "pos.sale.completed");
+  EXPECT_NE(dead[0].reason.find("/data/lines/0/qty"), std::string::npos) << dead[0].reason;
+  EXPECT_EQ(dead[0].event.data, refusal("x").data) << "the line as it came, for the technician";
+  EXPECT_EQ(dead[0].failed_ms, now);
 }
 
 TEST(OutboxRefusal, TheSameKeyAgainIsADuplicateAcrossAReopen) {
@@ -100,39 +100,60 @@ TEST(OutboxRefusal, TheSameKeyAgainIsADuplicateAcrossAReopen) {
   EXPECT_EQ(ev.seq, 1);
 }
 
+storage::RepairResult retry_wait(storage::Outbox& box, std::vector<int64_t> seqs) {
+  storage::RepairRequest req;
+  req.kind = storage::RepairRequest::Kind::kRetryDeadLetters;
+  req.seqs = std::move(seqs);
+  auto p = std::make_shared<std::promise<storage::RepairResult>>();
+  auto f = p->get_future();
+  box.repair(req, [p](const storage::RepairResult& r) { p->set_value(r); });
+  return f.get();
+}
+
 TEST(OutboxRefusal, RetryLeavesItWhereItIsAndSaysWhy) {
   TempPath dir;
   auto o = options(dir);
   auto box = open_box(o);
   ASSERT_EQ(append_wait(*box, refusal("a.ndjson:2")).seq, -1);
-  storage::RepairRequest req;
-  req.kind = storage::RepairRequest::Kind::kRetryDeadLetters;  // every dead letter
-  auto p = std::make_shared<std::promise<storage::RepairResult>>();
-  auto f = p->get_future();
-  box->repair(req, [p](const storage::RepairResult& r) { p->set_value(r); });
-  auto r = f.get();
+  // Asked for by its key: skipped, with why.
+  auto r = retry_wait(*box, {-1});
   ASSERT_TRUE(r.status) << r.status.to_string();
   EXPECT_TRUE(r.retried.empty()) << "an invalid line would reach the hub unchecked";
   ASSERT_EQ(r.skipped.size(), 1u);
   EXPECT_NE(r.skipped[0].find("refused on arrival"), std::string::npos) << r.skipped[0];
+  // `retry --all` means the hub's dead letters: refusals are neither retried nor listed as
+  // skipped (thousands of them would drown the answer).
+  auto all = retry_wait(*box, {});
+  ASSERT_TRUE(all.status) << all.status.to_string();
+  EXPECT_TRUE(all.retried.empty());
+  EXPECT_TRUE(all.skipped.empty()) << all.skipped.size();
   EXPECT_EQ(dead_letters(o.path).size(), 1u);
   EXPECT_EQ(box->stats().pending, 0);
 }
 
-TEST(OutboxRefusal, BoundedWithTheOtherDeadLettersKeepingTheNewest) {
+TEST(OutboxRefusal, BoundedApartFromTheHubsDeadLettersKeepingTheNewest) {
   TempPath dir;
   auto o = options(dir);
   o.max_dead_letters = 2;
   auto box = open_box(o);
+  // One the hub refused, announced.
+  auto ev = append_wait(*box, event("sale-1"));
+  ASSERT_EQ(ev.outcome, Outcome::kStored);
+  std::vector<storage::StoredEvent> one;
+  ASSERT_TRUE(box->read_pending(0, 1, &one));
+  box->dead_letter(one.at(0), "PUBACK reason code 153");
+  box->mark_delivered(ev.seq);
+  // A flood of invalid lines, all in one millisecond.
   const int64_t now = platform::unix_ms();
-  ASSERT_EQ(append_wait(*box, refusal("a:1", now)).seq, -1);
-  ASSERT_EQ(append_wait(*box, refusal("a:2", now + 1)).seq, -2);
-  ASSERT_EQ(append_wait(*box, refusal("a:3", now + 2)).seq, -3);
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_EQ(append_wait(*box, refusal("a:" + std::to_string(i), now)).seq, -i);
+  }
   auto dead = dead_letters(o.path);
-  ASSERT_EQ(dead.size(), 2u) << "storage.max_dead_letters holds for refusals too";
-  EXPECT_EQ(dead[0].event.id, "a:3") << "the newest stay, though their keys are the lowest";
-  EXPECT_EQ(dead[1].event.id, "a:2");
-  EXPECT_EQ(storage::Outbox::inspect(o.path)->dead_letters_pruned, 1);
+  ASSERT_EQ(dead.size(), 3u) << "storage.max_dead_letters holds for each kind";
+  EXPECT_EQ(dead[0].event.id, "sale-1") << "invalid lines never push out what the hub refused";
+  EXPECT_EQ(dead[1].event.id, "a:4") << "the newest refusals stay";
+  EXPECT_EQ(dead[2].event.id, "a:5");
+  EXPECT_EQ(storage::Outbox::inspect(o.path)->dead_letters_pruned, 3);
 }
 
 }  // namespace
