@@ -162,7 +162,11 @@ class WaysInTest : public HubFixture {
 
   void start_agent() {
     agent_->start();
-    // The agent listens on HTTP before it takes the socket's first connection.
+    // start() returns once the ingest socket listens; HTTP starts a moment later.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!tcp_port_accepts(port_) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
     ASSERT_TRUE(tcp_port_accepts(port_)) << agent_->log();
   }
 
