@@ -65,6 +65,11 @@ void IngestCore::submit(std::string_view line, std::function<void(IngestReply)> 
     done(std::move(reply));
     return;
   }
+  append_admitted(std::move(req), std::move(pending), std::move(done));
+}
+
+void IngestCore::append_admitted(storage::AppendRequest req, PendingReply pending,
+                                 std::function<void(IngestReply)> done) {
   outbox_.append_deferred(std::move(req), [this, pending = std::move(pending),
                                            done = std::move(done)](
                                               const storage::AppendResult& r) {
@@ -83,14 +88,7 @@ void IngestCore::submit_keeping_refusal(std::string_view line, std::string sourc
   IngestReply reply;
   ParseFailure why;
   if (admit(line, &req, &pending, &reply, &why)) {
-    outbox_.append_deferred(std::move(req), [this, pending = std::move(pending),
-                                             done = std::move(done)](
-                                                const storage::AppendResult& r) {
-      IngestReply reply;
-      finish(r, pending, &reply);
-      done(std::move(reply));
-    });
-    schedule_commit();
+    append_admitted(std::move(req), std::move(pending), std::move(done));
     return;
   }
   storage::AppendRequest refused = refusal_request(line, why, std::move(source_id), where);

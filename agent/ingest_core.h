@@ -81,6 +81,9 @@ class IngestCore {
   void schedule_commit();
 
  private:
+  // An admitted request's append; `done` gets finish()'s reply after the commit.
+  void append_admitted(storage::AppendRequest req, PendingReply pending,
+                       std::function<void(IngestReply)> done);
   // A refused request as the outbox's dead letter (refused_reason), and its append.
   storage::AppendRequest refusal_request(std::string_view line, const ParseFailure& why,
                                          std::string source_id, const std::string& where);
