@@ -105,12 +105,22 @@ pid_t AgentProcess::pid() const { return child_ ? child_->pid() : 0; }
 
 std::string AgentProcess::log() const { return read_file(log_path()); }
 
+bool AgentProcess::says_ready_since(const std::string& marker) const {
+  const std::string text = log();
+  const size_t from = text.rfind(marker);
+  if (from == std::string::npos) return false;
+  const size_t line = text.find("edgesync: agent ", from);
+  return line != std::string::npos && text.find(" listening on ", line) != std::string::npos;
+}
+
 void AgentProcess::start(std::chrono::milliseconds timeout) {
   if (child_ && child_->running()) throw std::runtime_error("agent already running");
   write_config();
+  const std::string marker = "===== [test harness] agent start #" + std::to_string(++starts_) +
+                             " =====\n";
   {
-    std::ofstream marker(log_path(), std::ios::app);
-    marker << "===== [test harness] agent start #" << ++starts_ << " =====\n";
+    std::ofstream out(log_path(), std::ios::app);
+    out << marker;
   }
   child_ = std::make_unique<ChildProcess>();
   std::vector<std::string> argv = edgesync_argv({"agent", "--config", config_path_});
@@ -127,10 +137,12 @@ void AgentProcess::start(std::chrono::milliseconds timeout) {
       throw std::runtime_error("edgesync agent exited during start-up (" +
                                describe_wait_status(*child_->exit_status()) + "); log:\n" + log());
     }
-    if (unix_socket_accepts(config_.socket_path)) return;
+    // Ready as systemd hears it: the line that follows READY=1 comes once every way in (socket,
+    // spool folder, HTTP, control socket, metrics) is open, not only the ingest socket.
+    if (unix_socket_accepts(config_.socket_path) && says_ready_since(marker)) return;
     if (std::chrono::steady_clock::now() > deadline) {
-      throw std::runtime_error("edgesync agent ingest socket " + config_.socket_path +
-                               " not accepting connections after start-up timeout; log:\n" + log());
+      throw std::runtime_error("edgesync agent not ready (ingest socket " + config_.socket_path +
+                               " and its ready line) after the start-up timeout; log:\n" + log());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

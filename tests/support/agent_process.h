@@ -104,6 +104,8 @@ class AgentProcess {
                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
+  // The agent's ready line (printed after READY=1) is in the log after this start's marker.
+  bool says_ready_since(const std::string& marker) const;
   std::string dir_;
   AgentConfig config_;
   std::string config_path_;
