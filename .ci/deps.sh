@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what edgesync needs to build, test and run its demo on Debian 12 (as root).
-# Every package comes from Debian; docs/DEPENDENCIES.md says why each one is there.
+# Every package comes from Debian; docs/DESIGN.md ("Dependencies") says why each one is there.
 set -euo pipefail
 PKGS=(
   g++ cmake make pkg-config            # toolchain
@@ -21,6 +21,8 @@ PKGS=(
   libcpp-httplib-dev                   # HTTP on loopback: the metrics endpoint and HTTP ingest
   curl                                 # a real HTTP client in the HTTP ingest tests
   faketime                             # libfaketime: the agent's wall clock stepped under it (wall_clock_test)
+  libpqxx-dev libpq-dev                # edgesync-hub's PostgreSQL client (libpqxx on libpq)
+  postgresql-15                        # the hub's database: the tests and the demo start their own server
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -32,6 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Packages with a service (postgresql, mosquitto) start it on install; the tests and the demo
+  # run their own servers on free ports, so a policy-rc.d keeps the packaged ones stopped.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   # A mirror mid-sync can fail one index (e.g. a foreign architecture's security list) while
   # the lists this install needs are fine: an update error is reported, not fatal, and the
   # install decides.

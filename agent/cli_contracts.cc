@@ -7,7 +7,6 @@
 
 #include "agent/cli.h"
 #include "agent/contract_diff.h"
-#include "agent/contract_registry.h"
 #include "agent/event_contract.h"
 #include "platform/clock.h"
 

@@ -16,10 +16,19 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/contract_registry.h"
+#include "events/contract_registry.h"
+#include "events/names.h"
 #include "storage/outbox.h"
 
 namespace edgesync::agent {
+
+// The contracts are shared with the hub (events/); the agent names them as its own.
+using events::ContractInfo;
+using events::ContractRegistry;
+using events::check_contract_schema;
+using events::parse_contract_file_name;
+using events::kMaxViolations;
+using events::Violation;
 
 // The reply's error codes. Appended only: counters index by the value.
 enum class IngestError {
@@ -81,8 +90,8 @@ constexpr int kMaxNesting = 65;
 // REQUIRES: `json` is valid JSON, so brackets inside strings are the only ones to skip.
 int nesting_depth(std::string_view json);
 
-bool is_valid_type(std::string_view type);
-bool is_valid_id(std::string_view id);
+using events::is_valid_id;
+using events::is_valid_type;
 
 // Reply lines, each ending in '\n'. `version` 0: "v":null (no contract checked the data).
 void append_ok_reply(std::string* out, std::string_view id, int64_t seq, bool duplicate,

@@ -6,7 +6,7 @@
 #include "agent/cli.h"
 #include "agent/config.h"
 #include "agent/config_tools.h"
-#include "agent/contract_registry.h"
+#include "agent/event_contract.h"
 #include "platform/clock.h"
 #include "agent/version.h"
 

@@ -2,7 +2,7 @@
 
 #include <iostream>
 
-#include "agent/contract_registry.h"
+#include "agent/event_contract.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/crypto.h"

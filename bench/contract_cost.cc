@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/contract_registry.h"
+#include "events/contract_registry.h"
 #include "agent/event_contract.h"
 
 namespace {

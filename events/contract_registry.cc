@@ -1,4 +1,4 @@
-#include "agent/contract_registry.h"
+#include "events/contract_registry.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -12,9 +12,9 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
-#include "agent/event_contract.h"
+#include "events/names.h"
 
-namespace edgesync::agent {
+namespace edgesync::events {
 
 using nlohmann::json;
 
@@ -464,4 +464,4 @@ std::vector<ContractInfo> ContractRegistry::list() const {
   return out;
 }
 
-}  // namespace edgesync::agent
+}  // namespace edgesync::events

@@ -21,7 +21,7 @@
 
 #include "platform/status.h"
 
-namespace edgesync::agent {
+namespace edgesync::events {
 
 // One broken rule: {"path": "/data/lines/0/qty", "rule": "type", "expected": "integer"}.
 struct Violation {
@@ -87,4 +87,4 @@ bool parse_contract_file_name(const std::string& name, std::string* type, int* v
 // `edgesync contracts diff` and tests.
 Status check_contract_schema(const nlohmann::json& schema);
 
-}  // namespace edgesync::agent
+}  // namespace edgesync::events

@@ -1,7 +1,7 @@
 // The shipped event contracts and their fixtures (tests/contracts/fixtures): every valid fixture
 // is accepted as a request, every invalid one refused with exactly the violations it lists
 // (path, rule, expected); and the registry's loading rules (names, broken files, duplicates).
-#include "agent/contract_registry.h"
+#include "events/contract_registry.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

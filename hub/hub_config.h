@@ -1,0 +1,55 @@
+// edgesync-hub's configuration: one JSON file (config/hub.example.json is the annotated example).
+// Unknown keys are errors, as in the agent's file: a misspelt setting must not be ignored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "platform/status.h"
+
+namespace edgesync::hub {
+
+struct HubConfig {
+  struct Broker {
+    // Tried in order; paho moves to the next when one cannot be reached.
+    std::vector<std::string> uris;
+    std::string client_id = "edgesync-hub";  // stable: it names the persistent session
+    std::string username;
+    std::string password;
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    bool allow_insecure = false;  // tcp:// URIs; for tests and a broker on the same host only
+    // How long the broker keeps the session (and queues messages for it) while the hub is away.
+    int64_t session_expiry_s = 7 * 24 * 3600;
+    int receive_maximum = 64;  // QoS 1 messages the broker may have in flight to one connection
+  } broker;
+  std::string topic_prefix = "edgesync";
+  struct Subscription {
+    // Not empty: every filter is "$share/<group>/...", and the broker spreads the messages over
+    // the instances in the group (MQTT v5 shared subscription; mosquitto has it).
+    std::string shared_group;
+    // Not empty: only these stores' topics (one filter per store and kind), for brokers without
+    // shared subscriptions: each instance is given its own part of the fleet.
+    std::vector<std::string> stores;
+  } subscription;
+  // libpq connection string, e.g. "host=/run/postgresql dbname=edgesync_hub".
+  std::string database;
+  // MQTT connections of this instance. More than one needs subscription.shared_group (else each
+  // connection would receive every message); their messages are committed in shared batches.
+  int consumers = 1;
+  int max_batch = 256;  // messages in one PostgreSQL transaction at most
+  struct Web {
+    std::string listen;  // "127.0.0.1:8090"; empty: no page
+  } web;
+};
+
+// Reads and checks the file; every problem in one message, each naming its key.
+Result<HubConfig> load_hub_config(const std::string& path);
+Result<HubConfig> parse_hub_config(const std::string& text);
+
+// The topic filters this instance subscribes to, shared-subscription prefix included.
+std::vector<std::string> subscription_filters(const HubConfig& config);
+
+}  // namespace edgesync::hub

@@ -1,0 +1,28 @@
+// What the central team asks the hub's database: stock levels, each device's lag, and the gaps
+// in its streams. Read-only; each answer is JSON (the commands print it as is with --json, or
+// as a table).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "platform/status.h"
+
+namespace edgesync::hub {
+
+// [{"store_id","sku","on_hand","changed_at","counted_at"|null,"counted_level"|null}], by sku.
+// `sku` empty: every sku of the store.
+Result<nlohmann::json> query_stock(const std::string& conninfo, const std::string& store,
+                                   const std::string& sku);
+
+// Per device (its newest incarnation): [{"store_id","device_id","incarnation","last_seq",
+// "events","dead_letters","newest_event_age_s","last_commit_age_s","online"|null,
+// "status_age_s"|null,"pending"|null}] by store and device. "pending": what the device's last
+// health message said was waiting in its outbox.
+Result<nlohmann::json> query_lag(const std::string& conninfo);
+
+// Per device and incarnation, the seq ranges below its highest seq that were neither received
+// nor announced as dead letters: [{"store_id","device_id","incarnation","from","to"}].
+Result<nlohmann::json> query_gaps(const std::string& conninfo);
+
+}  // namespace edgesync::hub
