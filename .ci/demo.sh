@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 bash .ci/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target edgesync
+cmake --build build -j"$(nproc)" --target edgesync edgesync-hub
 BIN="$ROOT/build/agent/edgesync"
+HUB="$ROOT/build/hub/edgesync-hub"
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
 
 DEMO=$(mktemp -d /tmp/edgesync-demo-XXXXXX)
 chmod 755 "$DEMO"
@@ -40,11 +43,15 @@ chmod 644 ca.key server.key
 chmod 600 client.key
 
 # A free loopback port: one that nothing answers on.
-PORT=18883
-for _ in $(seq 50); do
-  (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || break
-  PORT=$(( 20000 + RANDOM % 40000 ))
-done
+free_port() {
+  local port=$1
+  for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || break
+    port=$(( 20000 + RANDOM % 40000 ))
+  done
+  echo "$port"
+}
+PORT=$(free_port 18883)
 cat > mosquitto.conf <<CONF
 per_listener_settings false
 allow_anonymous true
@@ -116,3 +123,112 @@ echo "== stopping the agent (SIGTERM)"
 kill -TERM "$AGENT"
 wait "$AGENT" && echo "agent exited 0"
 "$BIN" status --config edgesync.json | head -3
+
+# ---------------------------------------------------------------------------------------------
+# The other end: PostgreSQL, edgesync-hub, two stores' agents and a feed of till events; the hub
+# turns them into live stock.
+echo
+echo "== the hub side: PostgreSQL, edgesync-hub, and two stores' agents"
+PG=/usr/lib/postgresql/15/bin
+PGPORT=$(free_port 15432)
+mkdir -p pg
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then chown postgres pg; AS_PG=(runuser -u postgres --); fi
+"${AS_PG[@]}" "$PG/initdb" -D "$DEMO/pg/data" -A trust -U postgres --no-sync -E UTF8 \
+  --locale=C.UTF-8 > pg-init.log 2>&1
+"${AS_PG[@]}" "$PG/pg_ctl" -D "$DEMO/pg/data" -l "$DEMO/pg/postgres.log" -w \
+  -o "-p $PGPORT -k $DEMO/pg -c listen_addresses=127.0.0.1" start > /dev/null
+stop_pg() { "${AS_PG[@]}" "$PG/pg_ctl" -D "$DEMO/pg/data" -m fast stop > /dev/null 2>&1 || true; }
+trap 'stop_pg; cleanup' EXIT
+"$PG/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "CREATE DATABASE hub" postgres
+DB="host=127.0.0.1 port=$PGPORT user=postgres dbname=hub"
+echo "PostgreSQL 15 on 127.0.0.1:$PGPORT"
+
+WEBPORT=$(free_port 18090)
+cat > hub.json <<CONF
+{
+  "broker": { "uris": ["ssl://127.0.0.1:$PORT"], "client_id": "demo-hub",
+              "ca_file": "$DEMO/ca.pem", "cert_file": "$DEMO/client.pem", "key_file": "$DEMO/client.key" },
+  "topic_prefix": "edgesync/v1",
+  "database": "$DB",
+  "web": { "listen": "127.0.0.1:$WEBPORT" }
+}
+CONF
+"$HUB" run --config hub.json > hub-service.log 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q "consuming" hub-service.log && break; sleep 0.1; done
+grep "edgesync-hub:" hub-service.log || true
+
+# Two stores, one till box each: the same agent binary, each with its own outbox and socket.
+for store in store-042 store-017; do
+  mkdir -p "$store"
+  cat > "$store/edgesync.json" <<CONF
+{
+  "device":  { "id": "pos-01", "store_id": "$store" },
+  "storage": { "path": "$DEMO/$store/outbox.db" },
+  "ingest":  { "socket": "$DEMO/$store/ingest.sock", "contracts_dir": "$ROOT/config/contracts/events" },
+  "control": { "socket": "$DEMO/$store/control.sock" },
+  "hub": { "uri": "ssl://127.0.0.1:$PORT", "topic_prefix": "edgesync/v1", "client_id": "demo-$store",
+           "ca_file": "$DEMO/ca.pem", "cert_file": "$DEMO/client.pem", "key_file": "$DEMO/client.key" },
+  "retry": { "initial_ms": 200, "max_ms": 5000 }
+}
+CONF
+  "$BIN" agent --config "$store/edgesync.json" > "$store/agent.log" 2>&1 &
+  PIDS+=($!)
+done
+for store in store-042 store-017; do
+  for _ in $(seq 100); do [ -S "$store/ingest.sock" ] && break; sleep 0.1; done
+done
+[ -n "$WEBPORT" ] && grep -q "page on" hub-service.log && \
+  echo "the hub's page: http://127.0.0.1:$WEBPORT/ (stock changes live; run with --keep to browse it)"
+
+# The feed: a count opens each store's day, then sales, a return and a delivery, a few a second.
+now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+till() {  # store type data
+  printf '{"type":"%s","occurred_at":"%s","data":%s}\n' "$2" "$(now)" "$3" |
+    "$BIN" send --socket "$DEMO/$1/ingest.sock" > /dev/null
+}
+sale() {  # store receipt sku qty
+  till "$1" pos.sale.completed "{\"receipt_id\":\"$2\",\"till_id\":\"till-1\",\"operator_id\":\"op-1\",\"currency\":\"EUR\",\"lines\":[{\"line_no\":1,\"sku\":\"$3\",\"qty\":$4,\"unit_price_minor\":199,\"line_total_minor\":$((199 * $4))}],\"total_minor\":$((199 * $4))}"
+}
+show_stock() {
+  for store in store-042 store-017; do
+    printf '%s: ' "$store"
+    "$HUB" stock --database "$DB" --store "$store" --json |
+      python3 -c 'import json,sys; print("  ".join(f"{r[\"sku\"]}={r[\"on_hand\"]}" for r in json.load(sys.stdin)) or "-")'
+  done
+}
+echo
+echo "== the feed, and stock at the hub as it moves"
+for store in store-042 store-017; do
+  till "$store" inventory.counted '{"count_id":"open","location_id":"shop-floor","operator_id":"op-1","lines":[{"sku":"4006381333931","on_hand":40},{"sku":"5000112548167","on_hand":25}]}'
+done
+sleep 0.5; show_stock
+for round in 1 2 3 4 5; do
+  sale store-042 "r$round" 4006381333931 $round
+  sale store-017 "r$round" 5000112548167 1
+  [ $round = 3 ] && till store-042 pos.return.completed '{"return_id":"ret-1","till_id":"till-1","operator_id":"op-1","currency":"EUR","lines":[{"line_no":1,"sku":"4006381333931","qty":1,"unit_price_minor":199,"line_total_minor":199,"reason":"unwanted","restock":true}],"refund_total_minor":199}'
+  [ $round = 4 ] && till store-017 inventory.received '{"delivery_id":"d-1","supplier_id":"sup-9","location_id":"back-room","operator_id":"op-1","lines":[{"sku":"5000112548167","qty":12}]}'
+  sleep 0.5; echo "-- after round $round"; show_stock
+done
+echo
+echo "== edgesync-hub stock --store store-042"
+"$HUB" stock --database "$DB" --store store-042
+echo
+echo "== edgesync-hub lag"
+"$HUB" lag --database "$DB"
+echo
+echo "== edgesync-hub gaps"
+"$HUB" gaps --database "$DB" || true
+echo
+echo "== end to end, till to stock row (the agent's acceptance to the hub's commit)"
+"$PG/psql" -X -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres hub -c "
+  SELECT count(*) || ' events; p50 ' ||
+         round((1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM committed_at - received_at)))::numeric, 1) ||
+         ' ms, max ' || round((1000 * max(extract(epoch FROM committed_at - received_at)))::numeric, 1) || ' ms'
+  FROM hub_events WHERE store_id IN ('store-042', 'store-017')"
+if [ "$KEEP" = 1 ]; then
+  echo
+  echo "running until Ctrl-C (page: http://127.0.0.1:$WEBPORT/)"
+  while true; do sleep 3600; done
+fi

@@ -163,6 +163,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     snap.incarnation = outbox.incarnation();
     if (auto c = outbox.corruption_seen()) snap.outbox_damage = *c;
     snap.hub_state = state.hub_state;
+    snap.hub_uri = state.hub_uri;
     snap.hub_since_ms = state.hub_since_ms;
     snap.now_ms = platform::unix_ms();
     if (!delivery_config.remote_config.trusted_keys.empty()) {
@@ -196,6 +197,8 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       state.hub_since_ms = platform::unix_ms();
     }
     state.hub_state = hub_state_name(hs);
+    // The broker it is on (or tries next): one of hub.uri and hub.fallback_uris.
+    if (publisher_ptr) state.hub_uri = publisher_ptr->current_uri();
     if (!detail.empty()) state.last_error = detail;
     // A damaged page met while running stops delivery at it; the publisher reports that as a
     // state change, and the reason goes to the status file with it.

@@ -184,6 +184,9 @@ int cli_status(const Config& local, bool as_json) {
   auto agent_state = read_agent_state(config.state_file());
   bool running = agent_state && agent_state->running && platform::process_alive(agent_state->pid);
   std::string hub_state = running ? agent_state->hub_state : "disconnected";
+  // The broker the running agent is on (hub.uri or a fallback); hub.uri when it is not running.
+  const std::string hub_uri =
+      running && !agent_state->hub_uri.empty() ? agent_state->hub_uri : config.hub.uri;
   auto stats = storage::Outbox::inspect(config.storage.path);
   int64_t now = platform::unix_ms();
   CertificateFacts cert = certificate_facts(config, now);
@@ -225,7 +228,7 @@ int cli_status(const Config& local, bool as_json) {
       j["pid"] = agent_state->pid;
       j["started_at"] = platform::format_rfc3339_ms(agent_state->started_ms);
     }
-    j["hub"] = {{"uri", config.hub.uri}, {"state", hub_state}};
+    j["hub"] = {{"uri", hub_uri}, {"state", hub_state}};
     if (agent_state) {
       if (running && agent_state->hub_since_ms) {
         j["hub"]["since"] = platform::format_rfc3339_ms(agent_state->hub_since_ms);
@@ -287,7 +290,7 @@ int cli_status(const Config& local, bool as_json) {
   if (running && agent_state->hub_since_ms) {
     hub += " since " + time_and_age(agent_state->hub_since_ms, now);
   }
-  row("hub", hub + "  " + config.hub.uri);
+  row("hub", hub + "  " + hub_uri);
   if (agent_state && !agent_state->last_error.empty()) row("last hub error", agent_state->last_error);
   if (live.is_object() && live["hub"].value("next_retry_at", json()).is_string()) {
     row("next retry", live["hub"]["next_retry_at"].get<std::string>());

@@ -209,21 +209,31 @@ void validate(const Config& c, FileChecks files, std::vector<std::string>* error
   if (!c.metrics.listen.empty() && !is_host_port(c.metrics.listen)) {
     errors->push_back("metrics.listen: must be HOST:PORT, e.g. 127.0.0.1:9465");
   }
-  const std::string& uri = c.hub.uri;
-  if (!uri.empty()) {
+  bool any_tls = false;
+  for (size_t i = 0; i < c.hub.fallback_uris.size() + 1; ++i) {
+    const std::string& uri = i == 0 ? c.hub.uri : c.hub.fallback_uris[i - 1];
+    const std::string key = i == 0 ? "hub.uri" : "hub.fallback_uris[" + std::to_string(i - 1) + "]";
+    if (uri.empty()) {
+      if (i > 0) errors->push_back(key + ": must not be empty");
+      continue;
+    }
     bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
     bool plain = uri.rfind("tcp://", 0) == 0 || uri.rfind("mqtt://", 0) == 0;
+    any_tls = any_tls || tls;
     if (!tls && !plain) {
-      errors->push_back("hub.uri: must start with ssl:// (or tcp:// with hub.allow_insecure)");
+      errors->push_back(key + ": must start with ssl:// (or tcp:// with hub.allow_insecure)");
     } else if (plain && !c.hub.allow_insecure) {
       errors->push_back(
-          "hub.uri: tcp:// sends events unencrypted; use ssl:// or set hub.allow_insecure: true");
+          key + ": tcp:// sends events unencrypted; use ssl:// or set hub.allow_insecure: true");
     } else if (uri.find(':', uri.find("//") + 2) == std::string::npos) {
-      errors->push_back("hub.uri: must name a port, e.g. ssl://hub.example.net:8883");
+      errors->push_back(key + ": must name a port, e.g. ssl://hub.example.net:8883");
     }
-    if (tls && c.hub.ca_file.empty()) {
-      errors->push_back("hub.ca_file: required for ssl:// (the CA that signed the hub)");
-    }
+  }
+  if (c.hub.fallback_uris.size() > 8) {
+    errors->push_back("hub.fallback_uris: at most 8 (each one tried costs a connect timeout)");
+  }
+  if (any_tls && c.hub.ca_file.empty()) {
+    errors->push_back("hub.ca_file: required for ssl:// (the CA that signed the hub)");
   }
   if (c.hub.cert_file.empty() != c.hub.key_file.empty()) {
     errors->push_back(c.hub.cert_file.empty() ? "hub.cert_file: required with hub.key_file"
@@ -272,6 +282,12 @@ bool is_valid_name(std::string_view s) {
 
 std::string Config::topic_base() const {
   return hub.topic_prefix + "/" + device.store_id + "/" + device.id;
+}
+
+std::vector<std::string> Config::hub_uris() const {
+  std::vector<std::string> out{hub.uri};
+  out.insert(out.end(), hub.fallback_uris.begin(), hub.fallback_uris.end());
+  return out;
 }
 
 std::string Config::state_file() const {
@@ -351,6 +367,7 @@ std::vector<std::string> parse_config_json(const json& root, Config* out, FileCh
 
     Fields hub(top.object("hub", true), "hub", &errors);
     hub.text("uri", &c.hub.uri, true);
+    hub.text_list("fallback_uris", &c.hub.fallback_uris);
     hub.text("topic_prefix", &c.hub.topic_prefix);
     hub.text("client_id", &c.hub.client_id);
     hub.text("ca_file", &c.hub.ca_file);
@@ -408,6 +425,7 @@ json config_to_json(const Config& c) {
       {"metrics", {{"listen", c.metrics.listen}}},
       {"hub",
        {{"uri", c.hub.uri},
+        {"fallback_uris", c.hub.fallback_uris},
         {"topic_prefix", c.hub.topic_prefix},
         {"client_id", c.hub.client_id},
         {"ca_file", c.hub.ca_file},

@@ -73,6 +73,9 @@ struct Config {
   } metrics;
   struct Hub {
     std::string uri;
+    // More brokers of the same cluster, tried in turn after `uri` when it cannot be reached
+    // (docs/HUB.md: the agent fails over and says which one it is on).
+    std::vector<std::string> fallback_uris;
     std::string topic_prefix = "edgesync/v1";
     std::string client_id;  // default: edgesync-<store_id>-<device_id>
     std::string ca_file;
@@ -110,6 +113,8 @@ struct Config {
 
   // <topic_prefix>/<store_id>/<device_id>
   std::string topic_base() const;
+  // hub.uri then hub.fallback_uris: the order a connection is tried in.
+  std::vector<std::string> hub_uris() const;
   // Directory of storage.path: the agent's state file lives beside the database.
   std::string state_file() const;
   // control.socket, or its default beside ingest.socket.

@@ -93,7 +93,7 @@ json health_json(const HealthSnapshot& s) {
         {"started_at", platform::format_rfc3339_ms(c.started_ms)},
         {"uptime_s", (s.now_ms - c.started_ms) / 1000}}},
       {"hub",
-       {{"uri", config.hub.uri},
+       {{"uri", s.hub_uri.empty() ? config.hub.uri : s.hub_uri},
         {"state", s.hub_state},
         {"since", time_or_null(s.hub_since_ms)},
         {"connects", connects},

@@ -28,6 +28,7 @@ struct HealthSnapshot {
   std::string incarnation;
   std::string outbox_damage;  // Outbox::corruption_seen()
   std::string hub_state;      // hub_state_name()
+  std::string hub_uri;        // the broker it is on or tries next (empty: hub.uri)
   int64_t hub_since_ms = 0;
   // The config status message's {effective_sha256, scopes}; null without remote configuration.
   nlohmann::json config_status;

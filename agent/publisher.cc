@@ -65,7 +65,7 @@ Status Publisher::start() {
 
 platform::MqttOptions Publisher::transport_options() const {
   platform::MqttOptions o;
-  o.uri = config_.hub.uri;
+  o.uri = current_uri();
   o.client_id = config_.hub.client_id;
   o.ca_file = config_.hub.ca_file;
   o.cert_file = config_.hub.cert_file;
@@ -101,7 +101,8 @@ void Publisher::reconfigure(const Config& config, bool reconnect, uint64_t epoch
   config_ = config;
   config_epoch_ = epoch;
   if (!reconnect || state_ == HubState::kStopped) return;
-  std::cerr << "edgesync: hub connection settings changed: reconnecting to " << config_.hub.uri
+  uri_index_ = 0;
+  std::cerr << "edgesync: hub connection settings changed: reconnecting to " << current_uri()
             << "\n";
   // The old session goes first, then everything held for it, as after a lost connection; the
   // new one connects at once. The transport object stays: paho's callbacks for the old client
@@ -148,6 +149,30 @@ void Publisher::connect() {
   generation_ = transport_->connect();
 }
 
+std::string Publisher::current_uri() const {
+  if (uri_index_ == 0 || uri_index_ > config_.hub.fallback_uris.size()) return config_.hub.uri;
+  return config_.hub.fallback_uris[uri_index_ - 1];
+}
+
+bool Publisher::fail_over(const std::string& why) {
+  if (config_.hub.fallback_uris.empty() || state_ != HubState::kConnecting) return false;
+  const std::string failed = current_uri();
+  uri_index_ = (uri_index_ + 1) % (config_.hub.fallback_uris.size() + 1);
+  Status s = transport_->set_options(transport_options());
+  if (!s) std::cerr << "edgesync: " << s.to_string() << "\n";
+  // Back at the first: every broker failed this round, so the usual backoff applies.
+  if (uri_index_ == 0) return false;
+  counters_->set_last_error(why, platform::unix_ms());
+  platform::log(platform::LogLevel::kWarning, "hub_failover",
+                "hub " + failed + ": " + why + "; trying " + current_uri(),
+                {{"uri", failed}, {"reason", why}, {"next_uri", current_uri()}});
+  set_state(HubState::kDisconnected, why);
+  asio::post(io_, [this] {
+    if (state_ == HubState::kDisconnected) connect();
+  });
+  return true;
+}
+
 void Publisher::connection_down(const std::string& why) {
   // Already down (a failed publish came before the loss event): one backoff per loss.
   if (state_ == HubState::kStopped || state_ == HubState::kDisconnected) return;
@@ -172,8 +197,8 @@ void Publisher::connection_down(const std::string& why) {
   char backoff[32];
   std::snprintf(backoff, sizeof backoff, "%.1f s", delay_ms / 1000.0);
   platform::log(platform::LogLevel::kWarning, "hub_disconnected",
-                "hub " + config_.hub.uri + ": " + why + " (next attempt in " + backoff + ")",
-                {{"uri", config_.hub.uri},
+                "hub " + current_uri() + ": " + why + " (next attempt in " + backoff + ")",
+                {{"uri", current_uri()},
                  {"reason", why},
                  {"attempt", std::to_string(attempt_)},
                  {"backoff_ms", std::to_string(delay_ms)}});
@@ -206,12 +231,12 @@ void Publisher::on_transport_events() {
         counters_->next_retry_ms.store(0, AgentCounters::kRelaxed);
         set_state(HubState::kConnected, "");
         platform::log(platform::LogLevel::kNotice, "hub_connected",
-                      "connected to " + config_.hub.uri + " (window " + std::to_string(window_) +
+                      "connected to " + current_uri() + " (window " + std::to_string(window_) +
                           (max_packet_ > 0 ? ", broker's maximum packet " +
                                                  std::to_string(max_packet_) + " bytes"
                                            : "") +
                           ", resending from seq " + std::to_string(acked_through_ + 1) + ")",
-                      {{"uri", config_.hub.uri},
+                      {{"uri", current_uri()},
                        {"window", std::to_string(window_)},
                        {"resend_from_seq", std::to_string(acked_through_ + 1)}});
         publish_status();
@@ -236,7 +261,12 @@ void Publisher::on_transport_events() {
                   << ": pushed configuration does not reach this box (check the hub's ACL)\n";
         break;
       case platform::MqttEvent::Kind::kConnectFailed:
+        // Another broker of the cluster is tried at once; a round of all of them backs off.
+        if (fail_over(e.detail)) break;
+        connection_down(e.detail);
+        break;
       case platform::MqttEvent::Kind::kConnectionLost:
+        // The broker it was on is tried first: a dropped connection is often the link's.
         connection_down(e.detail);
         break;
       case platform::MqttEvent::Kind::kPublishDone:

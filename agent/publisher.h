@@ -49,6 +49,8 @@ class Publisher {
   // `epoch` names this configuration in the state reports (config_epoch()).
   void reconfigure(const Config& config, bool reconnect, uint64_t epoch);
   uint64_t config_epoch() const { return config_epoch_; }
+  // The broker this agent is on, or tries next: hub.uri or one of hub.fallback_uris.
+  std::string current_uri() const;
   // The pushed-configuration channel: topics subscribed on every connect, and what to do with a
   // message on one of them (called on the delivery thread). Before start().
   // `on_subscribed` runs when the broker granted every config topic, with config_epoch().
@@ -115,6 +117,9 @@ class Publisher {
   Status make_transport();
   platform::MqttOptions transport_options() const;
   void connect();
+  // A failed connect with other brokers to try: switches to the next and connects at once
+  // (true); false when there is none or every one failed this round (back off as usual).
+  bool fail_over(const std::string& why);
   void connection_down(const std::string& why);
   void fill();
   void count_delivered(const InFlight& slot);
@@ -197,6 +202,8 @@ class Publisher {
   bool linger_armed_ = false;
   std::chrono::steady_clock::time_point last_burst_{};
   int attempt_ = 0;
+  // Which of hub.uri (0) and hub.fallback_uris (1...) the next connect goes to.
+  size_t uri_index_ = 0;
   std::chrono::steady_clock::time_point connected_at_;
   std::mt19937_64 rng_;
 

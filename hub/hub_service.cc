@@ -10,6 +10,7 @@
 
 #include "hub/batch_committer.h"
 #include "hub/mqtt_consumer.h"
+#include "hub/web_server.h"
 #include "platform/log.h"
 #include "platform/systemd_notify.h"
 
@@ -32,6 +33,14 @@ int run_hub(const HubConfig& config) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A page address that will be refused is said now, not after waiting for the database.
+  if (!config.web.listen.empty()) {
+    Status s = HubWebServer::check_listen(config.web.listen);
+    if (!s) {
+      std::cerr << "edgesync-hub: " << s.message() << "\n";
+      return 1;
+    }
+  }
 
   // PostgreSQL first: without it nothing may be acknowledged. It is waited for, as systemd would
   // otherwise restart the hub in a loop while the database starts.
@@ -48,6 +57,16 @@ int run_hub(const HubConfig& config) {
     }
     timespec one_second{1, 0};
     if (sigtimedwait(&stop_signals, nullptr, &one_second) > 0) return 0;
+  }
+  std::unique_ptr<HubWebServer> web;
+  if (!config.web.listen.empty()) {
+    web = std::make_unique<HubWebServer>(config.web.listen, config.database);
+    Status s = web->start();
+    if (!s) {
+      std::cerr << "edgesync-hub: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "edgesync-hub: page on " << web->url() << "\n";
   }
   HubStore* db = store.get();
   BatchCommitter committer(
@@ -86,6 +105,7 @@ int run_hub(const HubConfig& config) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   std::cerr << "edgesync-hub: stopping (signal " << sig << ")\n";
+  if (web) web->stop();  // ends the pages' streams; _Exit below would not
   // The batch in progress commits; handlers still waiting park, unacknowledged.
   committer.stop();
   for (auto& c : consumers) c->disconnect(2000);

@@ -276,6 +276,10 @@ Status HubStore::apply_once(const std::vector<InboundMessage>& batch, BatchOutco
   pqxx::work w(db_->db);
   BatchApplier applier(w, prefix_, &tally);
   for (const InboundMessage& m : batch) applier.apply(m);
+  // Wakes the pages (hub/web_server.cc) that LISTEN, whichever instance they run in. PostgreSQL
+  // delivers it at commit, so a woken page reads what this transaction changed. Once per batch
+  // with a new event: a superset of the batches that moved stock, which costs a page one read.
+  if (tally.events_new > 0) w.exec("NOTIFY edgesync_hub_stock");
   w.commit();
   *outcome = tally;
   return Status::ok();

@@ -4,6 +4,8 @@
 
 #include <deque>
 
+#include "platform/connect_diagnosis.h"
+
 namespace edgesync::platform {
 namespace {
 
@@ -76,6 +78,11 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
   std::deque<Context> pool_storage;      // guarded by mu; deque keeps addresses stable
   std::vector<Context*> free_contexts;   // guarded by mu
   uint64_t generation = 0;               // guarded by mu
+  // The last connect failure's cause, looked up again at most once a minute per URI. Used by
+  // paho's callback thread only (attempts run one at a time).
+  std::string diagnosis;
+  std::string diagnosed_uri;
+  std::chrono::steady_clock::time_point diagnosed_at;
 
   class ConnectListener : public mqtt::iaction_listener {
    public:
@@ -112,11 +119,17 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
         e.detail = "connect refused by the hub: CONNACK reason code " + reason_name(rc) +
                    " (check hub.username, hub.password and the client certificate)";
       } else {
-        e.detail = "connect failed (return code " + std::to_string(tok.get_return_code()) +
-                   "): the hub is unreachable, did not answer within " +
-                   std::to_string(impl_->options.connect_timeout_s) +
-                   " s, or the TLS handshake failed (check hub.uri, that hub.ca_file signed "
-                   "the hub's certificate, and its host name and expiry)";
+        // paho says only "-1": look again, on paho's thread (the agent's is not held up), at
+        // most once a minute: a fleet reconnecting to a recovering broker must not double its
+        // handshakes.
+        auto now = std::chrono::steady_clock::now();
+        if (impl_->diagnosis.empty() || now - impl_->diagnosed_at > std::chrono::minutes(1) ||
+            impl_->diagnosed_uri != impl_->options.uri) {
+          impl_->diagnosis = diagnose_connect_failure(impl_->options);
+          impl_->diagnosed_at = now;
+          impl_->diagnosed_uri = impl_->options.uri;
+        }
+        e.detail = impl_->diagnosis;
       }
       impl_->push(std::move(e));
     }

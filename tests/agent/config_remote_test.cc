@@ -174,6 +174,7 @@ json full() {
                "http": {"listen": "/run/x-http.sock", "max_body_bytes": 65536,
                         "max_connections": 5}},
     "hub": {"uri": "ssl://hub.example.net:8883", "topic_prefix": "acme/v1",
+            "fallback_uris": ["ssl://hub-2.example.net:8883"],
             "client_id": "custom-client", "ca_file": "/etc/ca.pem", "cert_file": "/etc/c.pem",
             "key_file": "/etc/k.pem", "username": "u", "password": "p\"w",
             "keepalive_s": 13, "max_inflight": 17, "linger_ms": 19, "refused_retry_s": 23,

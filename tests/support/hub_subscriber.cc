@@ -95,6 +95,10 @@ void HubSubscriber::connect(std::chrono::milliseconds timeout) {
                   .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(2))
                   .ssl(ssl)
                   .finalize();
+  if (!options_.username.empty()) {
+    opts.set_user_name(options_.username);
+    opts.set_password(options_.password);
+  }
   try {
     auto tok = client_->connect(opts);
     if (!tok->wait_for(timeout)) throw std::runtime_error("connect timed out");

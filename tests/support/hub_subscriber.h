@@ -45,6 +45,10 @@ struct SubscriberOptions {
   std::string topic_filter = "edgesync/v1/#";
   int qos = 1;
   bool persistent_session = true;  // false: clean start, session ends on disconnect
+  // Sent in CONNECT when not empty (a broker that wants a user name, e.g. ejabberd's anonymous
+  // login); the password only with a user name.
+  std::string username;
+  std::string password;
 };
 
 class HubSubscriber {
