@@ -23,6 +23,7 @@ PKGS=(
   faketime                             # libfaketime: the agent's wall clock stepped under it (wall_clock_test)
   libpqxx-dev libpq-dev                # edgesync-hub's PostgreSQL client (libpqxx on libpq)
   postgresql-15                        # the hub's database: the tests and the demo start their own server
+  ejabberd                             # a clustered MQTT 5 broker: ejabberd_cluster_test runs a two-node cluster on loopback
   chromium chromium-driver             # headless browser and its WebDriver: hub_page_test reads the hub's page as an operator would
 )
 missing=()
