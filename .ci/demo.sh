@@ -122,7 +122,7 @@ echo
 echo "== stopping the agent (SIGTERM)"
 kill -TERM "$AGENT"
 wait "$AGENT" && echo "agent exited 0"
-"$BIN" status --config edgesync.json | head -3
+"$BIN" status --config edgesync.json | head -3 || true  # DOWN (exit 2): the agent was stopped
 
 # ---------------------------------------------------------------------------------------------
 # The other end: PostgreSQL, edgesync-hub, two stores' agents and a feed of till events; the hub
@@ -191,11 +191,11 @@ till() {  # store type data
 sale() {  # store receipt sku qty
   till "$1" pos.sale.completed "{\"receipt_id\":\"$2\",\"till_id\":\"till-1\",\"operator_id\":\"op-1\",\"currency\":\"EUR\",\"lines\":[{\"line_no\":1,\"sku\":\"$3\",\"qty\":$4,\"unit_price_minor\":199,\"line_total_minor\":$((199 * $4))}],\"total_minor\":$((199 * $4))}"
 }
-show_stock() {
+show_stock() {  # one line per store: sku=on_hand (edgesync-hub stock prints the full table)
   for store in store-042 store-017; do
-    printf '%s: ' "$store"
-    "$HUB" stock --database "$DB" --store "$store" --json |
-      python3 -c 'import json,sys; print("  ".join(f"{r[\"sku\"]}={r[\"on_hand\"]}" for r in json.load(sys.stdin)) or "-")'
+    printf '%s: %s\n' "$store" "$("$PG/psql" -X -A -t -h 127.0.0.1 -p "$PGPORT" -U postgres hub -c \
+      "SELECT COALESCE(string_agg(sku || '=' || on_hand, '  ' ORDER BY sku), '-')
+       FROM hub_stock WHERE store_id = '$store'")"
   done
 }
 echo

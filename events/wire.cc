@@ -39,8 +39,12 @@ bool read_identity(const nlohmann::json& j, Message* m, std::string* error) {
       if (required) *error = std::string("\"") + key + "\" is missing";
       return !required;
     }
-    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-      *error = std::string("\"") + key + "\" must be a non-empty string";
+    // Identities become PostgreSQL keys: bounded, and without NUL (libpq would cut the text
+    // there and two events could share a key).
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().size() > 256 ||
+        it->get_ref<const std::string&>().find('\0') != std::string::npos) {
+      *error = std::string("\"") + key + "\" must be a string of 1-256 characters without NUL";
       return false;
     }
     *out = it->get<std::string>();
@@ -162,8 +166,12 @@ Result<WireDeadLetter> parse_dead_letter_notice(std::string_view payload) {
   if (!read_identity(j, &d, &error)) {
     return Status::invalid_argument("dead-letter notice: " + error);
   }
-  d.reason = j.value("reason", "");
-  d.failed_at = j.value("failed_at", "");
+  auto text_or_empty = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  d.reason = text_or_empty("reason");
+  d.failed_at = text_or_empty("failed_at");
   return d;
 }
 

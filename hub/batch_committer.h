@@ -1,11 +1,10 @@
 // Commits the messages of every consumer connection in shared PostgreSQL transactions.
 //
-// paho sends a message's PUBACK only when the message callback returns, so a callback that
-// returns after the commit acknowledges nothing that is not stored: a hub killed at any point
-// loses nothing, the broker sends the unacknowledged messages again. Each callback hands its
-// message here and waits; one thread takes every message waiting (up to max_batch) and commits
-// them in one transaction. With one connection that is one message per commit; several
-// connections of a shared subscription fill larger batches.
+// Each callback hands its message here and waits; one thread takes every message waiting (up to
+// max_batch) and commits them in one transaction. paho runs every connection's callbacks on one
+// thread and reads nothing more while one runs, so waiting here holds the stream back until the
+// commit. paho has already sent the PUBACK by then (QoS 1, on receipt): the message being
+// committed when the hub dies is the one a crash can lose (docs/HUB.md, "Acknowledgement").
 #pragma once
 
 #include <condition_variable>

@@ -57,14 +57,14 @@ Result<json> query_stock(const std::string& conninfo, const std::string& store,
 Result<json> query_lag(const std::string& conninfo) {
   return read(conninfo, [&](pqxx::read_transaction& t) {
     pqxx::result r = t.exec(R"SQL(
-      SELECT DISTINCT ON (s.device_id)
+      SELECT DISTINCT ON (s.store_id, s.device_id)
         s.store_id, s.device_id, s.incarnation, s.last_seq, s.events, s.dead_letters,
         extract(epoch FROM clock_timestamp() - s.newest_received_at),
         extract(epoch FROM clock_timestamp() - s.last_committed_at),
         d.online, extract(epoch FROM clock_timestamp() - d.status_at),
         (d.health -> 'outbox' ->> 'pending')::bigint
-      FROM hub_streams s LEFT JOIN hub_devices d USING (device_id)
-      ORDER BY s.device_id, s.last_committed_at DESC)SQL");
+      FROM hub_streams s LEFT JOIN hub_devices d USING (store_id, device_id)
+      ORDER BY s.store_id, s.device_id, s.last_committed_at DESC)SQL");
     json out = json::array();
     for (const auto& row : r) {
       out.push_back({{"store_id", row[0].c_str()},

@@ -55,15 +55,17 @@ CREATE TABLE IF NOT EXISTS hub_streams (
   last_committed_at  timestamptz NOT NULL,
   PRIMARY KEY (device_id, incarnation)
 );
--- The last status (online/offline) and health message of each device.
+-- The last status (online/offline) and health message of each device. A device id is unique
+-- within its store (every store may have a "pos-01").
 CREATE TABLE IF NOT EXISTS hub_devices (
-  device_id text PRIMARY KEY,
   store_id  text NOT NULL,
+  device_id text NOT NULL,
   online    boolean,
   status    jsonb,
   status_at timestamptz,
   health    jsonb,
-  health_at timestamptz
+  health_at timestamptz,
+  PRIMARY KEY (store_id, device_id)
 );
 -- Live stock per store and sku. counted_at: the time of the count the level rests on (null: no
 -- count yet, the level is the sum of movements from zero).

@@ -18,8 +18,9 @@ namespace edgesync::hub {
 
 namespace {
 
-// A handler whose message was not committed must not return: paho would acknowledge it. It
-// waits here for the process to end; the broker sends the message again to whoever comes next.
+// A handler whose message was not committed does not return: paho would go on to the next
+// message. It waits here for the process to end. (paho acknowledged this one on receipt: it is
+// the one message a stop while the database is down can lose; docs/HUB.md.)
 [[noreturn]] void park_unacknowledged() {
   while (true) std::this_thread::sleep_for(std::chrono::hours(1));
 }

@@ -72,12 +72,12 @@ void prepare_statements(pqxx::connection_base& db) {
   db.prepare("device_status", R"SQL(
     INSERT INTO hub_devices AS d (device_id, store_id, online, status, status_at)
     VALUES ($1, $2, $3, $4::jsonb, clock_timestamp())
-    ON CONFLICT (device_id) DO UPDATE SET store_id = EXCLUDED.store_id,
+    ON CONFLICT (store_id, device_id) DO UPDATE SET
       online = EXCLUDED.online, status = EXCLUDED.status, status_at = EXCLUDED.status_at)SQL");
   db.prepare("device_health", R"SQL(
     INSERT INTO hub_devices AS d (device_id, store_id, health, health_at)
     VALUES ($1, $2, $3::jsonb, clock_timestamp())
-    ON CONFLICT (device_id) DO UPDATE SET store_id = EXCLUDED.store_id,
+    ON CONFLICT (store_id, device_id) DO UPDATE SET
       health = EXCLUDED.health, health_at = EXCLUDED.health_at)SQL");
   db.prepare("insert_rejected", R"SQL(
     INSERT INTO hub_rejected (topic, payload, reason) VALUES ($1, $2, $3))SQL");
@@ -133,6 +133,12 @@ class BatchApplier {
     } catch (const pqxx::sql_error& e) {
       if (!is_data_error(e)) throw;
       reject(m, std::string("PostgreSQL refused it: ") + e.what());
+    } catch (const pqxx::failure&) {
+      throw;  // the connection, a deadlock, a commit in doubt: the whole batch's
+    } catch (const std::exception& e) {
+      // Anything else is this message's content (a field of an unexpected JSON type): kept
+      // apart, so that one strange message never stops the hub.
+      reject(m, std::string("cannot be applied: ") + e.what());
     }
   }
 
@@ -203,7 +209,9 @@ class BatchApplier {
     if (payload.empty()) return;
     if (j.is_discarded() || !j.is_object()) throw MessageRefused("not a JSON object");
     if (topic.kind == TopicKind::kStatus) {
-      bool online = j.value("online", false);
+      auto it = j.find("online");
+      if (it == j.end() || !it->is_boolean()) throw MessageRefused("\"online\" must be true or false");
+      bool online = it->get<bool>();
       t.exec_prepared("device_status", topic.device_id, topic.store_id, online, j.dump());
     } else {
       t.exec_prepared("device_health", topic.device_id, topic.store_id, j.dump());
@@ -289,6 +297,11 @@ Status HubStore::apply(const std::vector<InboundMessage>& batch, BatchOutcome* o
   for (int attempt = 1;; ++attempt) {
     try {
       return apply_once(batch, outcome);
+    } catch (const pqxx::transaction_rollback& e) {
+      // A deadlock with another instance, or a serialization failure: the whole batch again, at
+      // once, on the same connection.
+      if (attempt >= 5) return Status::unavailable(std::string("PostgreSQL: ") + e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
     } catch (const pqxx::in_doubt_error& e) {
       // The commit may or may not have happened: applying again is safe (every effect is keyed).
       db_.reset();

@@ -1,10 +1,10 @@
 // One MQTT v5 connection of the hub: a persistent session (clean start off, a session expiry),
 // QoS 1 subscriptions, automatic reconnection. The only hub code that includes paho.
 //
-// Each message is handed to `handle` on paho's callback thread; paho acknowledges it when the
-// handler returns. A handler that returns only after the message's effect is committed therefore
-// never acknowledges anything lost by a crash. A handler that cannot commit must not return at
-// all (see BatchCommitter::commit and the hub's shutdown).
+// Each message is handed to `handle` on paho's callback thread. paho has acknowledged it already
+// (QoS 1: PUBACK on receipt, before any callback; no manual acknowledgement in paho C 1.3), but it
+// reads no further message while a handler runs: a handler that returns only after the commit
+// leaves at most that one message acknowledged and not stored (docs/HUB.md).
 #pragma once
 
 #include <functional>

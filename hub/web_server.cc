@@ -218,14 +218,14 @@ json real_or_null(const pqxx::field& f) { return f.is_null() ? json() : json(f.a
 // to the same fields.
 json lag_rows(pqxx::transaction_base& t) {
   pqxx::result r = t.exec(R"SQL(
-    SELECT DISTINCT ON (s.device_id)
+    SELECT DISTINCT ON (s.store_id, s.device_id)
       s.store_id, s.device_id, s.incarnation, s.last_seq, s.events, s.dead_letters,
       extract(epoch FROM clock_timestamp() - s.newest_received_at),
       extract(epoch FROM clock_timestamp() - s.last_committed_at),
       d.online, extract(epoch FROM clock_timestamp() - d.status_at),
       (d.health -> 'outbox' ->> 'pending')::bigint
-    FROM hub_streams s LEFT JOIN hub_devices d USING (device_id)
-    ORDER BY s.device_id, s.last_committed_at DESC)SQL");
+    FROM hub_streams s LEFT JOIN hub_devices d USING (store_id, device_id)
+    ORDER BY s.store_id, s.device_id, s.last_committed_at DESC)SQL");
   json out = json::array();
   for (const auto& row : r) {
     out.push_back({{"store_id", row[0].c_str()},
