@@ -26,6 +26,13 @@ PKGS=(
   ejabberd                             # a clustered MQTT 5 broker: ejabberd_cluster_test runs a two-node cluster on loopback
   chromium chromium-driver             # headless browser and its WebDriver: hub_page_test reads the hub's page as an operator would
 )
+# The tests run PostgreSQL and ejabberd as their own accounts (both refuse root or expect their
+# user). A root directory other users cannot enter (0700, as a root made with mktemp for a
+# chroot is) stops them loading even their libraries: give / Debian's default mode.
+if [ "$(id -u)" = 0 ] && [ "$(stat -c %a /)" != 755 ]; then
+  echo "deps: / is mode $(stat -c %a /); setting Debian's 755 so service accounts can run" >&2
+  chmod 755 /
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
