@@ -54,39 +54,41 @@ Result<json> query_stock(const std::string& conninfo, const std::string& store,
   });
 }
 
-Result<json> query_lag(const std::string& conninfo) {
-  return read(conninfo, [&](pqxx::read_transaction& t) {
-    pqxx::result r = t.exec(R"SQL(
-      SELECT DISTINCT ON (s.store_id, s.device_id)
-        s.store_id, s.device_id, s.incarnation, s.last_seq, s.events, s.dead_letters,
-        extract(epoch FROM clock_timestamp() - s.newest_received_at),
-        extract(epoch FROM clock_timestamp() - s.last_committed_at),
-        d.online, extract(epoch FROM clock_timestamp() - d.status_at),
-        (d.health -> 'outbox' ->> 'pending')::bigint
-      FROM hub_streams s LEFT JOIN hub_devices d USING (store_id, device_id)
-      ORDER BY s.store_id, s.device_id, s.last_committed_at DESC)SQL");
-    json out = json::array();
-    for (const auto& row : r) {
-      out.push_back({{"store_id", row[0].c_str()},
-                     {"device_id", row[1].c_str()},
-                     {"incarnation", row[2].c_str()},
-                     {"last_seq", row[3].as<long long>()},
-                     {"events", row[4].as<long long>()},
-                     {"dead_letters", row[5].as<long long>()},
-                     {"newest_event_age_s", real_or_null(row[6])},
-                     {"last_commit_age_s", real_or_null(row[7])},
-                     {"online", row[8].is_null() ? json() : json(row[8].as<bool>())},
-                     {"status_age_s", real_or_null(row[9])},
-                     {"pending", int_or_null(row[10])}});
-    }
-    std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
-      return std::tie(a["store_id"].get_ref<const std::string&>(),
-                      a["device_id"].get_ref<const std::string&>()) <
-             std::tie(b["store_id"].get_ref<const std::string&>(),
-                      b["device_id"].get_ref<const std::string&>());
-    });
-    return out;
+json lag_rows(pqxx::transaction_base& t) {
+  pqxx::result r = t.exec(R"SQL(
+    SELECT DISTINCT ON (s.store_id, s.device_id)
+      s.store_id, s.device_id, s.incarnation, s.last_seq, s.events, s.dead_letters,
+      extract(epoch FROM clock_timestamp() - s.newest_received_at),
+      extract(epoch FROM clock_timestamp() - s.last_committed_at),
+      d.online, extract(epoch FROM clock_timestamp() - d.status_at),
+      (d.health -> 'outbox' ->> 'pending')::bigint
+    FROM hub_streams s LEFT JOIN hub_devices d USING (store_id, device_id)
+    ORDER BY s.store_id, s.device_id, s.last_committed_at DESC)SQL");
+  json out = json::array();
+  for (const auto& row : r) {
+    out.push_back({{"store_id", row[0].c_str()},
+                   {"device_id", row[1].c_str()},
+                   {"incarnation", row[2].c_str()},
+                   {"last_seq", row[3].as<long long>()},
+                   {"events", row[4].as<long long>()},
+                   {"dead_letters", row[5].as<long long>()},
+                   {"newest_event_age_s", real_or_null(row[6])},
+                   {"last_commit_age_s", real_or_null(row[7])},
+                   {"online", row[8].is_null() ? json() : json(row[8].as<bool>())},
+                   {"status_age_s", real_or_null(row[9])},
+                   {"pending", int_or_null(row[10])}});
+  }
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return std::tie(a["store_id"].get_ref<const std::string&>(),
+                    a["device_id"].get_ref<const std::string&>()) <
+           std::tie(b["store_id"].get_ref<const std::string&>(),
+                    b["device_id"].get_ref<const std::string&>());
   });
+  return out;
+}
+
+Result<json> query_lag(const std::string& conninfo) {
+  return read(conninfo, [](pqxx::read_transaction& t) { return lag_rows(t); });
 }
 
 Result<json> query_gaps(const std::string& conninfo) {

@@ -8,6 +8,10 @@
 
 #include "platform/status.h"
 
+namespace pqxx {
+class transaction_base;
+}
+
 namespace edgesync::hub {
 
 // [{"store_id","sku","on_hand","changed_at","counted_at"|null,"counted_level"|null}], by sku.
@@ -20,6 +24,8 @@ Result<nlohmann::json> query_stock(const std::string& conninfo, const std::strin
 // "status_age_s"|null,"pending"|null}] by store and device. "pending": what the device's last
 // health message said was waiting in its outbox.
 Result<nlohmann::json> query_lag(const std::string& conninfo);
+// The same rows read in a transaction the caller holds (the page, on its pooled connections).
+nlohmann::json lag_rows(pqxx::transaction_base& t);
 
 // Per device and incarnation, the seq ranges below its highest seq that were neither received
 // nor announced as dead letters: [{"store_id","device_id","incarnation","from","to"}].

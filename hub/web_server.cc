@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "hub/hub_queries.h"
 #include "hub/web_page.h"
 #include "platform/threads.h"
 
@@ -210,44 +211,6 @@ class ReadPool {
 
 json text_or_null(const pqxx::field& f) { return f.is_null() ? json() : json(f.c_str()); }
 json int_or_null(const pqxx::field& f) { return f.is_null() ? json() : json(f.as<long long>()); }
-json real_or_null(const pqxx::field& f) { return f.is_null() ? json() : json(f.as<double>()); }
-
-// The same rows as `edgesync-hub lag --json` (hub/hub_queries.cc), read on a pooled connection:
-// query_lag opens a connection and makes sure of the schema (DDL that locks tables the committer
-// writes) on every call, too much for a page that asks every 2 s. hub_page_test holds the two
-// to the same fields.
-json lag_rows(pqxx::transaction_base& t) {
-  pqxx::result r = t.exec(R"SQL(
-    SELECT DISTINCT ON (s.store_id, s.device_id)
-      s.store_id, s.device_id, s.incarnation, s.last_seq, s.events, s.dead_letters,
-      extract(epoch FROM clock_timestamp() - s.newest_received_at),
-      extract(epoch FROM clock_timestamp() - s.last_committed_at),
-      d.online, extract(epoch FROM clock_timestamp() - d.status_at),
-      (d.health -> 'outbox' ->> 'pending')::bigint
-    FROM hub_streams s LEFT JOIN hub_devices d USING (store_id, device_id)
-    ORDER BY s.store_id, s.device_id, s.last_committed_at DESC)SQL");
-  json out = json::array();
-  for (const auto& row : r) {
-    out.push_back({{"store_id", row[0].c_str()},
-                   {"device_id", row[1].c_str()},
-                   {"incarnation", row[2].c_str()},
-                   {"last_seq", row[3].as<long long>()},
-                   {"events", row[4].as<long long>()},
-                   {"dead_letters", row[5].as<long long>()},
-                   {"newest_event_age_s", real_or_null(row[6])},
-                   {"last_commit_age_s", real_or_null(row[7])},
-                   {"online", row[8].is_null() ? json() : json(row[8].as<bool>())},
-                   {"status_age_s", real_or_null(row[9])},
-                   {"pending", int_or_null(row[10])}});
-  }
-  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
-    return std::tie(a["store_id"].get_ref<const std::string&>(),
-                    a["device_id"].get_ref<const std::string&>()) <
-           std::tie(b["store_id"].get_ref<const std::string&>(),
-                    b["device_id"].get_ref<const std::string&>());
-  });
-  return out;
-}
 
 // [{"store_id", "devices": [lag rows]}], by store.
 json stores_json(pqxx::transaction_base& t) {
