@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Cross-builds edgesync for an ARM Debian 12 target and runs its tests under qemu-user.
-# Usage: .ci/cross.sh arm64|armhf [--tests unit|all|none] [--build-dir DIR]
+# Usage: .ci/cross.sh arm64|armhf [--tests unit|agent|all|none] [--native-build DIR]
+#                                 [--build-dir DIR]
 #   Installs what it needs (cross g++, qemu-user, the target's -dev packages), configures
-#   build-ARCH with toolchains/<triple>.cmake, builds, runs ctest (-L unit for "unit"; the
-#   MQTT broker of the integration tests stays native), prints the stripped binary size and
-#   the agent's peak RSS under qemu.
+#   build-ARCH with toolchains/<triple>.cmake, builds, runs the tests, prints the stripped
+#   binary size and the agent's peak RSS under qemu. --tests:
+#     unit   the agent and the unit tests, built for ARCH and run under qemu
+#     agent  (CI) unit, then ARM_AGENT_TESTS below: integration tests of the native build
+#            (--native-build, default build) driving the ARM agent binary under qemu. What
+#            runs on ARM is the agent; the test programs and the broker stay native, so the
+#            integration harness is not cross-built and the emulator runs only the agent.
+#     all    every unit and integration test built for ARCH and run under qemu (long)
+#     none   build only
 # Target libraries: installed as multiarch packages (dpkg --add-architecture) when apt can
 # co-install them with the host's; when it cannot (the mirror's ARCH index lags behind the
 # host's own package versions, which Multi-Arch: same forbids), the same packages are
@@ -16,9 +23,11 @@ set -euo pipefail
 ARCH=${1:-}; shift || true
 TESTS=unit
 BUILD=
+NATIVE_BUILD=
 while [ $# -gt 0 ]; do
   case "$1" in
     --tests) TESTS=$2; shift 2 ;;
+    --native-build) NATIVE_BUILD=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -26,12 +35,19 @@ done
 case "$ARCH" in
   arm64) TRIPLE=aarch64-linux-gnu; QEMU=qemu-aarch64 ;;
   armhf) TRIPLE=arm-linux-gnueabihf; QEMU=qemu-arm ;;
-  *) echo "usage: $0 arm64|armhf [--tests unit|all|none] [--build-dir DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 arm64|armhf [--tests unit|agent|all|none] [--native-build DIR] [--build-dir DIR]" >&2
+     exit 2 ;;
 esac
-case "$TESTS" in unit|all|none) ;; *) echo "--tests unit|all|none" >&2; exit 2 ;; esac
+case "$TESTS" in unit|agent|all|none) ;; *) echo "--tests unit|agent|all|none" >&2; exit 2 ;; esac
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-"$SRC/build-$ARCH"}
+NATIVE_BUILD=${NATIVE_BUILD:-"$SRC/build"}
+# --tests agent: the integration tests that exercise the agent binary itself on ARM: ingest and
+# group commit with 8 producers, delivery and its window, kill -9 and SIGTERM, a broker outage,
+# dead letters, refused input, the CLI on the live database, and the HTTP and spool ways in.
+ARM_AGENT_TESTS=(delivery_test crash_test broker_outage_test dead_letter_test bad_input_test
+                 cli_test http_ingest_test spool_test)
 HOST_ARCH=$(dpkg --print-architecture)
 JOBS=${JOBS:-$(nproc)}
 log() { printf '\n== %s\n' "$*"; }
@@ -103,8 +119,8 @@ log "configure $BUILD ($MODE)"
 CMAKE_ARGS=(-DCMAKE_TOOLCHAIN_FILE="$SRC/toolchains/$TRIPLE.cmake" -DCMAKE_BUILD_TYPE=Release
             -DEDGESYNC_BUILD_BENCH=OFF)
 if [ "$TESTS" = none ]; then CMAKE_ARGS+=(-DEDGESYNC_BUILD_TESTS=OFF); else CMAKE_ARGS+=(-DEDGESYNC_BUILD_TESTS=ON); fi
-# Unit-only runs skip the integration harness: less to build on a 2-core CI machine.
-if [ "$TESTS" = unit ]; then CMAKE_ARGS+=(-DEDGESYNC_BUILD_INTEGRATION_TESTS=OFF); else CMAKE_ARGS+=(-DEDGESYNC_BUILD_INTEGRATION_TESTS=ON); fi
+# Unit-only and agent runs skip the integration harness: less to build on a 2-core CI machine.
+if [ "$TESTS" = unit ] || [ "$TESTS" = agent ]; then CMAKE_ARGS+=(-DEDGESYNC_BUILD_INTEGRATION_TESTS=OFF); else CMAKE_ARGS+=(-DEDGESYNC_BUILD_INTEGRATION_TESTS=ON); fi
 LIBDIRS=()
 if [ "$MODE" = sysroot ]; then
   CMAKE_ARGS+=(-DEDGESYNC_SYSROOT="$SYSROOT")
@@ -148,7 +164,7 @@ fi
 if [ "$TESTS" != none ]; then
   log "ctest ($TESTS) under $QEMU"
   CTEST_ARGS=(--test-dir "$BUILD" --output-on-failure --no-tests=error)
-  [ "$TESTS" = unit ] && CTEST_ARGS+=(-L unit)
+  [ "$TESTS" != all ] && CTEST_ARGS+=(-L unit)
   # The link-fault suites test the agent's connection handling, the same code on every
   # architecture; under qemu-user their timing bounds would measure the emulator. The broker
   # failover and cluster tests are connection handling too, and the PostgreSQL harness test
@@ -156,4 +172,35 @@ if [ "$TESTS" != none ]; then
   CTEST_ARGS+=(-E '^(bad_link_test|tls_failure_test|failover_test|ejabberd_cluster_test|postgres_harness_test)$')
   echo "EDGESYNC_BIN_WRAPPER=$EDGESYNC_BIN_WRAPPER"
   ctest "${CTEST_ARGS[@]}"
+fi
+
+# ---- the native integration tests against the ARM agent --------------------------------------
+# Run as programs, not through the native ctest: its tests carry the native agent's path.
+if [ "$TESTS" = agent ]; then
+  log "integration tests of $NATIVE_BUILD against the $ARCH agent under $QEMU"
+  [ -n "$BIN" ] || { echo "no $ARCH agent binary in $BUILD" >&2; exit 1; }
+  # Without the target's cpp-httplib the agent has no HTTP way in (it refuses
+  # ingest.http.listen at start): its HTTP test cannot run against it.
+  if ! grep -q '^HTTPLIB_FOUND:INTERNAL=1$' "$BUILD/CMakeCache.txt"; then
+    echo "the $ARCH agent is built without cpp-httplib: http_ingest_test left out"
+    kept=(); for t in "${ARM_AGENT_TESTS[@]}"; do [ "$t" = http_ingest_test ] || kept+=("$t"); done
+    ARM_AGENT_TESTS=("${kept[@]}")
+  fi
+  failed=()
+  for t in "${ARM_AGENT_TESTS[@]}"; do
+    exe="$NATIVE_BUILD/tests/integration/$t"
+    [ -x "$exe" ] || { echo "$exe: not built (build the native tree first)" >&2; exit 1; }
+    t0=$(date +%s)
+    if EDGESYNC_BIN="$BIN" EDGESYNC_SOURCE_DIR="$SRC" timeout 600 "$exe" >"$BUILD/$t.log" 2>&1; then
+      echo "passed  $t ($(( $(date +%s) - t0 )) s)"
+    else
+      echo "FAILED  $t ($(( $(date +%s) - t0 )) s); its output:"
+      tail -150 "$BUILD/$t.log"
+      failed+=("$t")
+    fi
+  done
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "cross ($ARCH): integration tests failed against the $ARCH agent: ${failed[*]}" >&2
+    exit 1
+  fi
 fi

@@ -6,6 +6,8 @@
 #   DPKG_ROOT=DIR; ours honour it); `systemd-analyze verify` of the unit and its
 #   `systemd-analyze security` exposure.
 # Usage: .ci/package-test.sh [BUILD_DIR]     (default build-pkg; run from anywhere)
+#   A BUILD_DIR that is already configured (CI passes the native build it tested) is packaged
+#   as it is: nothing is recompiled. Otherwise it is configured Release without tests and built.
 # Env: EDGESYNC_SKIP_APT=1 skips installing the tools.
 set -euo pipefail
 
@@ -41,18 +43,25 @@ if [ "${EDGESYNC_SKIP_APT:-0}" != 1 ]; then
 fi
 
 # ---- build: one command per package -------------------------------------------------------
-log "configure + build ($BUILD)"
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=OFF \
-  -DEDGESYNC_BUILD_BENCH=OFF -DEDGESYNC_PACKAGE_VERSION="$PREV_VERSION" >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target package
-# The "previous version" differs in version only (same binary): what is under test here is
-# what dpkg and our maintainer scripts do across an upgrade.
-cmake -S "$SRC" -B "$BUILD" -UEDGESYNC_PACKAGE_VERSION >/dev/null
+if [ -f "$BUILD/CMakeCache.txt" ]; then
+  log "package the configured build ($BUILD)"
+else
+  log "configure + build ($BUILD)"
+  cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=OFF \
+    -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
+fi
 cmake --build "$BUILD" -j"$JOBS" --target package
 ARCH=$(dpkg --print-architecture)
 NEW_DEB=$(ls "$BUILD"/edgesync_*_"$ARCH".deb | grep -v "_${PREV_VERSION}-" | head -1)
+[ -f "$NEW_DEB" ] || fail "package not found in $BUILD"
+# The "previous version" is the same package with only its version changed (same files): what
+# is under test here is what dpkg and our maintainer scripts do across an upgrade.
 OLD_DEB="$BUILD/edgesync_${PREV_VERSION}-1_${ARCH}.deb"
-[ -f "$NEW_DEB" ] && [ -f "$OLD_DEB" ] || fail "packages not found in $BUILD"
+REPACK=$(mktemp -d /tmp/edgesync-repack.XXXXXX)
+dpkg-deb -R "$NEW_DEB" "$REPACK/pkg"
+sed -i "s/^Version: .*/Version: ${PREV_VERSION}-1/" "$REPACK/pkg/DEBIAN/control"
+dpkg-deb --root-owner-group -b "$REPACK/pkg" "$OLD_DEB" >/dev/null
+rm -rf "$REPACK"
 NEW_VER=$(dpkg-deb -f "$NEW_DEB" Version)
 log "packages"; ls -l "$OLD_DEB" "$NEW_DEB"
 dpkg-deb -I "$NEW_DEB" | sed -n '/Package:/,$p'
@@ -60,6 +69,7 @@ dpkg-deb -c "$NEW_DEB"
 
 # ---- lintian ------------------------------------------------------------------------------
 log "lintian"
+command -v lintian >/dev/null || fail "lintian is not installed (run without EDGESYNC_SKIP_APT)"
 lintian --display-info --pedantic "$NEW_DEB" | tee "$BUILD/lintian.txt" || true
 if grep -q '^E:' "$BUILD/lintian.txt"; then fail "lintian reported errors"; fi
 echo "lintian: no errors ($(grep -c '^W:' "$BUILD/lintian.txt" || true) warnings)"

@@ -12,8 +12,9 @@
 # BUILD/sanitizer-logs, and the tests' scratch directories (the agent's log, where its UBSan
 # reports go) are kept under BUILD/test-tmp and searched. Both are printed at the end of a stage.
 # Usage: .ci/sanitize.sh [address|thread|all] [--quick]   (default: all)
-#   --quick (CI): ASan+UBSan runs the unit tests and ASAN_QUICK_TESTS, TSan the storage tests
-#   and delivery_test; the full form runs every test under ASan and all of TSAN_TESTS.
+#   --quick: ASan+UBSan runs the unit tests and ASAN_QUICK_TESTS, TSan the outbox's concurrency
+#   tests (storage only: no agent to build, so CI runs `thread --quick` every time); the full
+#   form runs every test under ASan and all of TSAN_TESTS.
 # Env: JOBS (default nproc).
 set -euo pipefail
 
@@ -54,9 +55,10 @@ TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair
 # messages queued for its restored session (the agent's outbox shows them delivered).
 ASAN_QUICK_TESTS=(delivery_test crash_test dead_letter_test ingest_storage_error_test
                   bad_input_test cli_test remote_config_test contracts_ingest_test)
+TSAN_NEEDS_AGENT=1
 if [ "$QUICK" = 1 ]; then
-  TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test
-              delivery_test)
+  TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test)
+  TSAN_NEEDS_AGENT=0
 fi
 
 T0=$(date +%s)
@@ -145,8 +147,10 @@ if [ "$WHICH" != address ]; then
   B="$SRC/build-tsan"
   stage "TSan: configure and build ($B)"
   configure "$B" thread
-  # Only what the chosen tests need, and the agent binary they start.
-  cmake --build "$B" -j"$JOBS" --target edgesync "${TSAN_TESTS[@]}"
+  # Only what the chosen tests need, and the agent binary the integration tests among them start.
+  targets=("${TSAN_TESTS[@]}")
+  [ "$TSAN_NEEDS_AGENT" = 1 ] && targets+=(edgesync)
+  cmake --build "$B" -j"$JOBS" --target "${targets[@]}"
   stage_done "tsan: build"
 
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:log_path=$B/sanitizer-logs/tsan"

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Builds edgesync and runs the whole test suite: unit, fault and integration tests (real
-# mosquitto over TLS, real SQLite), 40 s of fuzzing per parser, the sanitizers' quick form, then
-# the ARM builds under qemu and the package checks.
-# Installs what it needs itself (Debian 12, as root).
-#   bash .ci/test.sh            everything
-#   bash .ci/test.sh --native   only the native build and tests
+# Builds edgesync and runs the test suite. Installs what it needs itself (Debian 12, as root).
+#   bash .ci/test.sh            CI, every time: the native build with every unit, fault and
+#                               integration test (real mosquitto over TLS, real SQLite,
+#                               PostgreSQL, ejabberd, Chromium), the .deb checks on that build,
+#                               30 s of fuzzing per parser, TSan on the outbox's concurrency
+#                               tests, and the arm64 agent under qemu driven by the native
+#                               integration tests
+#   bash .ci/test.sh --full     all that, then the long forms: ASan+UBSan over the whole suite,
+#                               TSan over every test where threads share state, every arm64
+#                               unit and integration test built for arm64 and run under qemu,
+#                               armhf unit tests under qemu (about an hour and a half more)
+#   bash .ci/test.sh --native   only the native build and its tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NATIVE_ONLY=0
-[ "${1:-}" = "--native" ] && NATIVE_ONLY=1
+MODE=ci
+case "${1:-}" in
+  "") ;;
+  --native) MODE=native ;;
+  --full) MODE=full ;;
+  *) echo "usage: $0 [--native|--full]" >&2; exit 2 ;;
+esac
 JOBS=$(nproc)
 
 start=$(date +%s)
@@ -25,24 +36,28 @@ cmake --build build -j"$JOBS"
 stage "native tests"
 (cd build && ctest --output-on-failure -L unit -j"$JOBS" && ctest --output-on-failure -L integration)
 
-if [ "$NATIVE_ONLY" = 1 ]; then
+if [ "$MODE" = native ]; then
   stage "done (native only)"
   exit 0
 fi
-stage "fuzzing: ingest line parser, config loader, config envelope and HTTP body, 40 s each"
-bash .ci/fuzz.sh 40
+stage "packages: the tested build's .deb: lintian, install/upgrade/remove/purge"
+bash .ci/package-test.sh "$PWD/build"
 
-stage "sanitizers (quick form): ASan+UBSan and TSan"
-bash .ci/sanitize.sh --quick
+stage "fuzzing: ingest line parser, config loader, config envelope and HTTP body, 30 s each"
+bash .ci/fuzz.sh 30
 
-if [ -x .ci/cross.sh ]; then
-  stage "arm64: cross build, unit and integration tests under qemu"
-  bash .ci/cross.sh arm64 --tests all
-  stage "armhf: cross build, unit tests under qemu"
+stage "TSan: the outbox's writer thread against appenders and its owner"
+bash .ci/sanitize.sh thread --quick
+
+stage "arm64: the agent cross-built, under qemu, driven by the native integration tests"
+bash .ci/cross.sh arm64 --tests agent --native-build "$PWD/build"
+
+if [ "$MODE" = full ]; then
+  stage "full: ASan+UBSan over every test, TSan over every threaded test"
+  bash .ci/sanitize.sh all
+  stage "full: arm64, every unit and integration test built for arm64 under qemu"
+  bash .ci/cross.sh arm64 --tests all --build-dir "$PWD/build-arm64-all"
+  stage "full: armhf, unit tests under qemu"
   bash .ci/cross.sh armhf --tests unit
-fi
-if [ -x .ci/package-test.sh ]; then
-  stage "packages: build, lintian, install/upgrade/remove/purge"
-  bash .ci/package-test.sh
 fi
 stage "all tests passed"

@@ -168,14 +168,14 @@ std::vector<std::string> subscription_filters(const HubConfig& config) {
   if (stores.empty()) stores.push_back("+");
   std::vector<std::string> out;
   const std::string& p = config.topic_prefix;
+  const std::string share = config.subscription.shared_group.empty()
+                                ? std::string()
+                                : "$share/" + config.subscription.shared_group + "/";
   for (const std::string& s : stores) {
-    for (std::string f : {events::events_filter(p, s), events::dead_letter_filter(p, s),
-                          events::status_filter(p, s), events::health_filter(p, s)}) {
-      if (!config.subscription.shared_group.empty()) {
-        f = "$share/" + config.subscription.shared_group + "/" + f;
-      }
-      out.push_back(std::move(f));
-    }
+    out.push_back(share + events::events_filter(p, s));
+    out.push_back(share + events::dead_letter_filter(p, s));
+    out.push_back(events::status_filter(p, s));
+    out.push_back(events::health_filter(p, s));
   }
   return out;
 }

@@ -27,8 +27,11 @@ struct HubConfig {
   } broker;
   std::string topic_prefix = "edgesync";
   struct Subscription {
-    // Not empty: every filter is "$share/<group>/...", and the broker spreads the messages over
-    // the instances in the group (MQTT v5 shared subscription; mosquitto has it).
+    // Not empty: the events and dead-letter filters are "$share/<group>/...", and the broker
+    // spreads those messages over the instances in the group (MQTT v5 shared subscription;
+    // mosquitto has it). Status and health stay plain subscriptions in every instance: they
+    // are retained last values, which a broker does not send to a shared subscription, and a
+    // device's reports must be applied in the order it sent them, not split over instances.
     std::string shared_group;
     // Not empty: only these stores' topics (one filter per store and kind), for brokers without
     // shared subscriptions: each instance is given its own part of the fleet.

@@ -50,8 +50,11 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "consume the agents' messages into PostgreSQL");
   common(run, false);
   run->footer(
-      "Subscribes with MQTT v5, QoS 1 and a persistent session, and acknowledges each message\n"
-      "only once its effect is committed: a hub stopped or killed at any point loses nothing.\n"
+      "Subscribes with MQTT v5, QoS 1 and a persistent session, and commits each message's\n"
+      "effect once (a repeated message changes nothing). A stopped hub commits the batch in\n"
+      "hand and leaves the rest queued in its broker session. The MQTT client acknowledges a\n"
+      "message on receipt, so a hub killed inside a commit can lose the message it was\n"
+      "committing (docs/HUB.md, \"Acknowledgement\"); `edgesync-hub gaps` shows such a loss.\n"
       "Example: edgesync-hub run --config /etc/edgesync/hub.json");
   auto* check = app.add_subcommand("check-config", "validate the configuration file and exit");
   common(check, false);

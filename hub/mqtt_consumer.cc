@@ -3,10 +3,61 @@
 #include <mqtt/async_client.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include "platform/log.h"
 
 namespace edgesync::hub {
+
+// Reads the broker's SUBACK: a filter it refused (not authorised, shared subscriptions not
+// supported, ...) means a part of the fleet this hub will never hear, so each is logged by name.
+// The first answer also tells start() that the hub is consuming.
+class SubscribeListener : public mqtt::iaction_listener {
+ public:
+  SubscribeListener(const std::string& client_id, const std::vector<std::string>& filters)
+      : client_id_(client_id), filters_(filters) {}
+
+  void on_success(const mqtt::token& tok) override {
+    const auto& codes = tok.get_subscribe_response().get_reason_codes();
+    for (size_t i = 0; i < codes.size() && i < filters_.size(); ++i) {
+      if (codes[i] >= mqtt::ReasonCode::UNSPECIFIED_ERROR) {
+        platform::log(platform::LogLevel::kError, "subscription_refused",
+                      client_id_ + ": the broker refused the subscription to " + filters_[i] +
+                          ": " + mqtt::exception::reason_code_str(static_cast<int>(codes[i])));
+      }
+    }
+    answered();
+  }
+  void on_failure(const mqtt::token& tok) override {
+    platform::log(platform::LogLevel::kError, "subscribe_failed",
+                  client_id_ + ": subscribing failed: " +
+                      mqtt::exception::reason_code_str(static_cast<int>(tok.get_reason_code())));
+    answered();
+  }
+
+  // True once the broker has answered a subscription (within `timeout`).
+  bool wait_answered(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return answered_; });
+  }
+
+ private:
+  void answered() {
+    {
+      std::lock_guard lock(mu_);
+      answered_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  const std::string& client_id_;
+  const std::vector<std::string>& filters_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool answered_ = false;
+};
 
 struct MqttConsumer::Impl {
   HubConfig config;
@@ -14,14 +65,16 @@ struct MqttConsumer::Impl {
   Handler handle;
   std::unique_ptr<mqtt::async_client> client;
   std::vector<std::string> filters;
+  SubscribeListener subscribed{client_id, filters};
 
   // Subscribing again on every connection is harmless with a session present and needed
-  // without one (a session that expired while the hub was away).
+  // without one (a session that expired while the hub was away). Runs on paho's callback
+  // thread, which must not wait for the SUBACK: the listener reads it.
   void subscribe() {
     try {
       std::vector<int> qos(filters.size(), 1);
       auto names = mqtt::string_collection::create(filters);
-      client->subscribe(names, qos);
+      client->subscribe(names, qos, nullptr, subscribed);
     } catch (const std::exception& e) {
       platform::log(platform::LogLevel::kError, "subscribe_failed",
                     client_id + ": subscribing failed: " + e.what());
@@ -91,6 +144,12 @@ Status MqttConsumer::start() {
                         (cause.empty() ? std::string() : ": " + cause) + "; reconnecting");
     });
     impl->client->connect(builder.finalize())->wait();
+    // Consuming means subscribed: messages published before the broker holds the
+    // subscriptions (a new session) would not reach this hub.
+    if (!impl->subscribed.wait_answered(std::chrono::seconds(10))) {
+      return Status::unavailable(impl->client_id + ": the broker did not answer the subscription "
+                                 "within 10 s");
+    }
   } catch (const mqtt::exception& e) {
     return Status::unavailable(impl_->client_id + ": cannot connect to " + b.uris.front() + ": " +
                                e.what());

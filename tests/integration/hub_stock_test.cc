@@ -8,6 +8,7 @@
 // (docs/HUB.md, "Acknowledgement"); the end-to-end resend that closes that hole is not built.
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <thread>
 
 #include "tests/harness/postgres_server.h"
@@ -125,18 +126,48 @@ class HubStockTest : public HubFixture {
 
   // Publishes a hand-made message on the agent's topics, as a device would.
   void publish_event(int64_t seq, const std::string& type, const json& data,
-                     const std::string& occurred_at, const std::string& incarnation = "inc-a") {
-    json m = {{"id", "hand-" + std::to_string(seq)},
+                     const std::string& occurred_at, const std::string& incarnation = "inc-a",
+                     const std::string& store = "store-042", const std::string& device = "pos-99") {
+    json m = {{"id", "hand-" + device + "-" + std::to_string(seq)},
               {"seq", seq},
               {"incarnation", incarnation},
               {"type", type},
               {"v", 1},
-              {"device_id", "pos-99"},
-              {"store_id", "store-042"},
+              {"device_id", device},
+              {"store_id", store},
               {"occurred_at", occurred_at},
               {"received_at", occurred_at},
               {"data", data}};
-    hub_->publish("edgesync/v1/store-042/pos-99/events/" + type, m.dump(), false);
+    hub_->publish("edgesync/v1/" + store + "/" + device + "/events/" + type, m.dump(), false);
+  }
+
+  // A second instance beside hub_process_, with its own client id and `subscription`.
+  std::unique_ptr<HubProcess> another_hub(const std::string& client_id, const json& subscription) {
+    json c = hub_config();
+    c["broker"]["client_id"] = client_id;
+    c["subscription"] = subscription;
+    return std::make_unique<HubProcess>(make_subdir(client_id), c);
+  }
+
+  // What an instance's closing line says it took from the broker and committed as new.
+  struct Took {
+    int messages = -1;
+    int new_events = -1;
+  };
+  // Stops `hub` and reads its closing line.
+  static Took stop_and_read(HubProcess& hub) {
+    hub.terminate();
+    std::smatch m;
+    std::string log = hub.log();
+    static const std::regex kLine(R"(stopped after (\d+) message\(s\).*: (\d+) new event\(s\))");
+    if (!std::regex_search(log, m, kLine)) return {};
+    return {std::stoi(m[1]), std::stoi(m[2])};
+  }
+
+  long on_hand_in(const std::string& store, const std::string& sku) {
+    json rows = hub_process_->run_json({"stock", "--store", store, "--sku", sku});
+    if (!rows.is_array() || rows.empty()) return -999999;
+    return rows[0]["on_hand"].get<long>();
   }
 
   std::unique_ptr<PostgresServer> pg_;
@@ -255,6 +286,60 @@ TEST_F(HubStockTest, AHubKilledMidStreamLosesNothingAndAppliesNothingTwice) {
   EXPECT_EQ(on_hand("SKU-K2"), -k2);
   CommandResult gaps = hub_process_->run({"gaps"});
   EXPECT_TRUE(gaps.exited_ok()) << gaps.describe();
+}
+
+// Scale out with a shared subscription: two instances in one group split the events between
+// them (each commits a part), and the unique keys keep the stock exact.
+TEST_F(HubStockTest, TwoInstancesInASharedGroupSplitTheStreamAndCountEachEventOnce) {
+  hub_process_->config()["broker"]["client_id"] = "hub-a";
+  hub_process_->config()["subscription"] = {{"shared_group", "hubs"}};
+  std::unique_ptr<HubProcess> b = another_hub("hub-b", {{"shared_group", "hubs"}});
+  hub_process_->start();
+  b->start();
+  constexpr int kEvents = 200;
+  publish_event(1, "inventory.counted", count("SKU-S", 1000), "2026-12-01T08:00:00Z");
+  for (int seq = 2; seq <= kEvents; ++seq) {
+    publish_event(seq, "pos.sale.completed", sale("S" + std::to_string(seq), "SKU-S", 1),
+                  "2026-12-01T09:00:00Z");
+  }
+  ASSERT_TRUE(wait_for_events(kEvents)) << sql("SELECT count(*) FROM hub_events");
+  EXPECT_EQ(on_hand("SKU-S"), 1000 - (kEvents - 1));
+  EXPECT_EQ(sql("SELECT count(*) FROM hub_events"), std::to_string(kEvents));
+  Took by_a = stop_and_read(*hub_process_);
+  Took by_b = stop_and_read(*b);
+  EXPECT_GT(by_a.new_events, 0) << hub_process_->log();
+  EXPECT_GT(by_b.new_events, 0) << b->log();
+  // Each message went to one member of the group only: none reached both.
+  EXPECT_EQ(by_a.messages + by_b.messages, kEvents);
+  EXPECT_EQ(by_a.new_events + by_b.new_events, kEvents);
+}
+
+// Scale out without shared subscriptions (ejabberd's mod_mqtt): each instance is given its
+// stores and commits only theirs.
+TEST_F(HubStockTest, TwoInstancesPartitionedByStoreEachCommitOnlyTheirStores) {
+  hub_process_->config()["broker"]["client_id"] = "hub-north";
+  hub_process_->config()["subscription"] = {{"stores", json::array({"store-042"})}};
+  std::unique_ptr<HubProcess> south =
+      another_hub("hub-south", {{"stores", json::array({"store-043"})}});
+  hub_process_->start();
+  south->start();
+  constexpr int kPerStore = 60;
+  for (const std::string store : {"store-042", "store-043"}) {
+    const std::string device = "pos-" + store.substr(6);
+    for (int seq = 1; seq <= kPerStore; ++seq) {
+      publish_event(seq, "pos.sale.completed", sale("P" + std::to_string(seq), "SKU-P", 2),
+                    "2026-12-01T09:00:00Z", "inc-a", store, device);
+    }
+  }
+  ASSERT_TRUE(wait_for_events(2 * kPerStore)) << sql("SELECT count(*) FROM hub_events");
+  EXPECT_EQ(on_hand_in("store-042", "SKU-P"), -2 * kPerStore);
+  EXPECT_EQ(on_hand_in("store-043", "SKU-P"), -2 * kPerStore);
+  Took north = stop_and_read(*hub_process_);
+  Took by_south = stop_and_read(*south);
+  EXPECT_EQ(north.messages, kPerStore) << hub_process_->log();
+  EXPECT_EQ(north.new_events, kPerStore) << hub_process_->log();
+  EXPECT_EQ(by_south.messages, kPerStore) << south->log();
+  EXPECT_EQ(by_south.new_events, kPerStore) << south->log();
 }
 
 }  // namespace
