@@ -16,6 +16,8 @@ PKGS=(
   libgtest-dev                         # unit and integration tests
   libclang-rt-14-dev llvm-14           # fuzzing (.ci/fuzz.sh): libFuzzer and sanitizer runtimes, llvm-symbolizer
   mosquitto mosquitto-clients openssl  # real broker and certificates for tests and the demo
+  libmosquitto-dev                     # edgesync-hub's MQTT client (acknowledges after the commit)
+  dpkg-dev fakeroot lintian            # the .deb: dpkg-shlibdeps (found when the build is configured), its checks
   libvalijson-dev                      # JSON Schema validation: event contracts at ingest, and the tests' checks of config/contracts
   json-schema-test-suite               # the official JSON Schema test suite: valijson held to it for the contracts' keywords
   libcpp-httplib-dev                   # HTTP on loopback: the metrics endpoint and HTTP ingest

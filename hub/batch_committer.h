@@ -1,10 +1,9 @@
 // Commits the messages of every consumer connection in shared PostgreSQL transactions.
 //
 // Each callback hands its message here and waits; one thread takes every message waiting (up to
-// max_batch) and commits them in one transaction. paho runs every connection's callbacks on one
-// thread and reads nothing more while one runs, so waiting here holds the stream back until the
-// commit. paho has already sent the PUBACK by then (QoS 1, on receipt): the message being
-// committed when the hub dies is the one a crash can lose (docs/HUB.md, "Acknowledgement").
+// max_batch) and commits them in one transaction. A connection reads nothing more while its
+// callback waits here, and its PUBACK leaves only when the callback returns: nothing is
+// acknowledged before it is committed (docs/HUB.md, "Acknowledgement").
 #pragma once
 
 #include <condition_variable>
@@ -37,7 +36,7 @@ class BatchCommitter {
   ~BatchCommitter();  // stop()s
 
   // Blocks until `m` is committed. Returns false only when the committer stopped first: the
-  // message is not committed and must not be acknowledged (the caller must not return to paho).
+  // message is not committed and must not be acknowledged (the caller must not return to the MQTT client).
   bool commit(InboundMessage m);
 
   // Ends the thread once the batch in progress is done; waiting callers get false.

@@ -118,16 +118,26 @@ Result<HubConfig> parse_hub_config(const std::string& text) {
   r.text(w, "web.", "listen", &c.web.listen);
 
   if (c.broker.uris.empty()) r.problem("broker.uris", "must name at least one broker");
+  int tls_uris = 0;
   for (const std::string& uri : c.broker.uris) {
-    bool tls = uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0;
-    bool plain = uri.rfind("tcp://", 0) == 0 || uri.rfind("mqtt://", 0) == 0;
-    if (!tls && !plain) {
-      r.problem("broker.uris", "'" + uri + "' must start with ssl:// (or tcp:// for a local test)");
+    Result<BrokerAddress> a = parse_broker_uri(uri);
+    bool tls = a && a->tls;
+    bool plain = a && !a->tls;
+    tls_uris += tls ? 1 : 0;
+    if (!a) {
+      r.problem("broker.uris", a.status().message() + " (ssl://host:port, or tcp:// for a local test)");
     } else if (plain && !c.broker.allow_insecure) {
       r.problem("broker.uris", "'" + uri + "' is not TLS: set broker.allow_insecure to allow it");
     } else if (tls && c.broker.ca_file.empty()) {
       r.problem("broker.ca_file", "is needed for '" + uri + "'");
     }
+  }
+  // One connection's TLS settings serve every broker of the list.
+  if (tls_uris != 0 && tls_uris != static_cast<int>(c.broker.uris.size())) {
+    r.problem("broker.uris", "must be all TLS (ssl://) or all plain (tcp://)");
+  }
+  if (!c.broker.password.empty() && c.broker.username.empty()) {
+    r.problem("broker.password", "needs broker.username");
   }
   if (c.broker.cert_file.empty() != c.broker.key_file.empty()) {
     r.problem("broker.cert_file", "and broker.key_file go together");
@@ -178,6 +188,43 @@ std::vector<std::string> subscription_filters(const HubConfig& config) {
     out.push_back(events::health_filter(p, s));
   }
   return out;
+}
+
+Result<BrokerAddress> parse_broker_uri(const std::string& uri) {
+  BrokerAddress a;
+  size_t scheme_end = uri.find("://");
+  std::string scheme = scheme_end == std::string::npos ? "" : uri.substr(0, scheme_end);
+  if (scheme == "ssl" || scheme == "mqtts") {
+    a.tls = true;
+  } else if (scheme != "tcp" && scheme != "mqtt") {
+    return Status::invalid_argument("'" + uri + "' must start with ssl://, mqtts://, tcp:// or mqtt://");
+  }
+  std::string rest = uri.substr(scheme_end + 3);
+  std::string port;
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    size_t close = rest.find(']');
+    if (close == std::string::npos) return Status::invalid_argument("'" + uri + "': no ]");
+    a.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return Status::invalid_argument("'" + uri + "': junk after ]");
+      port = rest.substr(close + 2);
+    }
+  } else {
+    size_t colon = rest.find(':');
+    a.host = rest.substr(0, colon);
+    if (colon != std::string::npos) port = rest.substr(colon + 1);
+  }
+  if (a.host.empty()) return Status::invalid_argument("'" + uri + "': no host");
+  if (port.empty()) {
+    a.port = a.tls ? 8883 : 1883;
+  } else {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return Status::invalid_argument("'" + uri + "': the port must be 1-65535");
+    }
+    a.port = std::stoi(port);
+  }
+  return a;
 }
 
 }  // namespace edgesync::hub

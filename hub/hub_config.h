@@ -55,4 +55,13 @@ Result<HubConfig> parse_hub_config(const std::string& text);
 // The topic filters this instance subscribes to, shared-subscription prefix included.
 std::vector<std::string> subscription_filters(const HubConfig& config);
 
+// A broker URI of broker.uris: "ssl://host:port" or "mqtts://" (TLS), "tcp://" or "mqtt://";
+// without a port, 8883 for TLS and 1883 otherwise. "[::1]" for an IPv6 address.
+struct BrokerAddress {
+  std::string host;
+  int port = 0;
+  bool tls = false;
+};
+Result<BrokerAddress> parse_broker_uri(const std::string& uri);
+
 }  // namespace edgesync::hub

@@ -18,9 +18,8 @@ namespace edgesync::hub {
 
 namespace {
 
-// A handler whose message was not committed does not return: paho would go on to the next
-// message. It waits here for the process to end. (paho acknowledged this one on receipt: it is
-// the one message a stop while the database is down can lose; docs/HUB.md.)
+// A handler whose message was not committed does not return: returning would acknowledge it.
+// It waits here for the process to end; the broker keeps the message for the next start.
 [[noreturn]] void park_unacknowledged() {
   while (true) std::this_thread::sleep_for(std::chrono::hours(1));
 }
@@ -107,16 +106,20 @@ int run_hub(const HubConfig& config) {
   sigwait(&stop_signals, &sig);
   std::cerr << "edgesync-hub: stopping (signal " << sig << ")\n";
   if (web) web->stop();  // ends the pages' streams; _Exit below would not
-  // The batch in progress commits; handlers still waiting park, unacknowledged.
+  // Connections first, while the committer still runs: a handler waiting for a commit gets it,
+  // its PUBACK is written, then the DISCONNECT. Then the committer: handlers still waiting (the
+  // database is down) park, unacknowledged, and the broker keeps their messages.
+  for (auto& c : consumers) c->request_stop();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (auto& c : consumers) c->wait_stopped(deadline);
   committer.stop();
-  for (auto& c : consumers) c->disconnect(2000);
   CommitterFigures f = committer.figures();
   std::cerr << "edgesync-hub: stopped after " << f.messages << " message(s) in " << f.batches
             << " transaction(s): " << f.events_new << " new event(s), " << f.events_repeated
             << " repeated, " << f.rejected << " rejected\n";
   std::cerr.flush();
-  // paho's threads may be parked in a handler: leave without running their destructors. What
-  // is committed is in PostgreSQL; the rest is still the broker's.
+  // Connection threads may be parked in a handler: leave without running their destructors.
+  // What is committed is in PostgreSQL; the rest is still the broker's.
   std::_Exit(0);
 }
 

@@ -50,11 +50,10 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "consume the agents' messages into PostgreSQL");
   common(run, false);
   run->footer(
-      "Subscribes with MQTT v5, QoS 1 and a persistent session, and commits each message's\n"
-      "effect once (a repeated message changes nothing). A stopped hub commits the batch in\n"
-      "hand and leaves the rest queued in its broker session. The MQTT client acknowledges a\n"
-      "message on receipt, so a hub killed inside a commit can lose the message it was\n"
-      "committing (docs/HUB.md, \"Acknowledgement\"); `edgesync-hub gaps` shows such a loss.\n"
+      "Subscribes with MQTT v5, QoS 1 and a persistent session, commits each message's effect\n"
+      "once (a repeated message changes nothing) and acknowledges a message only once its\n"
+      "effect is committed: a hub stopped or killed at any point loses nothing, the broker\n"
+      "sends what was not stored again when the hub is back.\n"
       "Example: edgesync-hub run --config /etc/edgesync/hub.json");
   auto* check = app.add_subcommand("check-config", "validate the configuration file and exit");
   common(check, false);

@@ -1,12 +1,15 @@
 // One MQTT v5 connection of the hub: a persistent session (clean start off, a session expiry),
-// QoS 1 subscriptions, automatic reconnection. The only hub code that includes paho.
+// QoS 1 subscriptions, reconnection over broker.uris. The only hub code that speaks MQTT.
 //
-// Each message is handed to `handle` on paho's callback thread. paho has acknowledged it already
-// (QoS 1: PUBACK on receipt, before any callback; no manual acknowledgement in paho C 1.3), but it
-// reads no further message while a handler runs: a handler that returns only after the commit
-// leaves at most that one message acknowledged and not stored (docs/HUB.md).
+// It uses libmosquitto, not paho (the agent's client): paho C sends a QoS 1 PUBACK on receipt,
+// before the application sees the message, and has no manual acknowledgement, so a hub killed
+// in a commit would lose what it was committing. With libmosquitto, run on our own loop thread
+// in its threaded mode, the PUBACK leaves only when the message callback has returned; `handle`
+// returns once the message's effect is committed, so the broker keeps every message the hub has
+// not stored and sends it again to the restarted hub (docs/HUB.md, "Acknowledgement").
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,15 +27,19 @@ class MqttConsumer {
   // `index` tells the connections of one instance apart: client id "<client_id>-<index>" when
   // the instance has more than one.
   MqttConsumer(const HubConfig& config, int index, Handler handle);
-  ~MqttConsumer();
+  ~MqttConsumer();  // request_stop(), and up to 2 s for it
 
-  // Connects (waiting up to the broker's connect timeout) and subscribes; after that paho
-  // reconnects by itself and the session keeps the subscriptions. Fails with the broker's
-  // reason when the first connection cannot be made.
+  // Connects to the first broker of broker.uris that answers, subscribes and returns once the
+  // broker has answered the subscription; after that it reconnects by itself (the session
+  // keeps the subscriptions). Fails with the reasons when no broker can be reached, or the one
+  // reached refuses the connection.
   Status start();
-  // A clean DISCONNECT, waiting at most `timeout_ms` (a handler parked in a failed commit can
-  // hold paho's thread: the caller then ends the process without it).
-  void disconnect(int timeout_ms);
+  // Asks the connection to send a clean DISCONNECT (the session stays on the broker) and end;
+  // wait_stopped() tells when it has. A handler waiting for a commit holds the connection
+  // until the commit is done; one parked in a failed commit holds it for good: the caller then
+  // ends the process without it.
+  void request_stop();
+  bool wait_stopped(std::chrono::steady_clock::time_point deadline);
   std::string client_id() const;
   bool connected() const;
 

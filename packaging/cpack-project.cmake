@@ -19,6 +19,7 @@ if(NOT CPACK_EDGESYNC_SHLIBDEPS)
     "libpaho-mqtt3as.so.1=libpaho-mqtt1.3 (>= 1.3.12)"
     "libpaho-mqtt3a.so.1=libpaho-mqtt1.3 (>= 1.3.12)"
     "libsystemd.so.0=libsystemd0 (>= 252)"
+    "libcpp-httplib.so.0.11=libcpp-httplib0.11 (>= 0.11.4)"
     "libssl.so.3=libssl3 (>= 3.0.0)"
     "libcrypto.so.3=libssl3 (>= 3.0.0)"
     "libmbedtls.so.14=libmbedtls14 (>= 2.28.3)"

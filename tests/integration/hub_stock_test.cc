@@ -2,15 +2,15 @@
 // binary on a real PostgreSQL (fsync on). Stock follows the rules of docs/HUB.md; a message
 // received twice changes nothing; a count is a level as of its time, whatever order the events
 // arrive in; gaps and dead-letter notices; a message the hub cannot read is kept apart and does
-// not hold the next one back; and a hub killed with SIGKILL in the middle of a stream applies
-// nothing twice (stock checked against an independent sum in SQL). That it also loses nothing
-// holds only when the kill does not land inside a commit: paho acknowledges on receipt
-// (docs/HUB.md, "Acknowledgement"); the end-to-end resend that closes that hole is not built.
+// not hold the next one back; a hub killed with SIGKILL in the middle of a stream, or inside a
+// commit, loses nothing and applies nothing twice (stock checked against an independent sum in
+// SQL); two instances split the stream by shared subscription or by store.
 #include <gtest/gtest.h>
 
 #include <regex>
 #include <thread>
 
+#include "tests/harness/net_util.h"
 #include "tests/harness/postgres_server.h"
 #include "tests/support/events.h"
 #include "tests/support/hub_fixture.h"
@@ -247,6 +247,27 @@ TEST_F(HubStockTest, ARepeatedMessageAnOutOfOrderCountGapsAndABadMessage) {
   EXPECT_EQ(on_hand("SKU-C"), 30 - 1);
 }
 
+// The hub holds a message it cannot commit (PostgreSQL is down) and is killed: the broker must
+// still have it, because the hub acknowledges a message only once its effect is committed.
+TEST_F(HubStockTest, AHubKilledInsideACommitLosesNothing) {
+  hub_process_->start();
+  pg_->stop();
+  publish_event(1, "pos.sale.completed", sale("C1", "SKU-Z", 3), "2026-12-01T11:00:00Z");
+  // The hub has the message and is retrying its commit.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (hub_process_->log().find("not committed") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE(hub_process_->log().find("not committed"), std::string::npos) << hub_process_->log();
+  hub_process_->kill9();
+  pg_->start();
+  hub_process_->start();
+  ASSERT_TRUE(wait_for_events(1)) << "the message the killed hub held is lost\n"
+                                  << hub_process_->log();
+  EXPECT_EQ(on_hand("SKU-Z"), -3);
+}
+
 TEST_F(HubStockTest, AHubKilledMidStreamLosesNothingAndAppliesNothingTwice) {
   agent_->start();
   hub_process_->start();
@@ -286,6 +307,20 @@ TEST_F(HubStockTest, AHubKilledMidStreamLosesNothingAndAppliesNothingTwice) {
   EXPECT_EQ(on_hand("SKU-K2"), -k2);
   CommandResult gaps = hub_process_->run({"gaps"});
   EXPECT_TRUE(gaps.exited_ok()) << gaps.describe();
+}
+
+// broker.uris lists brokers in order: with the first one down the hub starts on the next, and
+// says which one it could not reach.
+TEST_F(HubStockTest, AHubWhoseFirstBrokerIsDownConsumesFromTheNext) {
+  const std::string dead = "ssl://127.0.0.1:" + std::to_string(pick_free_port());
+  hub_process_->config()["broker"]["uris"] = json::array({dead, broker_->uri()});
+  hub_process_->start();
+  publish_event(1, "pos.sale.completed", sale("F1", "SKU-F", 2), "2026-12-01T12:00:00Z");
+  ASSERT_TRUE(wait_for_events(1)) << hub_process_->log();
+  EXPECT_EQ(on_hand("SKU-F"), -2);
+  std::string log = hub_process_->log();
+  EXPECT_NE(log.find(dead), std::string::npos) << log;
+  EXPECT_NE(log.find("connected to " + broker_->uri()), std::string::npos) << log;
 }
 
 // Scale out with a shared subscription: two instances in one group split the events between
