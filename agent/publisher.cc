@@ -8,6 +8,7 @@
 #include "agent/backoff.h"
 #include "agent/config_layers.h"
 #include "agent/hub_message.h"
+#include "events/resend.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 
@@ -21,6 +22,8 @@ constexpr auto kStableConnection = std::chrono::seconds(30);
 constexpr size_t kMinReadBatch = 256;
 // Completions of dead-letter notices carry the seq with this bit set.
 constexpr uint64_t kNoticeTag = uint64_t{1} << 62;
+// Completions of messages sent again for a resend request carry the seq with this bit set.
+constexpr uint64_t kResendTag = uint64_t{1} << 61;
 // paho refusing to start the same publish this many times in a row (each on a new session)
 // means it never will: the event is dead-lettered rather than block the stream.
 constexpr int kMaxSyncRefusals = 3;
@@ -181,6 +184,8 @@ void Publisher::connection_down(const std::string& why) {
   if (was_stable) attempt_ = 0;
   inflight_.clear();
   sent_ = 0;
+  resend_jobs_.clear();
+  resend_sent_ = 0;
   for (auto& [seq, r] : refused_) r.parked = false;  // resent from the watermark
   parked_ = 0;
   park_timer_.cancel();
@@ -223,6 +228,8 @@ void Publisher::on_transport_events() {
         max_packet_ = e.maximum_packet_size;
         inflight_.clear();
         sent_ = 0;
+        resend_jobs_.clear();
+        resend_sent_ = 0;
         buffer_.clear();
         buffer_pos_ = 0;
         read_through_ = acked_through_;
@@ -244,6 +251,11 @@ void Publisher::on_transport_events() {
           Status sub = transport_->subscribe(config_topics_);
           if (!sub) std::cerr << "edgesync: config topics: " << sub.to_string() << "\n";
         }
+        resend_topic_ = events::resend_request_topic(config_.hub.topic_prefix,
+                                                     config_.device.store_id, config_.device.id);
+        if (Status sub = transport_->subscribe({resend_topic_}); !sub) {
+          std::cerr << "edgesync: resend topic: " << sub.to_string() << "\n";
+        }
         if (!config_status_.empty()) {
           transport_->publish_retained(config_status_topic(config_), config_status_);
         }
@@ -251,12 +263,24 @@ void Publisher::on_transport_events() {
         break;
       }
       case platform::MqttEvent::Kind::kMessage:
-        if (on_config_message_) on_config_message_(e.topic, e.payload);
+        if (e.topic == resend_topic_) {
+          on_resend_request(e.payload);
+        } else if (on_config_message_) {
+          on_config_message_(e.topic, e.payload);
+        }
         break;
       case platform::MqttEvent::Kind::kSubscribed:
+        if (e.topic == resend_topic_) break;
         if (on_config_subscribed_) on_config_subscribed_(config_epoch_);
         break;
       case platform::MqttEvent::Kind::kSubscribeFailed:
+        if (e.topic == resend_topic_) {
+          platform::log(platform::LogLevel::kWarning, "resend_topic_refused",
+                        e.detail + ": the hub cannot ask this box to send lost events again "
+                                   "(the broker's ACL must let it subscribe to " +
+                            resend_topic_ + ")");
+          break;
+        }
         std::cerr << "edgesync: config topics: " << e.detail
                   << ": pushed configuration does not reach this box (check the hub's ACL)\n";
         break;
@@ -292,6 +316,16 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
   bool live = state_ == HubState::kConnected || state_ == HubState::kStopped;
   if (e.tag == 0 || !live) return;
   last_progress_ = std::chrono::steady_clock::now();
+  if ((e.tag & kResendTag) != 0) {
+    // Sent again for the hub: nothing in the stream waits for it. A refusal now is the broker's
+    // (the event went through before); the hub's next request says whether it arrived.
+    if (resend_sent_ > 0) --resend_sent_;
+    if (e.outcome != platform::PublishOutcome::kDelivered && state_ != HubState::kStopped) {
+      std::cerr << "edgesync: seq " << (e.tag & ~(kResendTag | kNoticeTag))
+                << " sent again for the hub, not acknowledged: " << e.detail << "\n";
+    }
+    return;
+  }
   const bool notice = (e.tag & kNoticeTag) != 0;
   const int64_t seq = static_cast<int64_t>(e.tag & ~kNoticeTag);
   const size_t index = index_of(seq);
@@ -453,7 +487,7 @@ void Publisher::arm_stall_timer() {
   stall_timer_.expires_at(last_progress_ + limit);
   stall_timer_.async_wait([this, limit](asio::error_code ec) {
     stall_armed_ = false;
-    if (ec || state_ != HubState::kConnected || sent_ == 0) return;
+    if (ec || state_ != HubState::kConnected || sent_ + resend_sent_ == 0) return;
     if (std::chrono::steady_clock::now() - last_progress_ < limit) {
       arm_stall_timer();  // something completed meanwhile
       return;
@@ -469,7 +503,7 @@ void Publisher::retry_parked() {
   const uint64_t gen = generation_;
   for (auto& [seq, r] : refused_) {
     if (!r.parked || r.next_try > now) continue;
-    if (sent_ >= window_) break;  // the rest when acks free the window
+    if (sent_ + resend_sent_ >= window_) break;  // the rest when acks free the window
     const size_t index = index_of(seq);
     if (index == SIZE_MAX || inflight_[index].slot != Slot::kParked) {
       r.parked = false;
@@ -541,6 +575,19 @@ void Publisher::count_delivered(const InFlight& slot) {
   counters_->age_at_delivery.observe(static_cast<double>(now_ms - slot.received_ms));
 }
 
+bool Publisher::read_outbox(int64_t after_seq, size_t limit, std::vector<storage::StoredEvent>* out) {
+  Status s = outbox_.read_pending(after_seq, limit, out);
+  if (s) return true;
+  std::cerr << "edgesync: cannot read the outbox: " << s.to_string() << "\n";
+  if (outbox_.corruption_seen()) {
+    outbox_damaged();
+    return false;
+  }
+  transport_->disconnect(std::chrono::milliseconds(0));
+  connection_down("outbox read failed");
+  return false;
+}
+
 void Publisher::fill() {
   if (outbox_damaged_) return;
   // edgesync outbox hold: nothing new goes out (what is in flight completes); the release
@@ -548,27 +595,17 @@ void Publisher::fill() {
   if (outbox_.held_since_ms() > 0) return;
   // At most a window's worth parked: a hub that refuses everything does not get the whole
   // backlog streamed at it and parked.
-  while (state_ == HubState::kConnected && sent_ < window_ && parked_ < window_ &&
+  while (state_ == HubState::kConnected && sent_ + resend_sent_ < window_ && parked_ < window_ &&
          inflight_.size() < kMaxHeld) {
     if (buffer_pos_ == buffer_.size()) {
-      if (outbox_drained_) return;
+      if (outbox_drained_) break;
       // Asked before reading: an event committed after this read's snapshot then wakes us.
       wants_wake_ = true;
-      Status s = outbox_.read_pending(read_through_, std::max(window_, kMinReadBatch), &buffer_);
       buffer_pos_ = 0;
-      if (!s) {
-        std::cerr << "edgesync: cannot read the outbox: " << s.to_string() << "\n";
-        if (outbox_.corruption_seen()) {
-          outbox_damaged();
-          return;
-        }
-        transport_->disconnect(std::chrono::milliseconds(0));
-        connection_down("outbox read failed");
-        return;
-      }
+      if (!read_outbox(read_through_, std::max(window_, kMinReadBatch), &buffer_)) return;
       if (buffer_.empty()) {
         outbox_drained_ = true;  // until wake()
-        return;
+        break;
       }
     }
     const int64_t seq = buffer_[buffer_pos_].seq;
@@ -581,6 +618,119 @@ void Publisher::fill() {
     read_through_ = seq;
     ++buffer_pos_;
   }
+  if (!resend_jobs_.empty() && state_ == HubState::kConnected) send_resends();
+}
+
+void Publisher::on_resend_request(const std::string& payload) {
+  auto request = events::parse_resend_request(payload);
+  if (!request) {
+    platform::log(platform::LogLevel::kWarning, "resend_request_refused",
+                  "a resend request on " + resend_topic_ + " was not read: " +
+                      request.status().message(),
+                  {{"reason", request.status().message()}});
+    return;
+  }
+  if (resend_jobs_.size() >= kMaxResendJobs) {
+    platform::log(platform::LogLevel::kWarning, "resend_request_dropped",
+                  "resend request " + request->request_id + " dropped: " +
+                      std::to_string(kMaxResendJobs) +
+                      " are being answered already (the hub asks again)",
+                  {{"request_id", request->request_id}});
+    return;
+  }
+  ResendJob job(std::move(*request), outbox_.incarnation(), acked_through_, kMaxResendSeqs);
+  const auto& asked = job.request();
+  platform::log(platform::LogLevel::kNotice, "resend_requested",
+                "the hub asks for seqs " + events::format_ranges(asked.ranges) +
+                    " of incarnation " + asked.incarnation + " again (request " +
+                    asked.request_id + ")",
+                {{"request_id", asked.request_id},
+                 {"incarnation", asked.incarnation},
+                 {"seqs", std::to_string(events::seq_count(asked.ranges))}});
+  if (job.done()) {
+    publish_resend_reply(job);
+    return;
+  }
+  resend_jobs_.push_back(std::move(job));
+  fill();
+}
+
+void Publisher::send_resends() {
+  if (outbox_damaged_) return;
+  std::vector<size_t> to_send;
+  while (state_ == HubState::kConnected && !resend_jobs_.empty() &&
+         sent_ + resend_sent_ < window_) {
+    ResendJob& job = resend_jobs_.front();
+    if (job.done()) {
+      publish_resend_reply(job);
+      resend_jobs_.pop_front();
+      continue;
+    }
+    const size_t room = window_ - sent_ - resend_sent_;
+    const size_t asked =
+        static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(room),
+                                              job.range_last() - job.cursor() + 1));
+    if (!read_outbox(job.cursor() - 1, asked, &resend_buffer_)) return;
+    to_send.clear();
+    job.take(resend_buffer_, asked, &to_send);
+    for (size_t i : to_send) {
+      if (!send_again(resend_buffer_[i], job)) return;  // the connection is being torn down
+    }
+  }
+}
+
+bool Publisher::send_again(const storage::StoredEvent& ev, ResendJob& job) {
+  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
+                                      ev.contract_version};
+  if (!ev.dead_reason.empty()) {
+    if (!publish_notice(ev, ev.dead_reason, ev.dead_ms, kResendTag)) return false;
+    note_resent();
+    return true;
+  }
+  build_event_topic(config_, ev, &topic_);
+  build_event_payload(config_, outbox_.incarnation(), ev, &payload_);
+  if (max_packet_ > 0) {
+    const int64_t size = platform::MqttTransport::packet_size(topic_, payload_.size(), who);
+    if (size > max_packet_) {
+      job.not_now(ev.seq);
+      return true;
+    }
+  }
+  Status s = transport_->publish(topic_, payload_, who, static_cast<uint64_t>(ev.seq) | kResendTag);
+  if (!s) {
+    publish_not_started(ev.seq, s);
+    return false;
+  }
+  note_resent();
+  return true;
+}
+
+void Publisher::note_resent() {
+  // Watched like the stream's own messages: a link that swallows them is dropped.
+  if (sent_ + resend_sent_ == 0) last_progress_ = std::chrono::steady_clock::now();
+  ++resend_sent_;
+  arm_stall_timer();
+}
+
+void Publisher::publish_resend_reply(const ResendJob& job) {
+  const events::ResendReply reply = job.reply(config_.device.store_id, config_.device.id);
+  platform::log(platform::LogLevel::kNotice, "resend_answered",
+                "resend request " + reply.request_id + ": sent again " +
+                    std::to_string(job.resent_count()) + ", pending " +
+                    std::to_string(events::seq_count(reply.pending)) + ", gone " +
+                    std::to_string(job.gone_count()) +
+                    (reply.gone.empty() ? std::string()
+                                        : " (" + events::format_ranges(reply.gone) + ": " +
+                                              reply.gone_reason + ")") +
+                    ", deferred " + std::to_string(events::seq_count(reply.deferred)),
+                {{"request_id", reply.request_id},
+                 {"resent", std::to_string(job.resent_count())},
+                 {"gone", std::to_string(job.gone_count())}});
+  Status s = transport_->publish_message(
+      events::resend_reply_topic(config_.hub.topic_prefix, config_.device.store_id,
+                                 config_.device.id),
+      events::build_resend_reply(reply));
+  if (!s) std::cerr << "edgesync: resend reply publish: " << s.to_string() << "\n";
 }
 
 bool Publisher::send(const storage::StoredEvent& ev) {
@@ -631,7 +781,7 @@ bool Publisher::send_dead_letter(const storage::StoredEvent& ev, const std::stri
 }
 
 bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string& reason,
-                               int64_t failed_ms) {
+                               int64_t failed_ms, uint64_t tag_bits) {
   build_dead_letter_notice(config_, outbox_.incarnation(), ev, reason, failed_ms, &payload_);
   const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
                                       ev.contract_version};
@@ -642,7 +792,7 @@ bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string
                              failed_ms, &payload_);
   }
   Status s = transport_->publish(dead_letter_topic_, payload_, who,
-                                 static_cast<uint64_t>(ev.seq) | kNoticeTag);
+                                 static_cast<uint64_t>(ev.seq) | kNoticeTag | tag_bits);
   if (!s) {
     publish_not_started(ev.seq, s);
     return false;

@@ -12,6 +12,10 @@
 // hub.refused_retry_s while the events behind it keep flowing, then dead-lettered. The
 // watermark waits at a parked event, so a reconnect resends what was delivered behind it (at
 // most kMaxHeld events).
+//
+// The hub may ask for seqs it lacks that the box already counts delivered (events/resend.h):
+// the box sends them again from its delivered history, in the room the window has after its own
+// stream, and answers with what it no longer has.
 #pragma once
 
 #include <asio.hpp>
@@ -27,6 +31,7 @@
 
 #include "agent/agent_counters.h"
 #include "agent/config.h"
+#include "agent/resend_job.h"
 #include "platform/mqtt_transport.h"
 #include "storage/outbox.h"
 
@@ -87,6 +92,10 @@ class Publisher {
   // Events held between the watermark and the newest sent: in flight, delivered behind a parked
   // event, or parked. Bounds memory and the duplicates a reconnect can cause.
   static constexpr size_t kMaxHeld = 65536;
+  // Resend requests waiting or being answered; a further one is dropped (the hub asks again).
+  static constexpr size_t kMaxResendJobs = 4;
+  // Seqs one resend request may look up; the rest are deferred to the hub's next request.
+  static constexpr int64_t kMaxResendSeqs = 20000;
 
  private:
   enum class Slot : uint8_t {
@@ -122,6 +131,9 @@ class Publisher {
   bool fail_over(const std::string& why);
   void connection_down(const std::string& why);
   void fill();
+  // outbox_.read_pending(); on failure the outbox is reported damaged or the connection
+  // dropped (to read again after the reconnect), and false returned.
+  bool read_outbox(int64_t after_seq, size_t limit, std::vector<storage::StoredEvent>* out);
   void count_delivered(const InFlight& slot);
   void fill_new_events();
   // The retained online status, with what the outbox reports (incarnation, quarantine, damage).
@@ -131,8 +143,9 @@ class Publisher {
   bool send(const storage::StoredEvent& ev);
   // Dead-letters `ev` with `reason` and publishes the notice in its place.
   bool send_dead_letter(const storage::StoredEvent& ev, const std::string& reason);
+  // `tag_bits`: added to the completion's tag (a notice sent again for a resend request).
   bool publish_notice(const storage::StoredEvent& ev, const std::string& reason,
-                      int64_t failed_ms);
+                      int64_t failed_ms, uint64_t tag_bits = 0);
   // A refusal that may clear: park the slot and schedule its retry, or dead-letter it once
   // hub.refused_retry_s has passed since the first refusal.
   void refused(size_t index, const platform::MqttEvent& e, bool notice);
@@ -149,6 +162,16 @@ class Publisher {
   // kMaxSyncRefusals times in a row is dead-lettered.
   void publish_not_started(int64_t seq, const Status& s);
   void pop_done();
+  // A request on the resend topic: answered at once when nothing is to be sent again, else
+  // queued for send_resends().
+  void on_resend_request(const std::string& payload);
+  // Sends rows of the queued resend requests while the window has room after the stream.
+  void send_resends();
+  // Publishes `ev` again (or its dead-letter notice); false when the connection is going down.
+  bool send_again(const storage::StoredEvent& ev, ResendJob& job);
+  void publish_resend_reply(const ResendJob& job);
+  // A message sent again is in flight: counted in the window, watched by the stall timer.
+  void note_resent();
   size_t index_of(int64_t seq) const;
   void set_state(HubState s, const std::string& detail);
 
@@ -206,6 +229,11 @@ class Publisher {
   size_t uri_index_ = 0;
   std::chrono::steady_clock::time_point connected_at_;
   std::mt19937_64 rng_;
+
+  std::deque<ResendJob> resend_jobs_;  // dropped with the connection: the hub asks again
+  size_t resend_sent_ = 0;             // resent messages in flight; they share the window
+  std::vector<storage::StoredEvent> resend_buffer_;
+  std::string resend_topic_;
 
   std::vector<platform::MqttEvent> events_;
   std::string topic_;

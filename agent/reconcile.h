@@ -32,41 +32,14 @@
 #include <string_view>
 #include <vector>
 
+#include "events/seq_ranges.h"
+
 namespace edgesync::agent {
 
-// A set of positive seqs as disjoint, non-adjacent closed ranges.
-struct SeqRange {
-  int64_t first = 0;
-  int64_t last = 0;
-  int64_t size() const { return last - first + 1; }
-  bool operator==(const SeqRange& o) const { return first == o.first && last == o.last; }
-};
-
-class SeqRanges {
- public:
-  // True iff `seq` was not in the set before.
-  bool insert(int64_t seq);
-  bool contains(int64_t seq) const;
-  bool empty() const { return ranges_.empty(); }
-  int64_t count() const { return count_; }
-  int64_t lowest() const;   // 0 when empty
-  int64_t highest() const;  // 0 when empty
-  // The highest h such that every seq in [from, h] is in the set; from - 1 if `from` is not.
-  int64_t contiguous_from(int64_t from) const;
-  // The seqs of [from, to] that are not in the set, as ranges.
-  std::vector<SeqRange> missing(int64_t from, int64_t to) const;
-  std::vector<SeqRange> ranges() const;
-  size_t range_count() const { return ranges_.size(); }
-
- private:
-  std::map<int64_t, int64_t> ranges_;  // first -> last
-  int64_t count_ = 0;
-};
-
-// "1-5000, 5002-9000, 9005"; "none" when empty.
-std::string format_ranges(const std::vector<SeqRange>& ranges);
-// The number of seqs in `ranges`.
-int64_t seq_count(const std::vector<SeqRange>& ranges);
+using events::format_ranges;
+using events::seq_count;
+using events::SeqRange;
+using events::SeqRanges;
 
 struct ReconcileOptions {
   // false: every incarnation is checked from seq 1 (a record kept since the box started).

@@ -103,6 +103,8 @@ TopicParts parse_topic(std::string_view prefix, std::string_view topic) {
     kind = TopicKind::kStatus;
   } else if (l.size() == 3 && l[2] == "health") {
     kind = TopicKind::kHealth;
+  } else if (l.size() == 4 && l[2] == "resend" && l[3] == "reply") {
+    kind = TopicKind::kResendReply;
   } else {
     return out;
   }

@@ -19,7 +19,8 @@ namespace edgesync::events {
 //   <prefix>/<store_id>/<device_id>/deadletter      a dead-letter notice (the event's place)
 //   <prefix>/<store_id>/<device_id>/status          online/offline (retained, and the will)
 //   <prefix>/<store_id>/<device_id>/health          the outbox's figures (retained, periodic)
-enum class TopicKind { kEvent, kDeadLetter, kStatus, kHealth, kOther };
+//   <prefix>/<store_id>/<device_id>/resend/reply    the answer to a resend request (resend.h)
+enum class TopicKind { kEvent, kDeadLetter, kStatus, kHealth, kResendReply, kOther };
 
 struct TopicParts {
   TopicKind kind = TopicKind::kOther;

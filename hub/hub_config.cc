@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "events/resend.h"
 #include "events/wire.h"
 
 namespace edgesync::hub {
@@ -90,7 +91,7 @@ Result<HubConfig> parse_hub_config(const std::string& text) {
   HubConfig c;
   Reader r;
   r.unknown_keys(j, "", {"broker", "topic_prefix", "subscription", "database", "consumers",
-                         "max_batch", "web"});
+                         "max_batch", "web", "resend"});
   const json& b = r.section(j, "broker");
   r.unknown_keys(b, "broker.", {"uris", "client_id", "username", "password", "ca_file",
                                 "cert_file", "key_file", "allow_insecure", "session_expiry_s",
@@ -116,6 +117,10 @@ Result<HubConfig> parse_hub_config(const std::string& text) {
   const json& w = r.section(j, "web");
   r.unknown_keys(w, "web.", {"listen"});
   r.text(w, "web.", "listen", &c.web.listen);
+  const json& rs = r.section(j, "resend");
+  r.unknown_keys(rs, "resend.", {"interval_s", "max_seqs"});
+  r.integer(rs, "resend.", "interval_s", &c.resend.interval_s, 0, 86400);
+  r.integer(rs, "resend.", "max_seqs", &c.resend.max_seqs, 1, 1000000);
 
   if (c.broker.uris.empty()) r.problem("broker.uris", "must name at least one broker");
   int tls_uris = 0;
@@ -184,6 +189,7 @@ std::vector<std::string> subscription_filters(const HubConfig& config) {
   for (const std::string& s : stores) {
     out.push_back(share + events::events_filter(p, s));
     out.push_back(share + events::dead_letter_filter(p, s));
+    out.push_back(share + events::resend_reply_filter(p, s));
     out.push_back(events::status_filter(p, s));
     out.push_back(events::health_filter(p, s));
   }

@@ -46,6 +46,13 @@ struct HubConfig {
   struct Web {
     std::string listen;  // "127.0.0.1:8090"; empty: no page
   } web;
+  // Asking boxes for the events the hub lacks (docs/HUB.md, "Resend"): every interval_s one
+  // instance of the hub (whichever holds the lock in PostgreSQL) looks at the gaps, and asks each
+  // online box for the seqs missing on two looks in a row, at most max_seqs per request.
+  struct Resend {
+    int64_t interval_s = 30;  // 0: never ask
+    int64_t max_seqs = 10000;
+  } resend;
 };
 
 // Reads and checks the file; every problem in one message, each naming its key.

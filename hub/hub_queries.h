@@ -14,6 +14,11 @@ class transaction_base;
 
 namespace edgesync::hub {
 
+// A key=value connection string gets a connect timeout unless it has one: a page or a look for
+// gaps must not hang for minutes on a database host that does not answer. (A URI is left as it
+// is.)
+std::string with_connect_timeout(std::string conninfo);
+
 // [{"store_id","sku","on_hand","changed_at","counted_at"|null,"counted_level"|null}], by sku.
 // `sku` empty: every sku of the store.
 Result<nlohmann::json> query_stock(const std::string& conninfo, const std::string& store,
@@ -27,8 +32,13 @@ Result<nlohmann::json> query_lag(const std::string& conninfo);
 // The same rows read in a transaction the caller holds (the page, on its pooled connections).
 nlohmann::json lag_rows(pqxx::transaction_base& t);
 
-// Per device and incarnation, the seq ranges below its highest seq that were neither received
-// nor announced as dead letters: [{"store_id","device_id","incarnation","from","to"}].
+// Per device and incarnation, the seq ranges neither received nor announced as dead letters:
+// [{"store_id","device_id","incarnation","from","to","where","state","reason"}] by store,
+// device, incarnation and seq. "where": "hole" below the hub's highest seq of that incarnation,
+// "tail" above it, up to the highest_delivered_seq of the box's last health message (the box
+// holds the broker's acknowledgement for them). "state": "missing" (the hub asks the box for
+// them again, docs/HUB.md "Resend"), or "gone": the box said it no longer has them ("reason").
 Result<nlohmann::json> query_gaps(const std::string& conninfo);
+nlohmann::json gap_rows(pqxx::transaction_base& t);
 
 }  // namespace edgesync::hub

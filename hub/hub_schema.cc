@@ -92,6 +92,18 @@ CREATE TABLE IF NOT EXISTS hub_movements (
   PRIMARY KEY (device_id, incarnation, seq, line_index)
 );
 CREATE INDEX IF NOT EXISTS hub_movements_sku ON hub_movements (store_id, sku, effective_at);
+-- Seqs a box said it no longer has when the hub asked for them again (a resend reply): losses
+-- the hub knows of and stops asking for. `gaps` shows them as gone.
+CREATE TABLE IF NOT EXISTS hub_losses (
+  device_id    text        NOT NULL,
+  incarnation  text        NOT NULL,
+  first_seq    bigint      NOT NULL,
+  last_seq     bigint      NOT NULL,
+  store_id     text        NOT NULL,
+  reason       text        NOT NULL,
+  reported_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  PRIMARY KEY (device_id, incarnation, first_seq)
+);
 -- Messages the hub could not take (not JSON, a field missing, text PostgreSQL refuses): kept,
 -- acknowledged, and shown, never a reason to stop.
 CREATE TABLE IF NOT EXISTS hub_rejected (

@@ -10,6 +10,7 @@
 
 #include "hub/batch_committer.h"
 #include "hub/mqtt_consumer.h"
+#include "hub/resend_sweep.h"
 #include "hub/web_server.h"
 #include "platform/log.h"
 #include "platform/systemd_notify.h"
@@ -91,6 +92,15 @@ int run_hub(const HubConfig& config) {
       std::_Exit(1);
     }
   }
+  // Asks boxes for what the hub lacks, through the first connection.
+  MqttConsumer* first = consumers.front().get();
+  ResendSweeper sweeper(
+      config,
+      [first](const std::string& topic, const std::string& payload) {
+        return first->publish(topic, payload);
+      },
+      [first] { return first->connected(); });
+  sweeper.start();
   platform::notify_ready();
   std::cerr << "edgesync-hub: consuming " << config.topic_prefix << " with "
             << consumers.size() << " connection(s)"
@@ -112,6 +122,7 @@ int run_hub(const HubConfig& config) {
   for (auto& c : consumers) c->request_stop();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (auto& c : consumers) c->wait_stopped(deadline);
+  sweeper.stop();  // at most one look (statement_timeout 20 s) after the DISCONNECTs
   committer.stop();
   CommitterFigures f = committer.figures();
   std::cerr << "edgesync-hub: stopped after " << f.messages << " message(s) in " << f.batches

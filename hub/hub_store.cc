@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "events/resend.h"
 #include "events/wire.h"
 #include "hub/stock_rules.h"
 #include "platform/log.h"
@@ -74,6 +75,11 @@ void prepare_statements(pqxx::connection_base& db) {
     VALUES ($1, $2, $3, $4::jsonb, clock_timestamp())
     ON CONFLICT (store_id, device_id) DO UPDATE SET
       online = EXCLUDED.online, status = EXCLUDED.status, status_at = EXCLUDED.status_at)SQL");
+  db.prepare("insert_loss", R"SQL(
+    INSERT INTO hub_losses AS l (device_id, incarnation, first_seq, last_seq, store_id, reason)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (device_id, incarnation, first_seq) DO UPDATE SET
+      last_seq = greatest(l.last_seq, EXCLUDED.last_seq), reason = EXCLUDED.reason)SQL");
   db.prepare("device_health", R"SQL(
     INSERT INTO hub_devices AS d (device_id, store_id, health, health_at)
     VALUES ($1, $2, $3::jsonb, clock_timestamp())
@@ -125,6 +131,7 @@ class BatchApplier {
         case TopicKind::kDeadLetter: dead_letter(sub, topic, m.payload); break;
         case TopicKind::kStatus:
         case TopicKind::kHealth: device_report(sub, topic, m.payload); break;
+        case TopicKind::kResendReply: resend_reply(sub, topic, m.payload); break;
         case TopicKind::kOther: break;
       }
       sub.commit();
@@ -216,6 +223,26 @@ class BatchApplier {
     } else {
       t.exec_prepared("device_health", topic.device_id, topic.store_id, j.dump());
     }
+    ++outcome_->device_reports;
+  }
+
+  // What a box answered when asked to send seqs again: the ones it no longer has are losses.
+  void resend_reply(pqxx::transaction_base& t, const events::TopicParts& topic,
+                    const std::string& payload) {
+    auto parsed = events::parse_resend_reply(payload);
+    if (!parsed) throw MessageRefused(parsed.status().message());
+    const events::ResendReply& r = *parsed;
+    same_source(topic, r.store_id, r.device_id);
+    for (const events::SeqRange& gone : r.gone) {
+      t.exec_prepared("insert_loss", r.device_id, r.incarnation,
+                      static_cast<long long>(gone.first), static_cast<long long>(gone.last),
+                      r.store_id, r.gone_reason);
+    }
+    platform::log(platform::LogLevel::kInfo, "resend_reply",
+                  r.store_id + "/" + r.device_id + " answered resend request " + r.request_id +
+                      ": sent again " + events::format_ranges(r.resent) + "; gone " +
+                      events::format_ranges(r.gone) +
+                      (r.gone.empty() ? std::string() : " (" + r.gone_reason + ")"));
     ++outcome_->device_reports;
   }
 

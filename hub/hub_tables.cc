@@ -80,14 +80,22 @@ std::string lag_table(const json& rows) {
 }
 
 std::string gaps_table(const json& rows) {
-  if (rows.empty()) return "no gaps: every seq up to each device's highest is here\n";
-  std::vector<std::vector<std::string>> t{{"STORE", "DEVICE", "INCARNATION", "MISSING SEQS"}};
+  if (rows.empty()) {
+    return "no gaps: every seq up to each device's highest delivered is here\n";
+  }
+  std::vector<std::vector<std::string>> t{
+      {"STORE", "DEVICE", "INCARNATION", "SEQS", "WHERE", "STATE"}};
+  std::string reasons;
   for (const json& r : rows) {
     std::string range = text(r["from"]);
     if (r["to"] != r["from"]) range += "-" + text(r["to"]);
-    t.push_back({text(r["store_id"]), text(r["device_id"]), text(r["incarnation"]), range});
+    t.push_back({text(r["store_id"]), text(r["device_id"]), text(r["incarnation"]), range,
+                 text(r["where"]), text(r["state"])});
+    if (r["state"] == "gone") {
+      reasons += "  " + text(r["device_id"]) + " " + range + ": " + text(r["reason"]) + "\n";
+    }
   }
-  return table(t);
+  return table(t) + (reasons.empty() ? "" : "gone, as the box said:\n" + reasons);
 }
 
 }  // namespace edgesync::hub

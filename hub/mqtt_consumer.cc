@@ -59,6 +59,7 @@ struct MqttConsumer::Impl {
   size_t failed_attempts = 0;  // connections that failed before their CONNACK, since the last one
   std::string failures;        // their reasons, for start()
   bool loop_ended = false;
+  std::vector<std::pair<std::string, std::string>> outgoing;  // publish(): topic, payload
 
   // Loop thread only.
   bool had_connack = false;  // on the current connection
@@ -145,6 +146,7 @@ struct MqttConsumer::Impl {
         mosquitto_disconnect_v5(mosq, MQTT_RC_NORMAL_DISCONNECTION, nullptr);
         disconnect_sent = true;
       }
+      if (had_connack && !disconnect_sent) send_outgoing();
       int rc = mosquitto_loop(mosq, 1000, 1);
       if (rc == MOSQ_ERR_SUCCESS && !had_connack && !disconnect_sent &&
           Clock::now() - connected_at > kConnackTimeout) {
@@ -169,6 +171,23 @@ struct MqttConsumer::Impl {
     std::lock_guard lock(mu);
     loop_ended = true;
     cv.notify_all();
+  }
+
+  // What publish() queued, handed to the library on this (the loop) thread.
+  void send_outgoing() {
+    std::vector<std::pair<std::string, std::string>> batch;
+    {
+      std::lock_guard lock(mu);
+      batch.swap(outgoing);
+    }
+    for (const auto& [topic, payload] : batch) {
+      int rc = mosquitto_publish_v5(mosq, nullptr, topic.c_str(), static_cast<int>(payload.size()),
+                                    payload.data(), 1, false, nullptr);
+      if (rc != MOSQ_ERR_SUCCESS) {
+        platform::log(platform::LogLevel::kWarning, "publish_failed",
+                      client_id + ": " + topic + ": " + describe(rc));
+      }
+    }
   }
 
   void subscribe() {
@@ -273,6 +292,13 @@ MqttConsumer::~MqttConsumer() {
 std::string MqttConsumer::client_id() const { return impl_->client_id; }
 
 bool MqttConsumer::connected() const { return impl_->is_connected; }
+
+bool MqttConsumer::publish(const std::string& topic, const std::string& payload) {
+  if (!impl_->is_connected) return false;
+  std::lock_guard lock(impl_->mu);
+  impl_->outgoing.emplace_back(topic, payload);
+  return true;
+}
 
 Status MqttConsumer::start() {
   init_library_once();

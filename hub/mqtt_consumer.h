@@ -42,6 +42,9 @@ class MqttConsumer {
   bool wait_stopped(std::chrono::steady_clock::time_point deadline);
   std::string client_id() const;
   bool connected() const;
+  // Any thread: a QoS 1 message (not retained) for the broker, written by the connection's loop
+  // within a second. False, and dropped, when not connected.
+  bool publish(const std::string& topic, const std::string& payload);
 
  private:
   struct Impl;

@@ -127,15 +127,6 @@ bool loopback_host_header(std::string host) {
   return loopback_ip(host, &is_ip);
 }
 
-// A key=value connection string gets a connect timeout unless it has one: a page must not hang
-// for minutes on a database host that does not answer. (A URI is left as it is.)
-std::string with_connect_timeout(std::string conninfo) {
-  if (conninfo.rfind("postgres", 0) == 0 || conninfo.find("connect_timeout") != std::string::npos) {
-    return conninfo;
-  }
-  return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=5";
-}
-
 // ---- reads ------------------------------------------------------------------------------------
 
 // A few connections for the handlers and the streams, each used by one thread at a time: taken

@@ -168,6 +168,7 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
       MqttEvent e;
       e.kind = MqttEvent::Kind::kSubscribed;
       e.generation = gen_;
+      if (!filters_.empty()) e.topic = filters_.front();
       impl_->push(std::move(e));
     }
     void on_failure(const mqtt::token& tok) override {
@@ -182,6 +183,7 @@ struct MqttTransport::Impl : public mqtt::iaction_listener {
       e.kind = MqttEvent::Kind::kSubscribeFailed;
       e.generation = gen_;
       e.detail = std::move(detail);
+      if (!filters_.empty()) e.topic = filters_.front();
       impl_->push(std::move(e));
     }
     Impl* impl_;
@@ -457,12 +459,23 @@ int64_t MqttTransport::packet_size(const std::string& topic, size_t payload_size
   return 1 + varint_size(remaining) + remaining;
 }
 
-Status MqttTransport::publish_retained(const std::string& topic, std::string_view payload) {
+namespace {
+// A QoS 1 JSON message without the event's user properties; its completion has tag 0.
+Status publish_plain(MqttTransport::Impl& impl, const std::string& topic,
+                     std::string_view payload, bool retained) {
   mqtt::properties props;
   props.add({mqtt::property::CONTENT_TYPE, std::string(kContentType)});
-  return start_publish(*impl_,
-                       mqtt::message::create(topic, payload.data(), payload.size(), 1, true, props),
-                       0);
+  return start_publish(
+      impl, mqtt::message::create(topic, payload.data(), payload.size(), 1, retained, props), 0);
+}
+}  // namespace
+
+Status MqttTransport::publish_retained(const std::string& topic, std::string_view payload) {
+  return publish_plain(*impl_, topic, payload, true);
+}
+
+Status MqttTransport::publish_message(const std::string& topic, std::string_view payload) {
+  return publish_plain(*impl_, topic, payload, false);
 }
 
 Status MqttTransport::subscribe(const std::vector<std::string>& topic_filters) {

@@ -69,7 +69,7 @@ struct MqttEvent {
   int64_t maximum_packet_size = 0;  // kConnected: the broker's Maximum Packet Size (0: none)
   int reason_code = 0;       // kPublishDone: the PUBACK reason code (0 when there was none)
   std::string detail;        // reason for failures
-  std::string topic;         // kMessage
+  std::string topic;         // kMessage; kSubscribed, kSubscribeFailed: the first filter
   std::string payload;       // kMessage
 };
 
@@ -101,6 +101,8 @@ class MqttTransport {
                              const PublishIdentity& who);
   // A retained QoS 1 message (the status topic). Its completion is reported with tag 0.
   Status publish_retained(const std::string& topic, std::string_view payload);
+  // The same, not retained (a resend reply).
+  Status publish_message(const std::string& topic, std::string_view payload);
 
   // QoS 1 subscriptions on the current connection (retained messages are delivered at once).
   // Messages arrive as kMessage events; the broker's answer as kSubscribed or kSubscribeFailed.

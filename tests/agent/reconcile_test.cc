@@ -89,6 +89,20 @@ TEST(SeqRanges, AdjacentSeqsMergeIntoOneRangeInAnyOrder) {
   EXPECT_FALSE(s.contains(0));
 }
 
+TEST(SeqRanges, ARangeMergesWithWhatItTouchesAndCountsOnlyNewSeqs) {
+  SeqRanges s;
+  EXPECT_EQ(s.insert_range(10, 20), 11);
+  EXPECT_EQ(s.insert_range(30, 40), 11);
+  EXPECT_EQ(s.insert_range(1, 3), 3);
+  EXPECT_EQ(s.insert_range(15, 35), 9) << "21-29 are new";
+  EXPECT_EQ(s.ranges(), (std::vector<SeqRange>{{1, 3}, {10, 40}}));
+  EXPECT_EQ(s.insert_range(4, 9), 6) << "touching on both sides: one range";
+  EXPECT_EQ(s.ranges(), (std::vector<SeqRange>{{1, 40}}));
+  EXPECT_EQ(s.count(), 40);
+  EXPECT_EQ(s.insert_range(5, 4), 0);
+  EXPECT_EQ(s.insert_range(2, 39), 0);
+}
+
 TEST(SeqRanges, MissingAndContiguous) {
   SeqRanges s;
   for (int64_t seq = 1; seq <= 10; ++seq) {

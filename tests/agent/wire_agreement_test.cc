@@ -5,6 +5,7 @@
 
 #include "agent/config.h"
 #include "agent/hub_message.h"
+#include "events/resend.h"
 #include "events/wire.h"
 
 namespace edgesync::agent {
@@ -122,6 +123,44 @@ TEST(WireAgreement, AMessageMissingAFieldIsRefusedNamingIt) {
   }
   EXPECT_FALSE(events::parse_event_message("not json"));
   EXPECT_FALSE(events::parse_event_message("[1]"));
+}
+
+// The resend exchange: the hub's request and the box's reply read back as built, on the topics
+// each side subscribes to; a request the box cannot trust is refused with the reason.
+TEST(WireAgreement, AResendRequestAndItsReplyReadBack) {
+  Config c = box();
+  events::ResendRequest req{"hub-1-7", "inc-1", {{1, 5}, {9, 9}}};
+  auto back = events::parse_resend_request(events::build_resend_request(req));
+  ASSERT_TRUE(back) << back.status().message();
+  EXPECT_EQ(back->request_id, "hub-1-7");
+  EXPECT_EQ(back->incarnation, "inc-1");
+  EXPECT_EQ(back->ranges, req.ranges);
+  EXPECT_EQ(events::resend_request_topic(c.hub.topic_prefix, c.device.store_id, c.device.id),
+            c.topic_base() + "/resend");
+
+  events::ResendReply reply{"hub-1-7", "store-042", "pos-01", "inc-1", {{1, 3}}, {{9, 9}},
+                            {{4, 5}}, "pruned", {}};
+  const std::string topic =
+      events::resend_reply_topic(c.hub.topic_prefix, c.device.store_id, c.device.id);
+  events::TopicParts t = events::parse_topic(c.hub.topic_prefix, topic);
+  EXPECT_EQ(t.kind, events::TopicKind::kResendReply);
+  EXPECT_EQ(t.device_id, "pos-01");
+  auto r = events::parse_resend_reply(events::build_resend_reply(reply));
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_EQ(r->resent, reply.resent);
+  EXPECT_EQ(r->pending, reply.pending);
+  EXPECT_EQ(r->gone, reply.gone);
+  EXPECT_EQ(r->gone_reason, "pruned");
+  EXPECT_TRUE(r->deferred.empty());
+
+  for (const char* bad :
+       {R"({"format":"edgesync.resend-request/1","request_id":"r","incarnation":"i","ranges":[]})",
+        R"({"format":"edgesync.resend-request/1","request_id":"r","incarnation":"i","ranges":[[5,9],[7,8]]})",
+        R"({"format":"edgesync.resend-request/1","request_id":"r","incarnation":"i","ranges":[[0,3]]})",
+        R"({"format":"edgesync.resend-request/2","request_id":"r","incarnation":"i","ranges":[[1,3]]})",
+        R"({"format":"edgesync.resend-request/1","incarnation":"i","ranges":[[1,3]]})", "[1]"}) {
+    EXPECT_FALSE(events::parse_resend_request(bad)) << bad;
+  }
 }
 
 }  // namespace

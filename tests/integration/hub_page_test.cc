@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "tests/harness/postgres_server.h"
+#include "tests/support/events.h"
 #include "tests/support/http_client.h"
 #include "tests/support/hub_fixture.h"
 #include "tests/support/hub_process.h"
@@ -38,24 +39,10 @@ long long ms_since(Clock::time_point t) {
 }
 
 json sale(const std::string& receipt, const std::string& sku, int qty) {
-  return {{"receipt_id", receipt},
-          {"till_id", "till-1"},
-          {"operator_id", "op-7"},
-          {"currency", "EUR"},
-          {"lines", json::array({{{"line_no", 1},
-                                  {"sku", sku},
-                                  {"qty", qty},
-                                  {"unit_price_minor", 250},
-                                  {"line_total_minor", 250 * qty}}})},
-          {"total_minor", 250 * qty}};
+  return sale_data(receipt, sku, qty);
 }
 
-json count(const std::string& sku, int on_hand) {
-  return {{"count_id", "c-" + sku},
-          {"location_id", "floor"},
-          {"operator_id", "op-7"},
-          {"lines", json::array({{{"sku", sku}, {"on_hand", on_hand}}})}};
-}
+json count(const std::string& sku, int on_hand) { return count_data(sku, on_hand); }
 
 std::string request(const std::string& type, const json& data) {
   return json{{"type", type}, {"data", data}}.dump();

@@ -4,7 +4,9 @@
 // arrive in; gaps and dead-letter notices; a message the hub cannot read is kept apart and does
 // not hold the next one back; a hub killed with SIGKILL in the middle of a stream, or inside a
 // commit, loses nothing and applies nothing twice (stock checked against an independent sum in
-// SQL); two instances split the stream by shared subscription or by store.
+// SQL); events the box counts delivered that never reached the hub are asked for and sent again,
+// and what the box no longer has is shown as gone; two instances split the stream by shared
+// subscription or by store.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -24,24 +26,10 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 json sale(const std::string& receipt, const std::string& sku, int qty) {
-  return {{"receipt_id", receipt},
-          {"till_id", "till-1"},
-          {"operator_id", "op-7"},
-          {"currency", "EUR"},
-          {"lines", json::array({{{"line_no", 1},
-                                  {"sku", sku},
-                                  {"qty", qty},
-                                  {"unit_price_minor", 250},
-                                  {"line_total_minor", 250 * qty}}})},
-          {"total_minor", 250 * qty}};
+  return sale_data(receipt, sku, qty);
 }
 
-json count(const std::string& sku, int on_hand) {
-  return {{"count_id", "c-" + sku},
-          {"location_id", "floor"},
-          {"operator_id", "op-7"},
-          {"lines", json::array({{{"sku", sku}, {"on_hand", on_hand}}})}};
-}
+json count(const std::string& sku, int on_hand) { return count_data(sku, on_hand); }
 
 json give_back(const std::string& sku, int qty, bool restock) {
   return {{"return_id", "r-" + sku},
@@ -307,6 +295,104 @@ TEST_F(HubStockTest, AHubKilledMidStreamLosesNothingAndAppliesNothingTwice) {
   EXPECT_EQ(on_hand("SKU-K2"), -k2);
   CommandResult gaps = hub_process_->run({"gaps"});
   EXPECT_TRUE(gaps.exited_ok()) << gaps.describe();
+}
+
+// Events a box counts delivered (the broker acknowledged them) that never reached the hub: here
+// the hub had no session on the broker yet. The box's health message says how far it delivered;
+// the hub sees the tail it lacks, asks the box for it, and the box sends it again from its
+// outbox, same ids and seqs. Nothing is left to find for gaps.
+TEST_F(HubStockTest, EventsPublishedBeforeTheHubHadASessionAreAskedForAndSentAgain) {
+  agent_->config().extra["health"] = {{"interval_s", 5}};
+  agent_->start();
+  constexpr int kEvents = 60;
+  std::vector<std::string> lines;
+  for (int i = 0; i < kEvents; ++i) {
+    lines.push_back(request("pos.sale.completed", sale("T" + std::to_string(i), "SKU-T", 1 + i % 2)));
+  }
+  Producer till(agent_->socket_path());
+  till.send_all(lines);
+  // The broker acknowledged them all: the box will not send them again by itself.
+  ASSERT_TRUE(hub_->wait_for_distinct_seqs(kEvents, 30s));
+  hub_process_->config()["resend"] = {{"interval_s", 1}};
+  hub_process_->start();
+  ASSERT_TRUE(wait_for_events(kEvents, 60s))
+      << sql("SELECT count(*) FROM hub_events") << "\n" << hub_process_->log();
+  long sold = 0;
+  for (int i = 0; i < kEvents; ++i) sold += 1 + i % 2;
+  EXPECT_EQ(on_hand("SKU-T"), -sold);
+  // Through the box, not by some other path: the hub asked, the box answered.
+  EXPECT_NE(hub_process_->log().find("asked store-042/pos-01 for seqs 1-"), std::string::npos)
+      << hub_process_->log();
+  EXPECT_TRUE(std::regex_search(agent_->log(), std::regex(R"(: sent again [1-9])")))
+      << agent_->log();
+  CommandResult gaps = hub_process_->run({"gaps"});
+  EXPECT_TRUE(gaps.exited_ok()) << gaps.describe();
+}
+
+// The same loss, but the box pruned part of that history (storage.keep_delivered 50): it sends
+// what it still has and says which seqs it no longer has. gaps shows those as gone, with the
+// box's reason, and fails; the hub stops asking for them.
+TEST_F(HubStockTest, SeqsTheBoxNoLongerHasAreShownGoneAndNotAskedForAgain) {
+  agent_->config().extra["health"] = {{"interval_s", 5}};
+  agent_->config().extra["storage"] = {{"keep_delivered", 50}};
+  agent_->start();
+  constexpr int kEvents = 1100;  // pruning waits for 1,000 rows beyond keep_delivered
+  std::vector<std::string> lines;
+  for (int i = 0; i < kEvents; ++i) {
+    lines.push_back(request("pos.sale.completed", sale("P" + std::to_string(i), "SKU-P", 1)));
+  }
+  Producer till(agent_->socket_path());
+  till.send_all(lines);
+  ASSERT_TRUE(hub_->wait_for_distinct_seqs(kEvents, 60s));
+  // The box has pruned part of what it delivered before the hub comes.
+  auto stored = [&] { return status_json()["outbox"].value("stored_events", int64_t{-1}); };
+  auto until = std::chrono::steady_clock::now() + 30s;
+  while (stored() == kEvents && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(200ms);
+  }
+  const int64_t kept = stored();
+  ASSERT_GT(kept, 0);
+  ASSERT_LT(kept, kEvents) << "nothing was pruned";
+  const int64_t pruned = kEvents - kept;
+
+  hub_process_->config()["resend"] = {{"interval_s", 1}};
+  hub_process_->start();
+  // Settled: what the box kept is in, the rest is recorded as gone.
+  json g;
+  until = std::chrono::steady_clock::now() + 90s;
+  while (std::chrono::steady_clock::now() < until) {
+    g = json::parse(hub_process_->run({"gaps", "--json"}).out, nullptr, false);
+    if (g.is_array() && g.size() == 1 && g[0]["state"] == "gone" &&
+        sql("SELECT count(*) FROM hub_events") == std::to_string(kept)) {
+      break;
+    }
+    std::this_thread::sleep_for(300ms);
+  }
+  ASSERT_TRUE(g.is_array() && g.size() == 1) << g << "\n" << hub_process_->log();
+  EXPECT_EQ(g[0]["state"], "gone") << g;
+  EXPECT_EQ(g[0]["from"], 1);
+  EXPECT_EQ(g[0]["to"], pruned);
+  EXPECT_NE(g[0].value("reason", "").find("keep_delivered"), std::string::npos) << g;
+  EXPECT_EQ(sql("SELECT count(*) FROM hub_events"), std::to_string(kept));
+  EXPECT_EQ(sql("SELECT min(seq) FROM hub_events"), std::to_string(pruned + 1));
+  EXPECT_EQ(on_hand("SKU-P"), -kept);
+  CommandResult gaps = hub_process_->run({"gaps"});
+  EXPECT_EQ(gaps.exit_code(), 1) << gaps.describe();
+  EXPECT_NE(gaps.out.find("gone, as the box said"), std::string::npos) << gaps.out;
+
+  // Not asked for again once the box has answered.
+  auto asked = [&] {
+    std::string log = hub_process_->log();
+    size_t n = 0;
+    for (size_t at = log.find("asked store-042/pos-01"); at != std::string::npos;
+         at = log.find("asked store-042/pos-01", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const size_t before = asked();
+  std::this_thread::sleep_for(3500ms);
+  EXPECT_EQ(asked(), before) << hub_process_->log();
 }
 
 // broker.uris lists brokers in order: with the first one down the hub starts on the next, and

@@ -5,6 +5,26 @@
 
 namespace edgesync::test {
 
+nlohmann::json sale_data(const std::string& receipt, const std::string& sku, int qty) {
+  return {{"receipt_id", receipt},
+          {"till_id", "till-1"},
+          {"operator_id", "op-7"},
+          {"currency", "EUR"},
+          {"lines", nlohmann::json::array({{{"line_no", 1},
+                                            {"sku", sku},
+                                            {"qty", qty},
+                                            {"unit_price_minor", 250},
+                                            {"line_total_minor", 250 * qty}}})},
+          {"total_minor", 250 * qty}};
+}
+
+nlohmann::json count_data(const std::string& sku, int on_hand) {
+  return {{"count_id", "c-" + sku},
+          {"location_id", "floor"},
+          {"operator_id", "op-7"},
+          {"lines", nlohmann::json::array({{{"sku", sku}, {"on_hand", on_hand}}})}};
+}
+
 std::string make_request(const std::string& id, const std::string& type, const nlohmann::json& data,
                          const std::string& occurred_at, const std::string& trace_id) {
   nlohmann::json j = nlohmann::json::object();

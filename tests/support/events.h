@@ -18,6 +18,11 @@ namespace edgesync::test {
 std::string make_request(const std::string& id, const std::string& type, const nlohmann::json& data,
                          const std::string& occurred_at = "", const std::string& trace_id = "");
 
+// Retail payloads that pass the shipped contracts: a sale of one line (`qty` of `sku` at 2.50
+// EUR) and a count of one SKU on the shop floor.
+nlohmann::json sale_data(const std::string& receipt, const std::string& sku, int qty);
+nlohmann::json count_data(const std::string& sku, int on_hand);
+
 // An event message as received on <topic_base>/events/<type>.
 struct HubEvent {
   std::string topic;
