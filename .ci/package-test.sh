@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the edgesync .deb (native architecture) and tests it:
+# Builds the edgesync .deb (native architecture), and edgesync-hub's when the hub is built, and
+# tests them:
 #   lintian (no errors), install of a previous version, upgrade (outbox marker and edited
 #   config survive), remove (data kept), purge (data deleted), all in a throwaway root with
 #   `dpkg --root DIR --force-script-chrootless` (maintainer scripts run on the host with
@@ -56,12 +57,16 @@ NEW_DEB=$(ls "$BUILD"/edgesync_*_"$ARCH".deb | grep -v "_${PREV_VERSION}-" | hea
 [ -f "$NEW_DEB" ] || fail "package not found in $BUILD"
 # The "previous version" is the same package with only its version changed (same files): what
 # is under test here is what dpkg and our maintainer scripts do across an upgrade.
+previous_version_of() {  # NEW_DEB OLD_DEB
+  local repack
+  repack=$(mktemp -d /tmp/edgesync-repack.XXXXXX)
+  dpkg-deb -R "$1" "$repack/pkg"
+  sed -i "s/^Version: .*/Version: ${PREV_VERSION}-1/" "$repack/pkg/DEBIAN/control"
+  dpkg-deb --root-owner-group -b "$repack/pkg" "$2" >/dev/null
+  rm -rf "$repack"
+}
 OLD_DEB="$BUILD/edgesync_${PREV_VERSION}-1_${ARCH}.deb"
-REPACK=$(mktemp -d /tmp/edgesync-repack.XXXXXX)
-dpkg-deb -R "$NEW_DEB" "$REPACK/pkg"
-sed -i "s/^Version: .*/Version: ${PREV_VERSION}-1/" "$REPACK/pkg/DEBIAN/control"
-dpkg-deb --root-owner-group -b "$REPACK/pkg" "$OLD_DEB" >/dev/null
-rm -rf "$REPACK"
+previous_version_of "$NEW_DEB" "$OLD_DEB"
 NEW_VER=$(dpkg-deb -f "$NEW_DEB" Version)
 log "packages"; ls -l "$OLD_DEB" "$NEW_DEB"
 dpkg-deb -I "$NEW_DEB" | sed -n '/Package:/,$p'
@@ -70,9 +75,12 @@ dpkg-deb -c "$NEW_DEB"
 # ---- lintian ------------------------------------------------------------------------------
 log "lintian"
 command -v lintian >/dev/null || fail "lintian is not installed (run without EDGESYNC_SKIP_APT)"
-lintian --display-info --pedantic "$NEW_DEB" | tee "$BUILD/lintian.txt" || true
-if grep -q '^E:' "$BUILD/lintian.txt"; then fail "lintian reported errors"; fi
-echo "lintian: no errors ($(grep -c '^W:' "$BUILD/lintian.txt" || true) warnings)"
+lint() {  # DEB REPORT
+  lintian --display-info --pedantic "$1" | tee "$2" || true
+  if grep -q '^E:' "$2"; then fail "lintian reported errors for $1"; fi
+  echo "lintian: no errors ($(grep -c '^W:' "$2" || true) warnings)"
+}
+lint "$NEW_DEB" "$BUILD/lintian.txt"
 
 # ---- install / upgrade / remove / purge in a throwaway root --------------------------------
 ROOT=$(mktemp -d /tmp/edgesync-root.XXXXXX)
@@ -82,7 +90,9 @@ touch "$ROOT"/var/lib/dpkg/status "$ROOT"/var/lib/dpkg/available
 # Depends can't be satisfied in an empty root: the scripts use the host's tools.
 DPKG=(dpkg --root="$ROOT" --force-script-chrootless --force-depends --force-confdef --force-confold
       --log=/dev/null)
-status_of() { dpkg-query --root="$ROOT" -W -f='${Status} ${Version}' edgesync 2>/dev/null || true; }
+status_of() {  # [PACKAGE]
+  dpkg-query --root="$ROOT" -W -f='${Status} ${Version}' "${1:-edgesync}" 2>/dev/null || true
+}
 
 log "install $PREV_VERSION"
 "${DPKG[@]}" -i "$OLD_DEB"
@@ -140,6 +150,54 @@ log "systemd-analyze security (offline)"
 systemd-analyze security --offline=true "$UNPACK/lib/systemd/system/edgesync.service" |
   tee "$BUILD/security.txt" | grep -E '✗|Overall' || true
 grep -h 'Overall exposure' "$BUILD/security.txt"
+
+# ---- edgesync-hub ---------------------------------------------------------------------------
+HUB_DEB=$(ls "$BUILD"/edgesync-hub_*_"$ARCH".deb 2>/dev/null | grep -v "_${PREV_VERSION}-" | head -1 || true)
+if [ -z "$HUB_DEB" ]; then
+  log "edgesync-hub: no package (the hub is not built here): skipped"
+else
+  log "edgesync-hub: lintian"
+  dpkg-deb -I "$HUB_DEB" | sed -n '/Package:/,$p'
+  lint "$HUB_DEB" "$BUILD/lintian-hub.txt"
+  OLD_HUB_DEB="$BUILD/edgesync-hub_${PREV_VERSION}-1_${ARCH}.deb"
+  previous_version_of "$HUB_DEB" "$OLD_HUB_DEB"
+  HUB_VER=$(dpkg-deb -f "$HUB_DEB" Version)
+
+  log "edgesync-hub: install $PREV_VERSION, upgrade to $HUB_VER, remove, purge"
+  "${DPKG[@]}" -i "$OLD_HUB_DEB"
+  [ -x "$ROOT/usr/bin/edgesync-hub" ] || fail "hub: binary not installed"
+  [ -f "$ROOT/etc/edgesync-hub/hub.json" ] || fail "hub: config not installed"
+  grep -q '^edgesync-hub:' "$ROOT/etc/passwd" || fail "hub: user edgesync-hub not created"
+  [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/edgesync-hub.service" ] ||
+    fail "hub: service not enabled"
+  # The shipped configuration is a valid one (only its brokers and database are examples).
+  "$ROOT/usr/bin/edgesync-hub" check-config --config "$ROOT/etc/edgesync-hub/hub.json" ||
+    fail "hub: the shipped configuration does not pass check-config"
+  sed -i 's/"edgesync-hub-1"/"edgesync-hub-7"/' "$ROOT/etc/edgesync-hub/hub.json"
+  "${DPKG[@]}" -i "$HUB_DEB"
+  status_of edgesync-hub | grep -q "install ok installed $HUB_VER" ||
+    fail "hub upgrade: status $(status_of edgesync-hub)"
+  grep -q '"edgesync-hub-7"' "$ROOT/etc/edgesync-hub/hub.json" || fail "hub upgrade lost the config edit"
+  "${DPKG[@]}" -r edgesync-hub
+  [ ! -e "$ROOT/usr/bin/edgesync-hub" ] || fail "hub remove left the binary"
+  [ -f "$ROOT/etc/edgesync-hub/hub.json" ] || fail "hub remove deleted the config"
+  "${DPKG[@]}" -P edgesync-hub
+  [ ! -e "$ROOT/etc/edgesync-hub" ] || fail "hub purge left /etc/edgesync-hub"
+  [ -z "$(status_of edgesync-hub | grep -v not-installed)" ] ||
+    fail "hub purge: status $(status_of edgesync-hub)"
+  echo "edgesync-hub: install, upgrade (config edit kept), remove (config kept), purge: ok"
+
+  log "edgesync-hub: systemd-analyze verify and security"
+  HUB_UNPACK="$ROOT/unpacked-hub"
+  dpkg-deb -x "$HUB_DEB" "$HUB_UNPACK"
+  sed "s|^ExecStart=/usr/bin/edgesync-hub|ExecStart=$HUB_UNPACK/usr/bin/edgesync-hub|" \
+    "$HUB_UNPACK/lib/systemd/system/edgesync-hub.service" > "$UNIT_DIR/edgesync-hub.service"
+  verify_out=$(systemd-analyze verify --man=no "$UNIT_DIR/edgesync-hub.service" 2>&1 || true)
+  if [ -n "$verify_out" ]; then echo "$verify_out"; fail "systemd-analyze verify complained (hub)"; fi
+  echo "systemd-analyze verify: clean"
+  systemd-analyze security --offline=true "$HUB_UNPACK/lib/systemd/system/edgesync-hub.service" |
+    tee "$BUILD/security-hub.txt" | grep -E 'Overall' || true
+fi
 
 log "package-test: all checks passed"
 echo "1 passed, 0 failed"

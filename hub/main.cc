@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   using namespace edgesync::hub;
   CLI::App app{"edgesync-hub: turns the stores' events into live stock in PostgreSQL"};
   app.require_subcommand(1);
-  std::string config_path = "/etc/edgesync/hub.json";
+  std::string config_path = "/etc/edgesync-hub/hub.json";
   std::string database;
   bool as_json = false;
   auto common = [&](CLI::App* cmd, bool queries) {
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
       "once (a repeated message changes nothing) and acknowledges a message only once its\n"
       "effect is committed: a hub stopped or killed at any point loses nothing, the broker\n"
       "sends what was not stored again when the hub is back.\n"
-      "Example: edgesync-hub run --config /etc/edgesync/hub.json");
+      "Example: edgesync-hub run --config /etc/edgesync-hub/hub.json");
   auto* check = app.add_subcommand("check-config", "validate the configuration file and exit");
   common(check, false);
   std::string store, sku;
