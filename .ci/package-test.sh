@@ -51,6 +51,8 @@ else
   cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=OFF \
     -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
 fi
+# Packages of an earlier run of a reused build directory would be taken for this one's.
+rm -f "$BUILD"/edgesync_*.deb "$BUILD"/edgesync-hub_*.deb
 cmake --build "$BUILD" -j"$JOBS" --target package
 ARCH=$(dpkg --print-architecture)
 NEW_DEB=$(ls "$BUILD"/edgesync_*_"$ARCH".deb | grep -v "_${PREV_VERSION}-" | head -1)
@@ -183,6 +185,8 @@ else
   [ -f "$ROOT/etc/edgesync-hub/hub.json" ] || fail "hub remove deleted the config"
   "${DPKG[@]}" -P edgesync-hub
   [ ! -e "$ROOT/etc/edgesync-hub" ] || fail "hub purge left /etc/edgesync-hub"
+  [ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/edgesync-hub.service" ] ||
+    fail "hub purge left the unit enabled"
   [ -z "$(status_of edgesync-hub | grep -v not-installed)" ] ||
     fail "hub purge: status $(status_of edgesync-hub)"
   echo "edgesync-hub: install, upgrade (config edit kept), remove (config kept), purge: ok"

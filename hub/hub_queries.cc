@@ -37,8 +37,9 @@ Result<json> read(const std::string& conninfo, Body body) {
 }  // namespace
 
 std::string with_connect_timeout(std::string conninfo) {
-  if (conninfo.rfind("postgres", 0) == 0 || conninfo.find("connect_timeout") != std::string::npos) {
-    return conninfo;
+  if (conninfo.find("connect_timeout") != std::string::npos) return conninfo;
+  if (conninfo.rfind("postgres", 0) == 0) {  // a URI: a query parameter
+    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=5";
   }
   return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=5";
 }

@@ -14,9 +14,9 @@ class transaction_base;
 
 namespace edgesync::hub {
 
-// A key=value connection string gets a connect timeout unless it has one: a page or a look for
-// gaps must not hang for minutes on a database host that does not answer. (A URI is left as it
-// is.)
+// A connection string (key=value or a postgres:// URI) gets a 5 s connect timeout unless it has
+// one: the hub, its page or a look for gaps must not hang for minutes on a database host that
+// does not answer.
 std::string with_connect_timeout(std::string conninfo);
 
 // [{"store_id","sku","on_hand","changed_at","counted_at"|null,"counted_level"|null}], by sku.

@@ -9,6 +9,7 @@
 
 #include "events/resend.h"
 #include "events/wire.h"
+#include "hub/hub_queries.h"
 #include "hub/stock_rules.h"
 #include "platform/log.h"
 
@@ -291,7 +292,9 @@ Result<std::unique_ptr<HubStore>> HubStore::open(const std::string& conninfo,
 Status HubStore::connect() {
   db_.reset();
   try {
-    auto db = std::make_unique<Connection>(conninfo_);
+    // A database host that does not answer fails the attempt in seconds (the committer
+    // retries), rather than after the kernel's TCP timeout.
+    auto db = std::make_unique<Connection>(with_connect_timeout(conninfo_));
     Status s = ensure_hub_schema(db->db);
     if (!s) return s;
     prepare_statements(db->db);
