@@ -11,32 +11,9 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$repo/build-bench"
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --build) build="$2"; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-jobs="$(nproc 2>/dev/null || echo 2)"
-mkdir -p "$build"
-log="$build/fleet-build.log"
-
-bash "$repo/.ci/deps.sh"
-
-{
-  if [ -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$repo" -B "$build" -DEDGESYNC_BUILD_BENCH=ON
-  else
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-      -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=ON
-  fi
-  cmake --build "$build" --target edgesync edgesync-hub edgesync_fleet -j"$jobs"
-} >"$log" 2>&1 || {
-  echo "bench/fleet.sh: build failed; last lines of $log:" >&2
-  tail -n 40 "$log" >&2
-  exit 1
-}
+. "$repo/bench/build.sh"
+bench_args "$@"
+bench_build fleet edgesync edgesync-hub edgesync_fleet
 
 # 200 agents hold 200 sockets, databases and MQTT connections; the hubs one each.
 ulimit -n 65536 2>/dev/null || true

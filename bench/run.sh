@@ -6,21 +6,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$repo/build-bench"
-jobs="$(nproc 2>/dev/null || echo 2)"
-log="$build/bench-build.log"
-mkdir -p "$build"
-
+. "$repo/bench/build.sh"
 # The same Debian packages the build and the tests need (a no-op when they are there).
-bash "$repo/.ci/deps.sh"
-
-{
-  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=ON
-  cmake --build "$build" --target edgesync edgesync_bench -j"$jobs"
-} >"$log" 2>&1 || {
-  echo "bench/run.sh: build failed; last lines of $log:" >&2
-  tail -n 40 "$log" >&2
-  exit 1
-}
+bench_build bench edgesync edgesync_bench
 
 exec "$build/bench/edgesync_bench" --agent "$build/agent/edgesync" "$@"

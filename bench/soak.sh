@@ -10,32 +10,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$repo/build-bench"
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --build) build="$2"; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-jobs="$(nproc 2>/dev/null || echo 2)"
-mkdir -p "$build"
-log="$build/soak-build.log"
-
-bash "$repo/.ci/deps.sh"
-
-{
-  if [ -f "$build/CMakeCache.txt" ]; then
-    # An existing build keeps its own settings; only the bench is switched on.
-    cmake -S "$repo" -B "$build" -DEDGESYNC_BUILD_BENCH=ON
-  else
-    cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=ON
-  fi
-  cmake --build "$build" --target edgesync edgesync_soak -j"$jobs"
-} >"$log" 2>&1 || {
-  echo "bench/soak.sh: build failed; last lines of $log:" >&2
-  tail -n 40 "$log" >&2
-  exit 1
-}
+. "$repo/bench/build.sh"
+bench_args "$@"
+bench_build soak edgesync edgesync_soak
 
 exec "$build/bench/edgesync_soak" --agent "$build/agent/edgesync" "${args[@]}"
