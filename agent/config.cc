@@ -384,6 +384,7 @@ std::vector<std::string> parse_config_json(const json& root, Config* out, FileCh
     Fields retry(top.object("retry", false), "retry", &errors);
     retry.integer("initial_ms", &c.retry.initial_ms, 10, 3600000);
     retry.integer("max_ms", &c.retry.max_ms, 10, 86400000);
+    retry.integer("reconnect_spread_ms", &c.retry.reconnect_spread_ms, 0, 3600000);
 
     Fields remote(top.object("remote_config", false), "remote_config", &errors);
     remote.text_map("trusted_keys", &c.remote_config.trusted_keys);
@@ -438,7 +439,10 @@ json config_to_json(const Config& c) {
         {"linger_ms", c.hub.linger_ms},
         {"refused_retry_s", c.hub.refused_retry_s},
         {"allow_insecure", c.hub.allow_insecure}}},
-      {"retry", {{"initial_ms", c.retry.initial_ms}, {"max_ms", c.retry.max_ms}}},
+      {"retry",
+       {{"initial_ms", c.retry.initial_ms},
+        {"max_ms", c.retry.max_ms},
+        {"reconnect_spread_ms", c.retry.reconnect_spread_ms}}},
       {"remote_config", {{"trusted_keys", trusted}, {"probation_s", c.remote_config.probation_s}}},
   };
 }

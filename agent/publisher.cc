@@ -195,7 +195,10 @@ void Publisher::connection_down(const std::string& why) {
   counters_->set_last_error(why, platform::unix_ms());
   set_state(HubState::kDisconnected, why);
 
-  auto delay = backoff_delay(attempt_, config_.retry.initial_ms, config_.retry.max_ms, rng_);
+  auto delay = was_stable ? first_reconnect_delay(config_.retry.initial_ms, config_.retry.max_ms,
+                                                  config_.retry.reconnect_spread_ms, rng_)
+                          : backoff_delay(attempt_, config_.retry.initial_ms,
+                                          config_.retry.max_ms, rng_);
   ++attempt_;
   const int64_t delay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay).count();
   counters_->next_retry_ms.store(platform::unix_ms() + delay_ms, AgentCounters::kRelaxed);

@@ -27,7 +27,7 @@ Agent::Agent(const Options& opt, const std::string& dir, const test::MosquittoBr
         {"keepalive_s", 30},
         {"max_inflight", 64}}},
       // Short backoff so the agent finds the hub soon after it comes back.
-      {"retry", {{"initial_ms", 50}, {"max_ms", 200}}},
+      {"retry", {{"initial_ms", 50}, {"max_ms", 200}, {"reconnect_spread_ms", 0}}},
   };
   c.merge_patch(patch);
   config_ = dir + "/agent.json";

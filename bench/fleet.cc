@@ -372,7 +372,7 @@ void Fleet::report_memory() {
 // Reconnections after the restart, from the broker's log ("HH:MM:SS: New client connected
 // from ... as <client id>", local time, as mosquitto writes it): how many agents came back each
 // second after the broker was up again, the peak, and when each hub was back. False if some
-// agent never came back.
+// agent never came back or the peak is not far below the fleet size.
 bool Fleet::report_reconnects(const std::string& up_clock, size_t log_from) {
   auto seconds_of = [](const std::string& hms) {
     return std::stoi(hms.substr(0, 2)) * 3600 + std::stoi(hms.substr(3, 2)) * 60 +
@@ -414,6 +414,15 @@ bool Fleet::report_reconnects(const std::string& up_clock, size_t log_from) {
   std::printf("  agents back per second after the broker was up:");
   for (const auto& [t, n] : per_second) std::printf(" +%ds:%d", t, n);
   std::printf("\n");
+  // The issue's target: a peak far below the fleet size per second. A quarter of the fleet is
+  // the line drawn here (the agents' default window of 10 s gives about a tenth); a floor of 5
+  // keeps a small fleet's chance clustering from failing the run.
+  const int allowed = std::max(5, o_.agents / 4);
+  if (peak > allowed) {
+    std::printf("check: reconnect peak %d in one second is above %d (a quarter of the fleet)\n",
+                peak, allowed);
+    return false;
+  }
   return total == o_.agents;
 }
 

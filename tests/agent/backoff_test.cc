@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <vector>
 
 namespace edgesync::agent {
 namespace {
@@ -49,6 +50,42 @@ TEST(Backoff, MaxBelowTwiceInitialCapsTheRange) {
     ASSERT_LE(d, 700);
   }
   EXPECT_EQ(backoff_delay(3, 500, 500, rng).count(), 500);
+}
+
+// A broker restart drops the fleet at once; a broker back within a second must not get the
+// whole fleet's reconnects in that second: the first retry after an established connection
+// is spread over the whole window, evenly enough that no second takes much more than its share.
+TEST(Backoff, FirstReconnectAfterALossIsSpreadOverTheWindow) {
+  std::mt19937_64 rng(11);
+  std::vector<int> per_second(10, 0);
+  const int fleet = 5000;
+  for (int i = 0; i < fleet; ++i) {
+    auto d = first_reconnect_delay(500, 60000, 10000, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 10000);
+    ++per_second[d / 1000 == 10 ? 9 : d / 1000];
+  }
+  // 9.5 s of window: about 526 a second (half that in the first, which starts at 0.5 s).
+  for (int s = 1; s < 10; ++s) {
+    EXPECT_LT(per_second[s], fleet / 7) << "second " << s;
+    EXPECT_GT(per_second[s], fleet / 14) << "second " << s;
+  }
+}
+
+TEST(Backoff, NoSpreadLeavesTheUsualFirstRetry) {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 500; ++i) {
+    auto d = first_reconnect_delay(500, 60000, 0, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 1000);
+  }
+  // A window shorter than the usual first range does not narrow it, and max_ms still caps it.
+  for (int i = 0; i < 500; ++i) {
+    auto d = first_reconnect_delay(500, 60000, 700, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 1000);
+  }
+  EXPECT_EQ(first_reconnect_delay(500, 500, 0, rng).count(), 500);
 }
 
 }  // namespace

@@ -179,7 +179,7 @@ json full() {
             "key_file": "/etc/k.pem", "username": "u", "password": "p\"w",
             "keepalive_s": 13, "max_inflight": 17, "linger_ms": 19, "refused_retry_s": 23,
             "allow_insecure": true},
-    "retry": {"initial_ms": 29, "max_ms": 31},
+    "retry": {"initial_ms": 29, "max_ms": 31, "reconnect_spread_ms": 43},
     "control": {"socket": "/run/x-control.sock"},
     "health": {"interval_s": 41},
     "log": {"level": "debug", "format": "json"},

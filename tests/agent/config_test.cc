@@ -39,6 +39,7 @@ TEST(Config, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.hub.linger_ms, 0);
   EXPECT_EQ(c.retry.initial_ms, 500);
   EXPECT_EQ(c.retry.max_ms, 60000);
+  EXPECT_EQ(c.retry.reconnect_spread_ms, 10000);
   EXPECT_EQ(c.hub.client_id, "edgesync-store-042-pos-01");
   EXPECT_EQ(c.topic_base(), "edgesync/v1/store-042/pos-01");
 }
@@ -200,6 +201,7 @@ TEST(Config, EveryRangeIsCheckedAtBothEnds) {
       {"hub", "linger_ms", -1, 0, 10000, 10001},
       {"retry", "initial_ms", 9, 10, 3600000, 3600001},
       {"retry", "max_ms", 9, 10, 86400000, 86400001},
+      {"retry", "reconnect_spread_ms", -1, 0, 3600000, 3600001},
   };
   for (const Case& c : cases) {
     auto config_with = [&](int64_t v) {

@@ -105,6 +105,7 @@ void check_accepted(const Config& c, FileChecks files, const std::string& text) 
   REQUIRE(in(c.retry.initial_ms, 10, 3600000));
   REQUIRE(in(c.retry.max_ms, 10, 86400000));
   REQUIRE(c.retry.initial_ms <= c.retry.max_ms);
+  REQUIRE(in(c.retry.reconnect_spread_ms, 0, 3600000));
 
   // The topic base is a publishable MQTT topic prefix: no wildcards, no empty first or last
   // level, store and device as its last two levels.

@@ -70,7 +70,10 @@ nlohmann::json AgentConfig::to_json() const {
         {"key_file", key_file},
         {"keepalive_s", keepalive_s},
         {"max_inflight", max_inflight}}},
-      {"retry", {{"initial_ms", retry_initial_ms}, {"max_ms", retry_max_ms}}},
+      {"retry",
+       {{"initial_ms", retry_initial_ms},
+        {"max_ms", retry_max_ms},
+        {"reconnect_spread_ms", retry_reconnect_spread_ms}}},
       // The tests search the log for plain text (auto would write JSON to a file).
       {"log", {{"format", "text"}}},
   };
