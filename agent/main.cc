@@ -35,9 +35,29 @@ int main(int argc, char** argv) {
 
   auto* agent = app.add_subcommand("agent", "run the agent (ingest, outbox, publisher)");
   agent->add_option("--config", config_path, "configuration file")->capture_default_str();
+  agent->footer(
+      "Accepts events on the ingest socket, stores them durably in the SQLite outbox and\n"
+      "publishes them to the hub over MQTT with TLS. systemd runs it as edgesync.service.\n"
+      "The configuration is checked at start and every problem is reported at once by key path.\n"
+      "SIGHUP (systemctl reload edgesync) re-reads the configuration file; an invalid one is\n"
+      "refused and the running configuration stays. SIGTERM stops it cleanly: it stops\n"
+      "accepting, finishes the commits in flight, marks itself offline on the hub, disconnects\n"
+      "and exits 0.\n"
+      "Exit 0 stopped by SIGTERM, 1 it could not start (the reason is on standard error), 2 the\n"
+      "configuration is invalid.\n\n"
+      "Example:\n"
+      "  edgesync agent --config /etc/edgesync/edgesync.json");
 
   auto* check = app.add_subcommand("check-config", "validate a configuration file and exit");
   check->add_option("--config", config_path, "configuration file")->capture_default_str();
+  check->footer(
+      "Validates a configuration file, including the TLS files it names and the event\n"
+      "contracts in its contract folders, and exits without starting anything. Prints\n"
+      "\"FILE: ok (N event contracts)\"; otherwise every problem with its key path on standard\n"
+      "error (hub.uri: required, device.idd: unknown key).\n"
+      "Exit 0 valid, 2 invalid (or a contract cannot be loaded, or usage).\n\n"
+      "Example:\n"
+      "  edgesync check-config --config /etc/edgesync/edgesync.json");
 
   std::string input, socket_override, http_url;
   auto* send =
@@ -68,6 +88,30 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "connection state and outbox figures");
   status->add_option("--config", config_path, "configuration file")->capture_default_str();
   status->add_flag("--json", json, "machine-readable output");
+  status->footer(
+      "The first line is the verdict with its reasons worst first, e.g.\n"
+      "  DEGRADED: hub unreachable for 14 min, 3,120 events waiting, oldest 14 min\n"
+      "The verdict is:\n"
+      "  OK        connected, nothing older than 60 s waiting\n"
+      "  DEGRADED  hub unreachable for more than 30 s; delivery held; oldest pending event\n"
+      "            older than 60 s; a dead letter in the last 24 h; client certificate\n"
+      "            expiring within 30 days or unreadable; free disk below what the outbox may\n"
+      "            still need\n"
+      "  DOWN      agent not running; outbox unreadable, damaged or full (new events\n"
+      "            refused); client certificate expired\n"
+      "Then one line per figure: device, agent, hub state and last error, certificate, outbox,\n"
+      "pending events and bytes against storage.max_bytes, oldest pending, a delivery hold,\n"
+      "events accepted and delivered lately (from the running agent), seqs, incarnation, dead\n"
+      "letters, a quarantined outbox, the spool folder (ingest.spool_dir), free disk and the\n"
+      "configuration (pushed layers, sha256, probation). The verdict is in colour on a\n"
+      "terminal (not with NO_COLOR set). Read-only: works while the agent runs and when it is\n"
+      "stopped.\n"
+      "--json: an object with format, verdict {level, reasons, line}, device, agent_running,\n"
+      "hub, outbox, config, certificate, spool and live (config/contracts/status.schema.json).\n"
+      "Exit 0 OK, 1 DEGRADED, 2 DOWN (and 2 for an invalid configuration or bad usage).\n\n"
+      "Example:\n"
+      "  edgesync status\n"
+      "  edgesync status --json");
 
   size_t limit = 100;
   auto* outbox = app.add_subcommand("outbox", "list events in the outbox (pending by default)");
@@ -180,6 +224,19 @@ int main(int argc, char** argv) {
   dead->add_option("--config", config_path, "configuration file")->capture_default_str();
   dead->add_option("--limit", limit, "at most this many")->capture_default_str();
   dead->add_flag("--json", json, "machine-readable output");
+  dead->footer(
+      "Lists the events the hub refused for good, then the requests of spool files refused on\n"
+      "arrival (invalid lines: SEQ below zero, ID FILE:LINE, a REASON naming the file, the line\n"
+      "and every violation; they never took a place in the event stream), at most --limit.\n"
+      "Prints a SEQ FAILED TYPE ID REASON table and a line with their count.\n"
+      "--json: an array of {seq, id, type, refused_on_arrival, reason, failed_at, data} (data as\n"
+      "stored; a refused line that is not JSON as a string).\n"
+      "Read-only: works while the agent runs and when it is stopped. Exit 0, 1 the outbox\n"
+      "cannot be read, 2 usage.\n"
+      "Subcommands: retry (back into delivery), purge (delete old ones).\n\n"
+      "Example:\n"
+      "  edgesync dead-letters --limit 20\n"
+      "  edgesync dead-letters --json");
 
   // ---- repairs (docs/OPERATIONS.md): through the running agent, or on a stopped one's outbox ----
   dead->require_subcommand(0, 1);
@@ -336,6 +393,12 @@ int main(int argc, char** argv) {
   std::string out_dir, key_name = "signing";
   auto* keys = app.add_subcommand("keys", "manage the keys that sign pushed configuration");
   keys->require_subcommand(1);
+  keys->footer(
+      "Run on the signing workstation, not on a box. generate makes the key pair whose private\n"
+      "key signs configuration layers (edgesync config sign) and whose public key the boxes\n"
+      "trust (remote_config.trusted_keys). See generate --help.\n\n"
+      "Example:\n"
+      "  edgesync keys generate --out ~/edgesync-keys --name ops-2026");
   auto* keys_generate = keys->add_subcommand(
       "generate",
       "make a P-256 key pair for signing configuration layers (on the signing workstation)");
@@ -358,6 +421,14 @@ int main(int argc, char** argv) {
 
   auto* cfg = app.add_subcommand("config", "sign, verify and show pushed configuration");
   cfg->require_subcommand(1);
+  cfg->footer(
+      "Configuration layers (fleet, store, device) are signed on the signing workstation\n"
+      "(sign), checked there before they are published (verify), and applied by the boxes\n"
+      "whose remote_config.trusted_keys trust the key; show, on a box, says what it applied\n"
+      "and what it runs with. Each has its own --help; docs/FLEET.md has the whole procedure.\n\n"
+      "Example:\n"
+      "  edgesync config show --effective\n"
+      "  edgesync config verify --keys ~/edgesync-keys fleet.envelope");
   ConfigSignOptions sign_opts;
   auto* sign = cfg->add_subcommand("sign", "sign a configuration layer into an envelope");
   sign->add_option("--key", sign_opts.key_file, "private key (PEM) from edgesync keys generate")
@@ -381,8 +452,8 @@ int main(int argc, char** argv) {
                    "the layer: one JSON object, no comments (default: standard input)");
   sign->footer(
       "The layer is checked as a box checks it: a JSON object, no local-only key (device,\n"
-      "storage.path, ingest.socket, control, metrics.listen, hub.topic_prefix, hub.client_id,\n"
-      "remote_config), every key known and typed right. Rules that depend on the box's own file are printed as notes, not refused. The\n"
+      "storage.path, ingest.socket, ingest.http, ingest.spool_dir, control, metrics.listen,\n"
+      "log.format, hub.topic_prefix, hub.client_id, remote_config), every key known and typed right. Rules that depend on the box's own file are printed as notes, not refused. The\n"
       "signed payload is the compact JSON of the layer (members sorted, whitespace not kept).\n"
       "Prints the envelope on one line on standard output; problems go to standard error.\n"
       "Exit 0, or 2 when the layer or an option is refused (nothing on standard output).\n\n"
@@ -467,6 +538,15 @@ int main(int argc, char** argv) {
   auto* contracts = app.add_subcommand(
       "contracts", "the event contracts: list them, check events offline, compare two versions");
   contracts->require_subcommand(1);
+  contracts->footer(
+      "The agent checks each event against the contract (a JSON schema) of its type and\n"
+      "version (a type without one: ingest.unknown_types). list shows the contracts a box\n"
+      "loads, check runs a file of requests through them with no agent and nothing sent, diff\n"
+      "says whether a new version of a contract would refuse events the old one accepted.\n"
+      "Each has its own --help; docs/CONTRACTS.md has the rules.\n\n"
+      "Example:\n"
+      "  edgesync contracts list\n"
+      "  edgesync contracts check till-export.ndjson");
   const char* const kContractsDirHelp =
       "a folder of <type>.v<N>.schema.json files, instead of the configuration's (repeat for "
       "several)";
@@ -564,6 +644,16 @@ int main(int argc, char** argv) {
       "Example:\n"
       "  edgesync doctor\n"
       "  edgesync doctor --config /etc/edgesync/edgesync.json --json --timeout 10");
+
+  // Set last: a sub-command takes its parent's footer when it is added.
+  app.footer(
+      "Run edgesync COMMAND --help for what a command does, its options, its exit status and an\n"
+      "example; man edgesync has them all. In general exit 0 means done, 1 a verdict that is\n"
+      "not ok (a failed check, a lost seq, an event refused) and 2 refused input (bad usage, an\n"
+      "invalid configuration); edgesync status exits 0 OK, 1 DEGRADED, 2 DOWN.\n\n"
+      "Example:\n"
+      "  edgesync status\n"
+      "  edgesync doctor --help");
 
   try {
     app.parse(argc, argv);

@@ -2,11 +2,12 @@
 // passes on a healthy box (exit 0, --json in the shape of config/contracts/doctor.schema.json,
 // the running agent's session untouched), and each kind of breakage a technician meets fails
 // its own check with exit 1, the exact cause and the fix: an invalid configuration file, a
-// damaged outbox, the broker down, a CA that did not sign the hub's certificate, a hub
-// certificate for another name or expired, no client certificate where the hub wants one, an
-// expired client certificate, a wrong ingest socket mode, a stopped agent. Warnings (a client
-// certificate about to expire, a broker packet limit below the ingest limit, a disk too small
-// for the budget) keep exit 0.
+// damaged outbox, the broker down, a hub name that does not resolve, a CA file that is no
+// certificate or is missing, a CA that did not sign the hub's certificate, a hub certificate for
+// another name or expired, no client certificate where the hub wants one, an expired client
+// certificate, a broker that refuses the CONNECT, a wrong ingest socket mode, a stopped agent.
+// Warnings (a client certificate about to expire, a broker packet limit below the ingest limit, a
+// disk too small for the budget) keep exit 0.
 #include <gtest/gtest.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -379,6 +380,141 @@ TEST_F(DoctorTest, UntrustedCaGivesTheExactTlsError) {
   EXPECT_TRUE(contains(d.fix("tls"), "hub.ca_file")) << d.fix("tls");
   EXPECT_EQ(d.result("mqtt"), "skipped");
   expect_others_healthy(d, {"tls", "mqtt"});
+}
+
+// A hub name in the reserved .invalid domain (RFC 2606) resolves nowhere, with a network or
+// without one: dns fails naming the host, the later hub steps are skipped because of it, and
+// doctor ends within its --timeout even where the name server never answers.
+TEST_F(DoctorTest, UnresolvableHubNameFailsDns) {
+  agent_->start();
+  const std::string host = "edgesync-hub.invalid";
+  const std::string path =
+      config_with("unresolvable.json", {{"hub", {{"uri", "ssl://" + host + ":8883"}}}});
+  const auto start = std::chrono::steady_clock::now();
+  Doctor d = run_doctor(path);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(d.run.exit_code(), 1) << d.describe();
+  EXPECT_EQ(d.report.value("ok", true), false) << d.describe();
+  EXPECT_EQ(d.result("dns"), "fail") << d.describe();
+  // A resolver says no at once (NXDOMAIN, or no route to a name server: getaddrinfo's words),
+  // or does not answer within --timeout 3: each has its own words and fix.
+  const std::string detail = d.detail("dns");
+  if (contains(detail, "no answer from the resolver")) {
+    EXPECT_EQ(detail, "no answer from the resolver for " + host + " within 3 s");
+    EXPECT_TRUE(contains(d.fix("dns"), "the name server does not answer")) << d.fix("dns");
+  } else {
+    const std::string prefix = "cannot resolve " + host + ": ";
+    EXPECT_EQ(detail.rfind(prefix, 0), 0u) << detail;
+    EXPECT_GT(detail.size(), prefix.size()) << "no reason given: " << detail;
+    EXPECT_TRUE(contains(d.fix("dns"), "check the host name in hub.uri (" + path + ")"))
+        << d.fix("dns");
+  }
+  EXPECT_EQ(d.result("tcp"), "skipped") << d.describe();
+  EXPECT_EQ(d.detail("tcp"), host + " did not resolve (see dns)");
+  EXPECT_EQ(d.result("tls"), "skipped") << d.describe();
+  EXPECT_EQ(d.detail("tls"), "no TCP connection (see tcp)");
+  EXPECT_EQ(d.result("mqtt"), "skipped") << d.describe();
+  EXPECT_EQ(d.detail("mqtt"), "no TLS session with the hub (see tls)");
+  expect_others_healthy(d, {"dns", "tcp", "tls", "mqtt"});
+  EXPECT_LT(took, 15s) << "doctor took " << std::chrono::duration<double>(took).count() << " s";
+}
+
+// hub.ca_file that is no certificate, or that cannot be read: ca fails with mbedTLS's or the
+// system's words, and the TLS handshake is not tried with it (nor MQTT after it).
+TEST_F(DoctorTest, UnusableCaFileFailsTheCaCheck) {
+  agent_->start();
+  struct Case {
+    std::string name;
+    std::string file;
+    std::string detail;  // mbedTLS's words for a file it cannot parse, the system's for one it
+                         // cannot read
+    std::string fix;
+  };
+  const std::string garbage = dir_->file("garbage-ca.pem");
+  write_file(
+      garbage,
+      "-----BEGIN CERTIFICATE-----\nthis is not base64 at all!\n-----END CERTIFICATE-----\n");
+  const std::string missing = dir_->file("no-such-ca.pem");
+  const std::string install =
+      "install the certificate of the CA that signed the hub's certificate (PEM) as ";
+  std::vector<Case> cases = {
+      {"garbage", garbage,
+       garbage + ": not a certificate: PEM - PEM string is not as expected : BASE64 - Invalid "
+                 "character in input (-0x112c)",
+       install + garbage},
+      {"missing", missing, "cannot read certificate " + missing + ": No such file or directory",
+       install + missing},
+  };
+  // Root reads any file: a mode that keeps the agent's user out shows only for another user.
+  if (::geteuid() != 0) {
+    const std::string locked = dir_->file("locked-ca.pem");
+    std::filesystem::copy_file(long_ca_, locked);
+    ASSERT_EQ(::chmod(locked.c_str(), 0), 0);
+    cases.push_back({"unreadable", locked,
+                     "cannot read certificate " + locked + ": Permission denied",
+                     "run doctor as root or as the agent's user"});
+  }
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Doctor d = run_doctor(config_with(c.name + "-ca.json", {{"hub", {{"ca_file", c.file}}}}));
+    EXPECT_EQ(d.run.exit_code(), 1) << d.describe();
+    EXPECT_EQ(d.report.value("ok", true), false) << d.describe();
+    EXPECT_EQ(d.result("ca"), "fail") << d.describe();
+    EXPECT_EQ(d.detail("ca"), c.detail);
+    EXPECT_TRUE(contains(d.fix("ca"), c.fix)) << d.fix("ca");
+    EXPECT_EQ(d.result("tls"), "skipped") << d.describe();
+    EXPECT_EQ(d.detail("tls"), "hub.ca_file is unusable (see ca)");
+    EXPECT_EQ(d.result("mqtt"), "skipped") << d.describe();
+    expect_others_healthy(d, {"ca", "tls", "mqtt"});
+  }
+}
+
+// A broker that takes the TLS session but refuses the CONNECT, as tls_failure_test's does
+// (a password file, no anonymous clients): mqtt fails with the CONNACK reason code and its
+// name, and the fix names the credentials. The right password passes, so it is the refusal
+// that fails the check.
+TEST_F(DoctorTest, BrokerRefusingTheConnectFailsMqtt) {
+  agent_->start();
+  const std::string dir = dir_->path().string() + "/passwd-broker";
+  std::filesystem::create_directories(dir);
+  const std::string pw = dir + "/passwd";
+  CommandResult r = run_command({"mosquitto_passwd", "-c", "-b", pw, "pos-01", "right-password"});
+  ASSERT_TRUE(r.exited_ok()) << r.describe();
+  ::chmod(pw.c_str(), 0644);
+  BrokerOptions bo;
+  // Later settings win: anonymous clients are refused, the password file decides.
+  bo.extra_config = "allow_anonymous false\npassword_file " + pw;
+  MosquittoBroker locked(dir, tls_, bo);
+  locked.start();
+
+  struct Case {
+    std::string name;
+    json hub;
+  };
+  const std::vector<Case> cases = {
+      {"wrong-password",
+       {{"uri", locked.uri()}, {"username", "pos-01"}, {"password", "wrong-password"}}},
+      {"no-credentials", {{"uri", locked.uri()}}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Doctor d = run_doctor(config_with(c.name + ".json", {{"hub", c.hub}}));
+    EXPECT_EQ(d.run.exit_code(), 1) << d.describe();
+    EXPECT_EQ(d.report.value("ok", true), false) << d.describe();
+    EXPECT_EQ(d.result("mqtt"), "fail") << d.describe();
+    EXPECT_EQ(d.detail("mqtt"),
+              "the hub refused the connection: CONNACK reason code 135 (0x87 Not authorized)");
+    EXPECT_TRUE(contains(d.fix("mqtt"), "check hub.username and hub.password")) << d.fix("mqtt");
+    EXPECT_TRUE(contains(d.fix("mqtt"), "edgesync-store-042-pos-01-doctor")) << d.fix("mqtt");
+    expect_others_healthy(d, {"mqtt"});
+  }
+
+  Doctor right = run_doctor(config_with(
+      "right-password.json",
+      {{"hub", {{"uri", locked.uri()}, {"username", "pos-01"}, {"password", "right-password"}}}}));
+  EXPECT_EQ(right.run.exit_code(), 0) << right.describe();
+  EXPECT_EQ(right.result("mqtt"), "ok") << right.describe();
+  locked.stop();
 }
 
 TEST_F(DoctorTest, HubCertificateForAnotherNameOrExpiredIsNamed) {
