@@ -171,6 +171,10 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       if (st.is_object()) {
         snap.config_status = {{"effective_sha256", st.value("effective_sha256", "")},
                               {"scopes", st.value("scopes", nlohmann::json::object())}};
+        // Kept only in memory: the health message and `edgesync status` are where they show.
+        for (const char* k : {"unverified_dropped", "last_unverified"}) {
+          if (st.contains(k)) snap.config_status[k] = st[k];
+        }
       }
     }
     snap.certificate = certificate_facts(delivery_config, snap.now_ms);

@@ -61,7 +61,9 @@ std::string certificate_line(const Config& config, const CertificateFacts& f) {
          " (" + std::to_string(f.days_left) + " days)";
 }
 
-void config_rows(const Config& config, const Result<RemoteConfigState>& state) {
+// `live`: the running agent's health (null when it does not answer), whose config status has
+// what the agent keeps only in memory: messages dropped as not from a trusted key.
+void config_rows(const Config& config, const Result<RemoteConfigState>& state, const json& live) {
   if (!state) {
     row("config", state.status().message());
     return;
@@ -86,6 +88,16 @@ void config_rows(const Config& config, const Result<RemoteConfigState>& state) {
   }
   if (state->last_rejection) row("config rejected", record_line(*state->last_rejection));
   if (state->last_rollback) row("config rolled back", record_line(*state->last_rollback));
+  const json dropped = live.is_object() && live["config"].is_object()
+                           ? live["config"].value("last_unverified", json())
+                           : json();
+  if (dropped.is_object()) {
+    row("config dropped",
+        dropped.value("at", "") + " " + dropped.value("scope", "") + ": " +
+            dropped.value("reason", "") + " (" +
+            std::to_string(live["config"].value("unverified_dropped", int64_t{0})) +
+            " not from a trusted key since the agent started)");
+  }
 }
 
 // The agent's live figures over the control socket (agent/health.h), or null when it does not
@@ -274,6 +286,11 @@ int cli_status(const Config& local, bool as_json) {
     }
     j["config"] = remote_state ? config_status_json(config, *remote_state, now)
                                : json{{"error", remote_state.status().message()}};
+    if (remote_state && live.is_object() && live["config"].is_object()) {
+      for (const char* k : {"unverified_dropped", "last_unverified"}) {
+        if (live["config"].contains(k)) j["config"][k] = live["config"][k];
+      }
+    }
     j["certificate"] = certificate_json(config, cert);
     j["spool"] = spool_json(config);
     j["live"] = live;
@@ -303,7 +320,7 @@ int cli_status(const Config& local, bool as_json) {
   }
   if (!stats) {
     row("outbox", stats.status().to_string());
-    config_rows(config, remote_state);
+    config_rows(config, remote_state, live);
     return exit_code;
   }
   const auto& st = *stats;
@@ -348,7 +365,7 @@ int cli_status(const Config& local, bool as_json) {
                : ""));
   if (const json spool = spool_json(config); !spool.is_null()) row("spool", spool_line(spool));
   row("free disk", free_disk ? human_bytes(*free_disk) : "unknown");
-  config_rows(config, remote_state);
+  config_rows(config, remote_state, live);
   return exit_code;
 }
 

@@ -11,10 +11,14 @@ using nlohmann::json;
 
 // Settings a running agent can only take at its next start: they name the box, its files and
 // the channel its configuration comes in on.
-constexpr const char* kRestartOnly[] = {"device.id",      "device.store_id", "storage.path",
-                                        "ingest.socket",  "control.socket",  "metrics.listen",
-                                        "log.format",     "hub.topic_prefix", "ingest.http.listen",
-                                        "ingest.http.max_connections", "ingest.spool_dir"};
+// Every one of them is also local-only (a push could not take effect: the box cannot restart
+// itself for it, yet would report it as running).
+constexpr const char* kRestartOnly[] = {"device.id",        "device.store_id",
+                                        "storage.path",     "ingest.socket",
+                                        "control.socket",   "metrics.listen",
+                                        "log.format",       "hub.topic_prefix",
+                                        "ingest.http.listen", "ingest.http.max_connections",
+                                        "ingest.http.max_body_bytes", "ingest.spool_dir"};
 // hub.client_id is local-only for pushes but a reload may change it (with a reconnect).
 // Hub settings that apply live; every other hub.* setting needs a new connection.
 constexpr const char* kHubLive[] = {"hub.linger_ms", "hub.refused_retry_s"};
@@ -103,6 +107,10 @@ std::string scope_target(const Config& c, Scope scope) {
 
 std::string config_status_topic(const Config& c) { return c.topic_base() + "/config/status"; }
 
+std::vector<std::string> restart_only_keys() {
+  return {std::begin(kRestartOnly), std::end(kRestartOnly)};
+}
+
 const std::vector<LocalOnlyKey>& local_only_keys() {
   static const std::vector<LocalOnlyKey> keys = {
       {"device", "the box's identity: its topics, client id and certificate are made for it"},
@@ -113,10 +121,14 @@ const std::vector<LocalOnlyKey>& local_only_keys() {
        "the technician's socket on the box: who may hold and repair delivery is decided there"},
       {"metrics.listen",
        "opens a port on the box: the box's own file decides what listens, and where"},
-      {"ingest.http.listen",
-       "opens a port on the box: the box's own file decides what listens, and where"},
+      {"ingest.http",
+       "opens a port on the box: the box's own file decides what listens, and where (its limits "
+       "are set when the server starts)"},
       {"ingest.spool_dir",
        "a folder the agent reads and moves files out of: the box's own file decides which"},
+      {"log.format",
+       "where the agent's log goes, chosen once at start: a push could not take effect until a "
+       "restart"},
       {"hub.topic_prefix",
        "where the box listens for its configuration: a push could cut it off from the next one"},
       {"hub.client_id",

@@ -40,6 +40,10 @@ struct LocalOnlyKey {
 };
 const std::vector<LocalOnlyKey>& local_only_keys();
 
+// Settings a running agent applies only at its next start (a reload that changes one is
+// refused). Each is covered by a local-only key.
+std::vector<std::string> restart_only_keys();
+
 // Ok iff `payload` is a JSON object that sets no local-only key; otherwise InvalidArgument
 // naming every one it sets.
 Status check_pushable(const nlohmann::json& payload);

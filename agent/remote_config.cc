@@ -294,6 +294,12 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
                   payload);
   }
   const ConfigChange change = diff_configs(current_, *next);
+  // check_pushable keeps restart-only keys out; should one get through, the push is refused
+  // rather than reported as running while the old value runs.
+  if (!change.restart_keys.empty()) {
+    return reject(scope, env->version,
+                  join(change.restart_keys, ", ") + " would apply only at a restart", payload);
+  }
   // Known good: what ran before this push, unless that is still on probation (it never reached
   // the hub). Layers applied live and not yet through a restart count: they ran.
   if (state_.probation_since_ms == 0) state_.last_good = state_.applied;
@@ -333,14 +339,21 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
 
 void RemoteConfig::unverified(Scope scope, const std::string& reason) {
   ++state_.unverified_dropped;
+  state_.last_unverified =
+      ConfigRecord{platform::unix_ms(), "dropped", scope_name(scope), 0, printable(reason), ""};
   const auto now = std::chrono::steady_clock::now();
   auto& last = last_unverified_log_[scope];
   if (last.time_since_epoch().count() != 0 && now - last < std::chrono::minutes(1)) return;
   last = now;
-  std::cerr << "edgesync: config message on the " << scope_name(scope)
-            << " topic dropped, not from a trusted key: " << printable(reason) << " ("
-            << state_.unverified_dropped << " dropped since the agent started; more within a "
-            << "minute are counted, not logged)\n";
+  platform::log(platform::LogLevel::kWarning, "config_dropped",
+                std::string("config message on the ") + scope_name(scope) +
+                    " topic dropped, not from a trusted key: " + printable(reason) + " (" +
+                    std::to_string(state_.unverified_dropped) +
+                    " dropped since the agent started; more within a minute are counted, not "
+                    "logged)",
+                {{"scope", scope_name(scope)}});
+  // Reported (config/status, health) at the pace of the log line; never written to disk.
+  report();
 }
 
 void RemoteConfig::reject(Scope scope, int64_t version, const std::string& reason,

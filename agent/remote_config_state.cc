@@ -167,6 +167,7 @@ json config_status_json(const Config& config, const RemoteConfigState& s, int64_
   if (s.last_rejection) j["last_rejection"] = record_for_report(*s.last_rejection);
   if (s.last_rollback) j["last_rollback"] = record_for_report(*s.last_rollback);
   if (s.unverified_dropped > 0) j["unverified_dropped"] = s.unverified_dropped;
+  if (s.last_unverified) j["last_unverified"] = record_for_report(*s.last_unverified);
   return j;
 }
 

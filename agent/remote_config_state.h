@@ -57,6 +57,9 @@ struct RemoteConfigState {
   // Messages on the config topics dropped because their signature did not verify, since the
   // agent started (not persisted).
   int64_t unverified_dropped = 0;
+  // The newest of those: when, on which scope's topic and why (kind "dropped"). In memory only,
+  // like the count: a flood of junk must not write to the flash or the history.
+  std::optional<ConfigRecord> last_unverified;
   std::optional<ConfigRecord> last_rejection;
   std::optional<ConfigRecord> last_rollback;
   std::deque<ConfigRecord> history;  // oldest first, at most kMaxHistory

@@ -196,6 +196,11 @@ TEST(ConfigLayers, CheckPushableRefusesEveryLocalOnlyKey) {
       {R"({"remote_config": {"trusted_keys": {"evil": "/tmp/evil.pem"}}})", "remote_config ("},
       {R"({"remote_config": {"probation_s": 10}})", "remote_config ("},
       {R"({"remote_config": {}})", "remote_config ("},
+      {R"({"log": {"format": "json"}})", "log.format ("},
+      {R"({"ingest": {"http": {"max_connections": 3}}})", "ingest.http ("},
+      {R"({"ingest": {"http": {"max_body_bytes": 4096}}})", "ingest.http ("},
+      {R"({"ingest": {"http": {"listen": "127.0.0.1:8788"}}})", "ingest.http ("},
+      {R"({"ingest": {"spool_dir": "/tmp/spool"}})", "ingest.spool_dir ("},
   };
   for (const auto& c : cases) {
     Status s = check_pushable(json::parse(c.payload));
@@ -224,6 +229,7 @@ TEST(ConfigLayers, CheckPushableAcceptsOrdinarySettings) {
                        "password": "x", "ca_file": "/etc/ca.pem"}})",
            R"({"retry": {"max_ms": 1000}, "ingest": {"max_line_bytes": 4096}})",
            R"({"health": {"interval_s": 30}, "log": {"level": "debug"}})",
+           R"({"ingest": {"max_connections": 16, "unknown_types": "accept"}})",
            // Near misses of local-only paths are not local-only.
            R"({"storage": {"path_hint": 1}, "hub": {"topic_prefixes": 1}})",
            R"({"devices": 1, "remote": 1})",
@@ -248,6 +254,21 @@ TEST(ConfigLayers, LocalOnlyKeysListIsComplete) {
   for (const char* k : {"device", "storage.path", "ingest.socket", "hub.topic_prefix",
                         "remote_config", "control", "metrics.listen"}) {
     EXPECT_TRUE(has(paths, k)) << k;
+  }
+}
+
+// A pushed setting the agent applies only at a restart would be reported as running while the
+// old value runs: every restart-only key must be refused by check_pushable.
+TEST(ConfigLayers, EveryRestartOnlyKeyIsLocalOnly) {
+  for (const std::string& key : restart_only_keys()) {
+    json layer = json::object();
+    json* at = &layer;
+    size_t from = 0;
+    for (size_t dot; (dot = key.find('.', from)) != std::string::npos; from = dot + 1) {
+      at = &(*at)[key.substr(from, dot - from)];
+    }
+    (*at)[key.substr(from)] = 1;
+    EXPECT_FALSE(check_pushable(layer)) << key << " is applied only at a restart but pushable";
   }
 }
 

@@ -401,6 +401,19 @@ TEST_P(RejectionTest, IsReportedNotAppliedAndDeliveryGoesOn) {
                                                  << agent_->log();
     }
     EXPECT_TRUE(contains(agent_->log(), "dropped, not from a trusted key")) << agent_->log();
+    // The central team and the technician see when, where and why, not only a count.
+    const json dropped = at(st, {"last_unverified"});
+    EXPECT_EQ(at(dropped, {"kind"}), "dropped") << st.dump(2);
+    EXPECT_EQ(at(dropped, {"scope"}), agent::scope_name(c.scope)) << st.dump(2);
+    EXPECT_TRUE(dropped.contains("at")) << st.dump(2);
+    for (const auto& part : c.reason_has) {
+      EXPECT_TRUE(contains(text_at(dropped, {"reason"}), part)) << part << ": " << st.dump(2);
+    }
+    const json shown = status_json();
+    EXPECT_EQ(at(shown, {"config", "last_unverified", "scope"}), agent::scope_name(c.scope))
+        << shown.dump(2);
+    CommandResult text = AgentProcess::run_cli({"status", "--config", agent_->config_path()});
+    EXPECT_TRUE(contains(text.out, "config dropped")) << text.out;
     EXPECT_TRUE(agent_->running());
     expect_delivered("e-2", 2);
     return;
