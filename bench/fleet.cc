@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -123,6 +124,8 @@ class Fleet {
   void start_hubs();
   void start_hub(int k);
   void start_agents();
+  // Distinct agent client ids the broker's log shows connecting, from byte log_from on.
+  size_t agents_connected(size_t log_from);
   std::string sale_line(Till& t, const std::string& phase);
   // Lock-step: one sale, its reply.
   void sell(Till& t, const std::string& phase);
@@ -134,6 +137,7 @@ class Fleet {
   int64_t committed() { return std::stoll(pg_->psql("SELECT count(*) FROM hub_events", "hub")); }
   void report_memory();
   bool report_reconnects(const std::string& up_clock, size_t log_from);
+  void report_tail(const std::string& phase, std::vector<std::pair<double, std::string>> events);
   bool reconnected_ = true;
   bool check();
 
@@ -149,6 +153,7 @@ class Fleet {
   std::vector<std::unique_ptr<Till>> tills_;
   Ledger ledger_;
   std::map<std::string, std::pair<std::pair<std::string, std::string>, int>> pending_;
+  std::map<std::string, int64_t> phase_start_ms_;  // phase -> wall clock of its first start
 };
 
 void Fleet::start_broker() {
@@ -238,6 +243,41 @@ void Fleet::start_agents() {
   }
   std::printf("fleet: %d agents started in %.1f s\n", o_.agents,
               std::chrono::duration<double>(Clock::now() - t0).count());
+  // An agent answers on its socket before its TLS connection to the broker is up; a phase that
+  // began then would time each agent's first sale from its start, not from a running fleet.
+  const auto deadline = Clock::now() + 120s;
+  size_t connected = 0;
+  while ((connected = agents_connected(0)) < tills_.size() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  std::printf("fleet: %zu of %d agents connected to the broker %.1f s after the first start\n",
+              connected, o_.agents, std::chrono::duration<double>(Clock::now() - t0).count());
+  if (connected < tills_.size()) throw std::runtime_error("agents did not all connect");
+  // Each agent announces itself on connecting (retained status and health), and every hub
+  // instance takes each of those (they are not shared): the first seconds of a fleet's start
+  // are that queue, not the steady state.
+  const std::string query =
+      "SELECT count(*) FROM hub_devices WHERE status IS NOT NULL AND health IS NOT NULL";
+  int64_t known = 0;
+  while ((known = std::stoll(pg_->psql(query, "hub"))) < o_.agents && Clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  std::printf("fleet: the hubs had every agent's status and health %.1f s after the first start "
+              "(%lld of %d)\n",
+              std::chrono::duration<double>(Clock::now() - t0).count(),
+              static_cast<long long>(known), o_.agents);
+}
+
+size_t Fleet::agents_connected(size_t log_from) {
+  std::set<std::string> ids;
+  std::istringstream log(broker_->log().substr(log_from));
+  static const std::regex kLine(R"(New client connected .* as (edgesync-\S+) )");
+  std::string line;
+  std::smatch m;
+  while (std::getline(log, line)) {
+    if (std::regex_search(line, m, kLine)) ids.insert(m[1]);
+  }
+  return ids.size();
 }
 
 std::string Fleet::sale_line(Till& t, const std::string& phase) {
@@ -284,6 +324,7 @@ void Fleet::sell(Till& t, const std::string& phase) {
 
 void Fleet::steady(double seconds, const std::string& phase) {
   const auto start = Clock::now();
+  phase_start_ms_.emplace(phase, wall_ms());
   const auto until = start + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(seconds));
   const auto every = std::chrono::duration_cast<Clock::duration>(
@@ -426,6 +467,33 @@ bool Fleet::report_reconnects(const std::string& up_clock, size_t log_from) {
   return total == o_.agents;
 }
 
+// Where a phase's slowest 1 % came from: how many agents, and when in the phase (by the ack's
+// time), so a fleet-wide stall (every slow event in the same seconds) shows apart from slow
+// agents (the same few agents all along).
+void Fleet::report_tail(const std::string& phase,
+                        std::vector<std::pair<double, std::string>> events) {
+  if (events.size() < 100 || !phase_start_ms_.count(phase)) return;
+  std::sort(events.rbegin(), events.rend());
+  events.resize(events.size() / 100);
+  std::set<std::string> agents;
+  std::map<int64_t, int> per_second;
+  for (const auto& [ms, id] : events) {
+    agents.insert(id.substr(0, id.rfind('-')));  // "<phase>-<till>-<n>"
+    auto ack = ledger_.ack_ms.find(id);
+    if (ack != ledger_.ack_ms.end()) ++per_second[(ack->second - phase_start_ms_[phase]) / 1000];
+  }
+  std::vector<std::pair<int, int64_t>> busiest;
+  for (const auto& [sec, n] : per_second) busiest.emplace_back(n, sec);
+  std::sort(busiest.rbegin(), busiest.rend());
+  std::printf("  slowest 1%% (%zu, from %.0f ms): %zu agents, acked in %zu distinct seconds; most "
+              "in:",
+              events.size(), events.back().first, agents.size(), per_second.size());
+  for (size_t i = 0; i < busiest.size() && i < 5; ++i) {
+    std::printf(" +%llds:%d", static_cast<long long>(busiest[i].second), busiest[i].first);
+  }
+  std::printf("\n");
+}
+
 bool Fleet::check() {
   const int64_t want = static_cast<int64_t>(ledger_.ack_ms.size());
   const auto deadline = Clock::now() + 300s;
@@ -442,6 +510,7 @@ bool Fleet::check() {
       "FROM hub_events",
       "hub");
   std::map<std::string, std::vector<double>> by_phase;
+  std::map<std::string, std::vector<std::pair<double, std::string>>> slow_of;  // (ms, id)
   std::istringstream in(rows);
   std::string line;
   int64_t unknown = 0;
@@ -453,13 +522,16 @@ bool Fleet::check() {
       ++unknown;
       continue;
     }
-    by_phase[it->second].push_back(static_cast<double>(std::stoll(line.substr(bar + 1))));
+    const double ms = static_cast<double>(std::stoll(line.substr(bar + 1)));
+    by_phase[it->second].push_back(ms);
+    slow_of[it->second].emplace_back(ms, line.substr(0, bar));
   }
   for (const char* phase : {"steady", "burst", "broker", "hubkill"}) {
     const auto& v = by_phase[phase];
     std::printf("latency %-8s agent took the sale -> stock row: p50 %.0f ms, p99 %.0f ms, "
                 "max %.0f ms (%zu events)\n",
                 phase, percentile(v, 50), percentile(v, 99), percentile(v, 100), v.size());
+    report_tail(phase, slow_of[phase]);
   }
   if (unknown > 0) {
     std::printf("check: %lld events at the hub that no agent acknowledged\n",
