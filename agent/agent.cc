@@ -74,10 +74,13 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   // on the config topics slows delivery, never a producer's reply. `config` is this thread's
   // copy of the running configuration, changed in place when a change is applied: the ingest
   // server reads it live.
+  // The log first, from the local file (log.format is local-only), so what the start decides
+  // about pushed layers (a rollback, a layer not used) is logged in its structured form.
+  platform::set_log_format(*platform::parse_log_format(local.config.log.format));
+  platform::set_log_level(*platform::parse_log_level(local.config.log.level));
   RemoteConfig remote(delivery_io, config_path, std::move(local));
   Config config = remote.begin_start();
-  // Validated with the configuration: both parse.
-  platform::set_log_format(*platform::parse_log_format(config.log.format));
+  // Validated with the configuration: it parses. A pushed layer may set the level.
   platform::set_log_level(*platform::parse_log_level(config.log.level));
   for (const auto& e : check_effective(config)) {
     std::cerr << "edgesync: refusing to start: " << e << "\n";
@@ -85,7 +88,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   }
   {
     const std::string warning = certificate_warning(config, certificate_facts(config, platform::unix_ms()));
-    if (!warning.empty()) std::cerr << "edgesync: " << warning << "\n";
+    if (!warning.empty()) platform::log(platform::LogLevel::kWarning, "certificate", warning);
   }
 
   // Every producer connection holds a file descriptor; the outbox, the hub link and the event
@@ -108,19 +111,21 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     asio::post(io, std::move(fn));
   });
   if (!opened) {
-    std::cerr << "edgesync: cannot open the outbox: " << opened.status().to_string() << "\n";
+    platform::log(platform::LogLevel::kError, "storage_error",
+                  "cannot open the outbox: " + opened.status().to_string());
     return 1;
   }
   storage::Outbox& outbox = **opened;
   const int64_t next_seq = outbox.stats().next_seq;
   if (const auto& q = outbox.quarantine()) {
-    std::cerr << "edgesync: WARNING: outbox quarantined at "
-              << platform::format_rfc3339_ms(q->at_ms) << ": " << config.storage.path << ": "
-              << q->reason << ". It is kept, unchanged, as " << q->file
-              << (q->incarnation.empty() ? "" : " (incarnation " + q->incarnation + ")")
-              << "; events still pending in it were not delivered. Capture goes on in a fresh "
-                 "outbox (incarnation "
-              << outbox.incarnation() << ")\n";
+    platform::log(
+        platform::LogLevel::kError, "outbox_quarantined",
+        "WARNING: outbox quarantined at " + platform::format_rfc3339_ms(q->at_ms) + ": " +
+            config.storage.path + ": " + q->reason + ". It is kept, unchanged, as " + q->file +
+            (q->incarnation.empty() ? "" : " (incarnation " + q->incarnation + ")") +
+            "; events still pending in it were not delivered. Capture goes on in a fresh "
+            "outbox (incarnation " + outbox.incarnation() + ")",
+        {{"file", q->file}, {"reason", q->reason}, {"incarnation", outbox.incarnation()}});
   }
 
   // Written by the delivery thread while it runs, by this one before and after.
@@ -138,7 +143,10 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   auto save_state = [&] {
     state.updated_ms = platform::unix_ms();
     Status w = write_agent_state(state_path, state);
-    if (!w) std::cerr << "edgesync: cannot write " << state_path << ": " << w.to_string() << "\n";
+    if (!w) {
+      platform::log(platform::LogLevel::kError, "storage_error",
+                    "cannot write " + state_path + ": " + w.to_string());
+    }
   };
 
   AgentCounters counters;
@@ -382,8 +390,9 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     // threads, started by the first connect on this thread, inherit its priority.
     platform::set_current_thread_name("delivery");
     if (!platform::lower_current_thread_priority(platform::kDeliveryNiceSteps)) {
-      std::cerr << "edgesync: cannot lower the delivery thread's priority; it competes with "
-                   "ingest for the CPU\n";
+      platform::log(platform::LogLevel::kWarning, "thread_priority",
+                    "cannot lower the delivery thread's priority; it competes with ingest for the "
+                    "CPU");
     }
     delivery_io.run();
   });
@@ -412,7 +421,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       if (ec) return;
       const std::string warning =
           certificate_warning(config, certificate_facts(config, platform::unix_ms()));
-      if (!warning.empty()) std::cerr << "edgesync: " << warning << "\n";
+      if (!warning.empty()) platform::log(platform::LogLevel::kWarning, "certificate", warning);
       asio::post(delivery_io, [&publisher] { publisher.refresh_status(); });
       check_certificate();
     });
@@ -467,7 +476,8 @@ int run_agent(const std::string& config_path, LocalConfig local) {
         return;
       }
       stopping = true;
-      std::cerr << "edgesync: signal " << signo << ", stopping\n";
+      platform::log(platform::LogLevel::kNotice, "agent_stopping",
+                    "signal " + std::to_string(signo) + ", stopping");
       platform::notify_stopping();
       // Producers with replies still unread get 10 s; after that their replies are dropped
       // (the events themselves are committed or refused already).
@@ -495,12 +505,14 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
   platform::notify_ready();
-  std::cerr << "edgesync: agent " << config.device.store_id << "/" << config.device.id
-            << " listening on " << config.ingest.socket << ", outbox " << config.storage.path
-            << " (next seq " << next_seq << ")\n";
+  platform::log(platform::LogLevel::kNotice, "agent_started",
+                "agent " + config.device.store_id + "/" + config.device.id + " listening on " +
+                    config.ingest.socket + ", outbox " + config.storage.path + " (next seq " +
+                    std::to_string(next_seq) + ")",
+                {{"next_seq", std::to_string(next_seq)}});
   io.run();
   if (!finished) finish();
-  std::cerr << "edgesync: stopped\n";
+  platform::log(platform::LogLevel::kNotice, "agent_stopped", "stopped");
   return 0;
 }
 

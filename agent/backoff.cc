@@ -17,10 +17,11 @@ std::chrono::milliseconds backoff_delay(int attempt, int64_t initial_ms, int64_t
   return std::chrono::milliseconds(pick(rng));
 }
 
-std::chrono::milliseconds first_reconnect_delay(int64_t initial_ms, int64_t max_ms,
-                                                int64_t spread_ms, std::mt19937_64& rng) {
-  const int64_t usual = backoff_cap_ms(1, initial_ms, max_ms);
-  std::uniform_int_distribution<int64_t> pick(initial_ms, std::max(usual, spread_ms));
+std::chrono::milliseconds delay_after_loss(int attempt, int64_t initial_ms, int64_t max_ms,
+                                           int64_t spread_ms, std::mt19937_64& rng) {
+  const int64_t usual = backoff_cap_ms(attempt + 1, initial_ms, max_ms);
+  const int64_t window = std::max(initial_ms, std::min(spread_ms, max_ms));
+  std::uniform_int_distribution<int64_t> pick(initial_ms, std::max(usual, window));
   return std::chrono::milliseconds(pick(rng));
 }
 

@@ -88,14 +88,14 @@ void config_rows(const Config& config, const Result<RemoteConfigState>& state, c
   }
   if (state->last_rejection) row("config rejected", record_line(*state->last_rejection));
   if (state->last_rollback) row("config rolled back", record_line(*state->last_rollback));
-  const json dropped = live.is_object() && live["config"].is_object()
-                           ? live["config"].value("last_unverified", json())
-                           : json();
+  const json live_config = live.is_object() ? live.value("config", json()) : json();
+  const json dropped =
+      live_config.is_object() ? live_config.value("last_unverified", json()) : json();
   if (dropped.is_object()) {
     row("config dropped",
         dropped.value("at", "") + " " + dropped.value("scope", "") + ": " +
             dropped.value("reason", "") + " (" +
-            std::to_string(live["config"].value("unverified_dropped", int64_t{0})) +
+            std::to_string(live_config.value("unverified_dropped", int64_t{0})) +
             " not from a trusted key since the agent started)");
   }
 }
@@ -286,9 +286,10 @@ int cli_status(const Config& local, bool as_json) {
     }
     j["config"] = remote_state ? config_status_json(config, *remote_state, now)
                                : json{{"error", remote_state.status().message()}};
-    if (remote_state && live.is_object() && live["config"].is_object()) {
+    const json live_config = live.is_object() ? live.value("config", json()) : json();
+    if (remote_state && live_config.is_object()) {
       for (const char* k : {"unverified_dropped", "last_unverified"}) {
-        if (live["config"].contains(k)) j["config"][k] = live["config"][k];
+        if (live_config.contains(k)) j["config"][k] = live_config.at(k);
       }
     }
     j["certificate"] = certificate_json(config, cert);

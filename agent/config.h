@@ -99,11 +99,11 @@ struct Config {
   struct Retry {
     int64_t initial_ms = 500;
     int64_t max_ms = 60000;
-    // The first reconnect after losing a connection that had been up (a broker restart drops
-    // the whole fleet at once) is spread over this window, so the broker gets about
+    // The reconnect after losing a connection that was up (a broker restart drops the whole
+    // fleet at once) is spread over this window, at most max_ms, so the broker gets about
     // fleet / (reconnect_spread_ms / 1000) reconnects a second, not the fleet in one. The price:
     // a box whose own link blipped is back on average half the window later (its events wait
-    // in the outbox, acknowledged). 0: the usual first retry, initial_ms to 2 * initial_ms.
+    // in the outbox, acknowledged). 0: the usual backoff, initial_ms to 2 * initial_ms first.
     int64_t reconnect_spread_ms = 10000;
   } retry;
   // Configuration pushed by the central team over MQTT (docs/FLEET.md). Local-only: a push can

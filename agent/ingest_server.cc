@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "platform/files.h"
+#include "platform/log.h"
 
 namespace edgesync::agent {
 
@@ -129,10 +130,10 @@ class IngestConnection : public std::enable_shared_from_this<IngestConnection> {
         self->watch_partial_line();  // more bytes came meanwhile
         return;
       }
-      std::cerr << "edgesync: closing a producer connection that sent part of a line and "
-                   "nothing for "
-                << self->server_.config_.ingest.idle_timeout_s
-                << " s (ingest.idle_timeout_s)\n";
+      platform::log(platform::LogLevel::kWarning, "producer_idle",
+                    "closing a producer connection that sent part of a line and nothing for " +
+                        std::to_string(self->server_.config_.ingest.idle_timeout_s) +
+                        " s (ingest.idle_timeout_s)");
       self->line_.clear();
       self->discarding_ = false;
       self->stop_reading_ = true;
@@ -333,9 +334,10 @@ void IngestServer::accept() {
     if (ec == asio::error::operation_aborted) return;
     if (ec) {
       if (!accept_failing_) {
-        std::cerr << "edgesync: accepting a producer connection failed: " << ec.message()
-                  << " (" << connections_.size() << " connected); retrying every "
-                  << kAcceptRetry.count() << " ms\n";
+        platform::log(platform::LogLevel::kError, "accept_failed",
+                      "accepting a producer connection failed: " + ec.message() + " (" +
+                          std::to_string(connections_.size()) + " connected); retrying every " +
+                          std::to_string(kAcceptRetry.count()) + " ms");
       }
       accept_failing_ = true;
       accept_retry_.expires_after(kAcceptRetry);
@@ -345,7 +347,8 @@ void IngestServer::accept() {
       return;
     }
     if (accept_failing_) {
-      std::cerr << "edgesync: accepting producer connections again\n";
+      platform::log(platform::LogLevel::kNotice, "accept_resumed",
+                    "accepting producer connections again");
       accept_failing_ = false;
     }
     auto c = std::make_shared<IngestConnection>(*this, std::move(socket));
@@ -370,9 +373,10 @@ void IngestServer::make_room_when_a_producer_waits() {
     }
     if (victim) {
       if (!evicting_logged_) {
-        std::cerr << "edgesync: all " << connections_.size()
-                  << " producer connections (ingest.max_connections) are in use and a producer "
-                     "waits: closing the ones idle the longest\n";
+        platform::log(platform::LogLevel::kWarning, "connections_full",
+                      "all " + std::to_string(connections_.size()) +
+                          " producer connections (ingest.max_connections) are in use and a "
+                          "producer waits: closing the ones idle the longest");
         evicting_logged_ = true;
       }
       victim->evict();  // its close resumes accepting (connection_closed)

@@ -18,6 +18,9 @@ namespace {
 // A connection that stayed up this long resets the backoff; a hub that accepts and then drops
 // us at once keeps backing off instead of being hammered.
 constexpr auto kStableConnection = std::chrono::seconds(30);
+void warn(std::string_view event, const std::string& message, platform::LogFields fields = {}) {
+  platform::log(platform::LogLevel::kWarning, event, message, fields);
+}
 // Events read from the outbox per query; memory does not grow with the backlog.
 constexpr size_t kMinReadBatch = 256;
 // Completions of dead-letter notices carry the seq with this bit set.
@@ -105,19 +108,22 @@ void Publisher::reconfigure(const Config& config, bool reconnect, uint64_t epoch
   config_epoch_ = epoch;
   if (!reconnect || state_ == HubState::kStopped) return;
   uri_index_ = 0;
-  std::cerr << "edgesync: hub connection settings changed: reconnecting to " << current_uri()
-            << "\n";
+  platform::log(platform::LogLevel::kNotice, "hub_reconfigured",
+                "hub connection settings changed: reconnecting to " + current_uri(),
+                {{"uri", current_uri()}});
   // The old session goes first, then everything held for it, as after a lost connection; the
   // new one connects at once. The transport object stays: paho's callbacks for the old client
   // may still be running into it, and are stale by their generation.
-  if (state_ != HubState::kDisconnected) connection_down("reconnecting with a new configuration");
+  if (state_ != HubState::kDisconnected) {
+    connection_down("reconnecting with a new configuration", /*retry=*/false);
+  }
   retry_timer_.cancel();
   attempt_ = 0;
   Status s = transport_->set_options(transport_options());
   if (!s) {
     // Validation checked these settings; if paho still refuses them, the old ones stay and the
     // agent keeps retrying with them (a push on probation is rolled back).
-    std::cerr << "edgesync: " << s.to_string() << "\n";
+    platform::log(platform::LogLevel::kError, "hub_options", s.to_string());
   }
   connect();
 }
@@ -126,13 +132,13 @@ void Publisher::publish_config_status(std::string payload) {
   config_status_ = std::move(payload);
   if (state_ != HubState::kConnected) return;
   Status s = transport_->publish_retained(config_status_topic(config_), config_status_);
-  if (!s) std::cerr << "edgesync: config status publish: " << s.to_string() << "\n";
+  if (!s) warn("publish_failed", "config status publish: " + s.to_string());
 }
 
 void Publisher::publish_health(const std::string& payload) {
   if (state_ != HubState::kConnected) return;
   Status s = transport_->publish_retained(config_.topic_base() + "/health", payload);
-  if (!s) std::cerr << "edgesync: health publish: " << s.to_string() << "\n";
+  if (!s) warn("publish_failed", "health publish: " + s.to_string());
 }
 
 void Publisher::refresh_status() {
@@ -162,7 +168,7 @@ bool Publisher::fail_over(const std::string& why) {
   const std::string failed = current_uri();
   uri_index_ = (uri_index_ + 1) % (config_.hub.fallback_uris.size() + 1);
   Status s = transport_->set_options(transport_options());
-  if (!s) std::cerr << "edgesync: " << s.to_string() << "\n";
+  if (!s) platform::log(platform::LogLevel::kError, "hub_options", s.to_string());
   // Back at the first: every broker failed this round, so the usual backoff applies.
   if (uri_index_ == 0) return false;
   counters_->set_last_error(why, platform::unix_ms());
@@ -176,11 +182,12 @@ bool Publisher::fail_over(const std::string& why) {
   return true;
 }
 
-void Publisher::connection_down(const std::string& why) {
+void Publisher::connection_down(const std::string& why, bool retry) {
   // Already down (a failed publish came before the loss event): one backoff per loss.
   if (state_ == HubState::kStopped || state_ == HubState::kDisconnected) return;
-  bool was_stable = state_ == HubState::kConnected &&
-                    std::chrono::steady_clock::now() - connected_at_ >= kStableConnection;
+  const bool was_connected = state_ == HubState::kConnected;
+  const bool was_stable =
+      was_connected && std::chrono::steady_clock::now() - connected_at_ >= kStableConnection;
   if (was_stable) attempt_ = 0;
   inflight_.clear();
   sent_ = 0;
@@ -194,11 +201,15 @@ void Publisher::connection_down(const std::string& why) {
   buffer_pos_ = 0;
   counters_->set_last_error(why, platform::unix_ms());
   set_state(HubState::kDisconnected, why);
+  if (!retry) return;
 
-  auto delay = was_stable ? first_reconnect_delay(config_.retry.initial_ms, config_.retry.max_ms,
-                                                  config_.retry.reconnect_spread_ms, rng_)
-                          : backoff_delay(attempt_, config_.retry.initial_ms,
-                                          config_.retry.max_ms, rng_);
+  // A connection that was up when it went is spread (a broker restart drops the fleet at
+  // once, a second one soon after too); a failed attempt backs off as usual.
+  auto delay = was_connected ? delay_after_loss(attempt_, config_.retry.initial_ms,
+                                                config_.retry.max_ms,
+                                                config_.retry.reconnect_spread_ms, rng_)
+                             : backoff_delay(attempt_, config_.retry.initial_ms,
+                                             config_.retry.max_ms, rng_);
   ++attempt_;
   const int64_t delay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay).count();
   counters_->next_retry_ms.store(platform::unix_ms() + delay_ms, AgentCounters::kRelaxed);
@@ -252,12 +263,12 @@ void Publisher::on_transport_events() {
         publish_status();
         if (!config_topics_.empty()) {
           Status sub = transport_->subscribe(config_topics_);
-          if (!sub) std::cerr << "edgesync: config topics: " << sub.to_string() << "\n";
+          if (!sub) warn("subscribe_failed", "config topics: " + sub.to_string());
         }
         resend_topic_ = events::resend_request_topic(config_.hub.topic_prefix,
                                                      config_.device.store_id, config_.device.id);
         if (Status sub = transport_->subscribe({resend_topic_}); !sub) {
-          std::cerr << "edgesync: resend topic: " << sub.to_string() << "\n";
+          warn("subscribe_failed", "resend topic: " + sub.to_string());
         }
         if (!config_status_.empty()) {
           transport_->publish_retained(config_status_topic(config_), config_status_);
@@ -284,8 +295,9 @@ void Publisher::on_transport_events() {
                             resend_topic_ + ")");
           break;
         }
-        std::cerr << "edgesync: config topics: " << e.detail
-                  << ": pushed configuration does not reach this box (check the hub's ACL)\n";
+        warn("subscribe_refused", "config topics: " + e.detail +
+                                      ": pushed configuration does not reach this box (check "
+                                      "the hub's ACL)");
         break;
       case platform::MqttEvent::Kind::kConnectFailed:
         // Another broker of the cluster is tried at once; a round of all of them backs off.
@@ -324,8 +336,10 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
     // (the event went through before); the hub's next request says whether it arrived.
     if (resend_sent_ > 0) --resend_sent_;
     if (e.outcome != platform::PublishOutcome::kDelivered && state_ != HubState::kStopped) {
-      std::cerr << "edgesync: seq " << (e.tag & ~(kResendTag | kNoticeTag))
-                << " sent again for the hub, not acknowledged: " << e.detail << "\n";
+      const int64_t seq = static_cast<int64_t>(e.tag & ~(kResendTag | kNoticeTag));
+      warn("resend_refused", "seq " + std::to_string(seq) +
+                                 " sent again for the hub, not acknowledged: " + e.detail,
+           {{"seq", std::to_string(seq)}});
     }
     return;
   }
@@ -354,8 +368,9 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
       if (notice) {
         // The notice itself is malformed for this hub: nothing to retry. The dead letter is on
         // disk; the gap shows in the hub's reconciliation.
-        std::cerr << "edgesync: dead-letter notice for seq " << seq << " refused: " << e.detail
-                  << "\n";
+        warn("notice_refused",
+             "dead-letter notice for seq " + std::to_string(seq) + " refused: " + e.detail,
+             {{"seq", std::to_string(seq)}});
         inflight_[index].slot = Slot::kDone;
         --sent_;
         break;
@@ -565,7 +580,7 @@ void Publisher::fill_new_events() {
 void Publisher::publish_status() {
   Status s = transport_->publish_retained(
       status_topic_, build_status_payload(config_, outbox_facts(outbox_), true, ""));
-  if (!s) std::cerr << "edgesync: status publish: " << s.to_string() << "\n";
+  if (!s) warn("publish_failed", "status publish: " + s.to_string());
 }
 
 void Publisher::count_delivered(const InFlight& slot) {
@@ -581,7 +596,8 @@ void Publisher::count_delivered(const InFlight& slot) {
 bool Publisher::read_outbox(int64_t after_seq, size_t limit, std::vector<storage::StoredEvent>* out) {
   Status s = outbox_.read_pending(after_seq, limit, out);
   if (s) return true;
-  std::cerr << "edgesync: cannot read the outbox: " << s.to_string() << "\n";
+  platform::log(platform::LogLevel::kError, "storage_error",
+                "cannot read the outbox: " + s.to_string());
   if (outbox_.corruption_seen()) {
     outbox_damaged();
     return false;
@@ -733,7 +749,7 @@ void Publisher::publish_resend_reply(const ResendJob& job) {
       events::resend_reply_topic(config_.hub.topic_prefix, config_.device.store_id,
                                  config_.device.id),
       events::build_resend_reply(reply));
-  if (!s) std::cerr << "edgesync: resend reply publish: " << s.to_string() << "\n";
+  if (!s) warn("publish_failed", "resend reply publish: " + s.to_string());
 }
 
 bool Publisher::send(const storage::StoredEvent& ev) {

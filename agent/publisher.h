@@ -129,7 +129,9 @@ class Publisher {
   // A failed connect with other brokers to try: switches to the next and connects at once
   // (true); false when there is none or every one failed this round (back off as usual).
   bool fail_over(const std::string& why);
-  void connection_down(const std::string& why);
+  // retry false: the caller connects at once (a reconfiguration), so no backoff is drawn,
+  // logged or shown as the next retry.
+  void connection_down(const std::string& why, bool retry = true);
   void fill();
   // outbox_.read_pending(); on failure the outbox is reported damaged or the connection
   // dropped (to read again after the reconnect), and false returned.

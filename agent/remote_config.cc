@@ -13,6 +13,9 @@ namespace {
 
 using nlohmann::json;
 
+// Bytes of a dropped message's reason kept for the reports (the log line is cut the same way).
+constexpr size_t kMaxUnverifiedReason = 200;
+
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
@@ -127,8 +130,9 @@ const Config& RemoteConfig::begin_start() {
     // older envelope, signed and not expired, could be applied again (docs/FLEET.md).
     const std::string kept = state_path_ + ".damaged-" + std::to_string(platform::unix_ms());
     Status moved = platform::rename_no_replace(state_path_, kept);
-    std::cerr << "edgesync: " << read.status().message() << (moved ? "; kept as " + kept : "")
-              << "; pushed configuration starts over from the local file\n";
+    platform::log(platform::LogLevel::kError, "config_state_unreadable",
+                  read.status().message() + (moved ? "; kept as " + kept : std::string()) +
+                      "; pushed configuration starts over from the local file");
   }
   const int64_t now = platform::unix_ms();
   if (!enabled()) {
@@ -151,7 +155,8 @@ const Config& RemoteConfig::begin_start() {
                        " (" + std::to_string(state_.failed_starts) + " failed start(s)); back to " +
                        (to_local ? std::string("the local file alone") : versions(state_.last_good)),
                    ""};
-    std::cerr << "edgesync: pushed configuration rolled back: " << r.reason << "\n";
+    platform::log(platform::LogLevel::kWarning, "config_rolled_back",
+                  "pushed configuration rolled back: " + r.reason);
     if (to_local) state_.last_good.clear();
     state_.applied = state_.last_good;
     state_.probation_since_ms = 0;
@@ -161,7 +166,8 @@ const Config& RemoteConfig::begin_start() {
   std::vector<std::pair<Scope, std::string>> dropped;
   auto built = build(local_, state_.applied, /*verify=*/true, &dropped);
   for (const auto& [scope, why] : dropped) {
-    std::cerr << "edgesync: pushed layer not used: " << why << "\n";
+    platform::log(platform::LogLevel::kWarning, "config_layer_dropped",
+                  "pushed layer not used: " + why, {{"scope", scope_name(scope)}});
     state_.record(ConfigRecord{now, "rejected", scope_name(scope), state_.applied[scope].version,
                                "at start: " + why, ""});
     state_.applied.erase(scope);
@@ -183,7 +189,8 @@ const Config& RemoteConfig::begin_start() {
       state_.last_good.clear();
       built = local_.config;
     }
-    std::cerr << "edgesync: pushed configuration rolled back: " << r.reason << "\n";
+    platform::log(platform::LogLevel::kWarning, "config_rolled_back",
+                  "pushed configuration rolled back: " + r.reason);
     state_.record(r);
   }
   current_ = std::move(*built);
@@ -339,15 +346,20 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
 
 void RemoteConfig::unverified(Scope scope, const std::string& reason) {
   ++state_.unverified_dropped;
-  state_.last_unverified =
-      ConfigRecord{platform::unix_ms(), "dropped", scope_name(scope), 0, printable(reason), ""};
+  // Anybody may publish there: the reason (which can quote the message) is cut short before
+  // it goes into every health and status message.
+  std::string shown = printable(reason.substr(0, kMaxUnverifiedReason));
+  if (reason.size() > kMaxUnverifiedReason) shown += "...";
+  state_.last_unverified = ConfigRecord{platform::unix_ms(), "dropped", scope_name(scope), 0,
+                                        std::move(shown), ""};
   const auto now = std::chrono::steady_clock::now();
   auto& last = last_unverified_log_[scope];
   if (last.time_since_epoch().count() != 0 && now - last < std::chrono::minutes(1)) return;
   last = now;
   platform::log(platform::LogLevel::kWarning, "config_dropped",
                 std::string("config message on the ") + scope_name(scope) +
-                    " topic dropped, not from a trusted key: " + printable(reason) + " (" +
+                    " topic dropped, not from a trusted key: " + state_.last_unverified->reason +
+                    " (" +
                     std::to_string(state_.unverified_dropped) +
                     " dropped since the agent started; more within a minute are counted, not "
                     "logged)",
@@ -417,8 +429,9 @@ void RemoteConfig::rollback(const std::string& reason) {
                                reason + "; cannot roll back: the local file alone is not usable "
                                         "either (" + next.status().message() + ")",
                                state_.effective_sha256});
-    std::cerr << "edgesync: cannot roll back: the local file is not usable either: "
-              << next.status().message() << "\n";
+    platform::log(platform::LogLevel::kError, "config_rollback_failed",
+                  "cannot roll back: the local file is not usable either: " +
+                      next.status().message());
     persist();
     report();
     return;
@@ -477,7 +490,8 @@ void RemoteConfig::reload_local() {
   local_ = std::move(*local);
   // Layers signed by a key the file no longer trusts are out, as at a start.
   for (const auto& [scope, why] : dropped) {
-    std::cerr << "edgesync: pushed layer not used: " << why << "\n";
+    platform::log(platform::LogLevel::kWarning, "config_layer_dropped",
+                  "pushed layer not used: " + why, {{"scope", scope_name(scope)}});
     state_.record(ConfigRecord{now, "rejected", scope_name(scope), state_.applied[scope].version,
                                "at reload: " + why, ""});
     state_.applied.erase(scope);
@@ -499,7 +513,10 @@ void RemoteConfig::reload_local() {
 
 bool RemoteConfig::persist() {
   Status s = write_remote_config_state(state_path_, state_);
-  if (!s) std::cerr << "edgesync: cannot write " << state_path_ << ": " << s.to_string() << "\n";
+  if (!s) {
+    platform::log(platform::LogLevel::kError, "storage_error",
+                  "cannot write " + state_path_ + ": " + s.to_string());
+  }
   return s.is_ok();
 }
 

@@ -266,6 +266,7 @@ void Fleet::start_agents() {
               "(%lld of %d)\n",
               std::chrono::duration<double>(Clock::now() - t0).count(),
               static_cast<long long>(known), o_.agents);
+  if (known < o_.agents) throw std::runtime_error("the hubs did not hear from every agent");
 }
 
 size_t Fleet::agents_connected(size_t log_from) {
@@ -356,6 +357,7 @@ void Fleet::steady(double seconds, const std::string& phase) {
 
 void Fleet::burst() {
   const auto t0 = Clock::now();
+  phase_start_ms_.emplace("burst", wall_ms());
   // Every till's batch written first, then the replies read: all agents busy at once.
   std::vector<std::vector<std::string>> ids(tills_.size());
   for (auto& t : tills_) {

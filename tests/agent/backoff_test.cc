@@ -53,14 +53,14 @@ TEST(Backoff, MaxBelowTwiceInitialCapsTheRange) {
 }
 
 // A broker restart drops the fleet at once; a broker back within a second must not get the
-// whole fleet's reconnects in that second: the first retry after an established connection
-// is spread over the whole window, evenly enough that no second takes much more than its share.
-TEST(Backoff, FirstReconnectAfterALossIsSpreadOverTheWindow) {
+// whole fleet's reconnects in that second: the retry after an established connection is spread
+// over the whole window, evenly enough that no second takes much more than its share.
+TEST(Backoff, ReconnectAfterALossIsSpreadOverTheWindow) {
   std::mt19937_64 rng(11);
   std::vector<int> per_second(10, 0);
   const int fleet = 5000;
   for (int i = 0; i < fleet; ++i) {
-    auto d = first_reconnect_delay(500, 60000, 10000, rng).count();
+    auto d = delay_after_loss(0, 500, 60000, 10000, rng).count();
     ASSERT_GE(d, 500);
     ASSERT_LE(d, 10000);
     ++per_second[d / 1000 == 10 ? 9 : d / 1000];
@@ -72,20 +72,45 @@ TEST(Backoff, FirstReconnectAfterALossIsSpreadOverTheWindow) {
   }
 }
 
-TEST(Backoff, NoSpreadLeavesTheUsualFirstRetry) {
+// A second broker restart soon after the first (the connection was up less than 30 s, so the
+// attempt count was not reset) is spread at least as widely, and longer once the backoff is.
+TEST(Backoff, ASecondLossSoonAfterIsSpreadToo) {
+  std::mt19937_64 rng(5);
+  int in_first_second = 0;
+  for (int i = 0; i < 1000; ++i) {
+    auto d = delay_after_loss(1, 500, 60000, 10000, rng).count();
+    ASSERT_GE(d, 500);
+    ASSERT_LE(d, 10000);
+    if (d < 1500) ++in_first_second;
+  }
+  EXPECT_LT(in_first_second, 200) << "a tenth of the window, not the backoff's [0.5 s, 2 s]";
+  for (int i = 0; i < 200; ++i) {
+    auto d = delay_after_loss(5, 500, 60000, 10000, rng).count();
+    ASSERT_LE(d, 32000) << "the backoff's cap for retry 5: 500 ms * 2^6";
+  }
+}
+
+TEST(Backoff, NoSpreadLeavesTheUsualBackoffAndMaxMsBoundsTheWindow) {
   std::mt19937_64 rng(3);
   for (int i = 0; i < 500; ++i) {
-    auto d = first_reconnect_delay(500, 60000, 0, rng).count();
+    auto d = delay_after_loss(0, 500, 60000, 0, rng).count();
     ASSERT_GE(d, 500);
     ASSERT_LE(d, 1000);
   }
-  // A window shorter than the usual first range does not narrow it, and max_ms still caps it.
+  // A window shorter than the usual first range does not narrow it.
   for (int i = 0; i < 500; ++i) {
-    auto d = first_reconnect_delay(500, 60000, 700, rng).count();
+    auto d = delay_after_loss(0, 500, 60000, 700, rng).count();
     ASSERT_GE(d, 500);
     ASSERT_LE(d, 1000);
   }
-  EXPECT_EQ(first_reconnect_delay(500, 500, 0, rng).count(), 500);
+  // retry.max_ms stays the bound of every wait: an operator who set it low is not made to wait
+  // the default window.
+  for (int i = 0; i < 500; ++i) {
+    auto d = delay_after_loss(0, 100, 2000, 10000, rng).count();
+    ASSERT_GE(d, 100);
+    ASSERT_LE(d, 2000);
+  }
+  EXPECT_EQ(delay_after_loss(0, 500, 500, 0, rng).count(), 500);
 }
 
 }  // namespace

@@ -747,6 +747,58 @@ TEST_F(RemoteConfigTest, StartThatDidNotCompleteRollsTheUnprovenLayersBackAtTheN
 // ---------------------------------------------------------------------------------------------
 // 6. Restart.
 
+// The central team's own tools, end to end: keys generate makes the pair (private key 0600),
+// config sign makes the envelope, config verify accepts it and refuses it altered, and a box
+// that trusts the public key applies it.
+TEST_F(RemoteConfigTest, TheTeamsToolsMakeAKeySignAndVerifyAPushTheBoxApplies) {
+  const std::string keys = dir_->file("team-keys");
+  CommandResult gen =
+      AgentProcess::run_cli({"keys", "generate", "--out", keys, "--name", "team-1"}, "", 30s);
+  ASSERT_TRUE(gen.exited_ok()) << gen.describe();
+  struct stat key_stat {};
+  ASSERT_EQ(::stat((keys + "/team-1.key").c_str(), &key_stat), 0);
+  EXPECT_EQ(key_stat.st_mode & 0777, 0600u) << "the private key is the team's alone";
+  ASSERT_TRUE(std::filesystem::exists(keys + "/team-1.pub"));
+  CommandResult again =
+      AgentProcess::run_cli({"keys", "generate", "--out", keys, "--name", "team-1"}, "", 30s);
+  EXPECT_EQ(again.exit_code(), 2) << "an existing key is never overwritten: " << again.describe();
+
+  const std::string layer = dir_->file("fleet.json");
+  write_file(layer, R"({"hub": {"linger_ms": 6}})");
+  CommandResult signed_env = AgentProcess::run_cli(
+      {"config", "sign", "--key", keys + "/team-1.key", "--key-id", "team-1", "--target", "fleet",
+       "--version", "4", "--expires", "1h", layer},
+      "", 30s);
+  ASSERT_TRUE(signed_env.exited_ok()) << signed_env.describe();
+  const std::string envelope_file = dir_->file("fleet.envelope");
+  write_file(envelope_file, signed_env.out);
+  CommandResult verify = AgentProcess::run_cli(
+      {"config", "verify", "--keys", keys, "--scope", "fleet", envelope_file}, "", 30s);
+  EXPECT_TRUE(verify.exited_ok()) << verify.describe();
+  json tampered = json::parse(signed_env.out);
+  tampered["version"] = 5;
+  const std::string tampered_file = dir_->file("tampered.envelope");
+  write_file(tampered_file, tampered.dump());
+  CommandResult refused = AgentProcess::run_cli(
+      {"config", "verify", "--keys", keys, "--scope", "fleet", tampered_file}, "", 30s);
+  EXPECT_FALSE(refused.exited_ok()) << "an altered envelope verified: " << refused.describe();
+  CommandResult local_only = AgentProcess::run_cli(
+      {"config", "sign", "--key", keys + "/team-1.key", "--key-id", "team-1", "--target", "fleet",
+       "--version", "6"},
+      R"({"log": {"format": "json"}})", 30s);
+  EXPECT_EQ(local_only.exit_code(), 2) << local_only.describe();
+  EXPECT_TRUE(contains(local_only.err, "log.format")) << local_only.describe();
+
+  agent_->config().extra["remote_config"]["trusted_keys"]["team-1"] = keys + "/team-1.pub";
+  agent_->start();
+  push(Scope::kFleet, signed_env.out);
+  const json st = wait_config_status(version_is(Scope::kFleet, 4), 15s, "fleet v4");
+  EXPECT_EQ(at(st, {"scopes", "fleet", "key_id"}), "team-1") << st.dump(2);
+  EXPECT_EQ(st.value("effective_sha256", ""),
+            expected_sha({{Scope::kFleet, 4, json::parse(R"({"hub": {"linger_ms": 6}})")}}));
+  expect_delivered("after-team-push", 1);
+}
+
 TEST_F(RemoteConfigTest, AppliedPushSurvivesARestartWithoutBeingAppliedAgain) {
   agent_->start();
   const json layer = {{"hub", {{"linger_ms", 15}}}, {"retry", {{"max_ms", 2500}}}};

@@ -51,9 +51,9 @@ struct AgentConfig {
   int refused_retry_s = -1;  // hub.refused_retry_s; -1 leaves it out (the agent's default)
   int retry_initial_ms = 100;
   int retry_max_ms = 2000;
-  // retry.reconnect_spread_ms: short, so a test's broker restart after a connection that was up
-  // 30 s is not waited out for the default 10 s (backoff_test and bench/fleet cover the spread).
-  int retry_reconnect_spread_ms = 1000;
+  // retry.reconnect_spread_ms: 0, the usual backoff, so a test's broker restart is not waited
+  // out over a window (backoff_test and bench/fleet cover the spread).
+  int retry_reconnect_spread_ms = 0;
   // Merged into to_json() last (JSON merge patch): sections or keys the fields above do not
   // cover, e.g. "remote_config".
   nlohmann::json extra = nlohmann::json::object();
