@@ -13,6 +13,7 @@
 #include <valijson/validator.hpp>
 
 #include "events/names.h"
+#include "events/ordered_json_adapter.h"
 
 namespace edgesync::events {
 
@@ -391,23 +392,25 @@ namespace {
 
 // Integers past INT64_MAX: valijson reads them as signed 64-bit and would check a wrapped,
 // negative value. Nothing in a contract wants one; the first found, by path.
-bool find_oversized_integer(const json& value, std::string* path) {
+bool find_oversized_integer(const nlohmann::ordered_json& value,
+                            std::vector<std::string>* reversed_tokens) {
   if (value.is_number_unsigned()) {
     return value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   }
+  // The path is built only for the one found, on the way back: most events have none.
   if (value.is_object()) {
     for (auto it = value.begin(); it != value.end(); ++it) {
-      const size_t mark = path->size();
-      append_pointer_token(path, it.key());
-      if (find_oversized_integer(*it, path)) return true;
-      path->resize(mark);
+      if (find_oversized_integer(*it, reversed_tokens)) {
+        reversed_tokens->push_back(it.key());
+        return true;
+      }
     }
   } else if (value.is_array()) {
     for (size_t i = 0; i < value.size(); ++i) {
-      const size_t mark = path->size();
-      append_pointer_token(path, std::to_string(i));
-      if (find_oversized_integer(value[i], path)) return true;
-      path->resize(mark);
+      if (find_oversized_integer(value[i], reversed_tokens)) {
+        reversed_tokens->push_back(std::to_string(i));
+        return true;
+      }
     }
   }
   return false;
@@ -415,17 +418,22 @@ bool find_oversized_integer(const json& value, std::string* path) {
 
 }  // namespace
 
-bool ContractRegistry::validate(const std::string& type, int version, const json& data,
+bool ContractRegistry::validate(const std::string& type, int version,
+                                const nlohmann::ordered_json& data,
                                 std::vector<Violation>* violations, bool details) const {
   auto it = contracts_.find(std::make_pair(type, version));
   if (it == contracts_.end()) return false;
   const Contract& c = *it->second;
-  std::string path = "/data";
-  if (find_oversized_integer(data, &path)) {
+  std::vector<std::string> reversed_tokens;
+  if (find_oversized_integer(data, &reversed_tokens)) {
+    std::string path = "/data";
+    for (auto t = reversed_tokens.rbegin(); t != reversed_tokens.rend(); ++t) {
+      append_pointer_token(&path, *t);
+    }
     violations->push_back({path, "maximum", static_cast<int64_t>(std::numeric_limits<int64_t>::max())});
     return false;
   }
-  valijson::adapters::NlohmannJsonAdapter target(data);
+  OrderedJsonAdapter target(data);
   try {
     if (!details) {
       // Only whether it conforms: valijson stops at the first failure.

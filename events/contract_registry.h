@@ -4,7 +4,8 @@
 // /usr/share/edgesync/contracts/events/, and operators may add folders of their own.
 //
 // Validation is valijson's (Debian's libvalijson-dev): a maintained implementation of JSON
-// Schema draft 7, instead of a validator of our own. What this file adds is the translation of
+// Schema draft 7, instead of a validator of our own, reading events in place
+// (ordered_json_adapter.h). What this file adds is the translation of
 // its findings into what a POS integrator can act on: a JSON pointer into the request, the rule
 // broken and what the contract expected.
 //
@@ -69,7 +70,8 @@ class ContractRegistry {
   // violation of a 200 KB array costs tens of milliseconds and megabytes).
   // Not for concurrent calls: each contract caches its compiled patterns (the ingest thread
   // is the one caller in the agent).
-  bool validate(const std::string& type, int version, const nlohmann::json& data,
+  // `data` is the tree the agent parses events into (key order kept); valijson reads it in place.
+  bool validate(const std::string& type, int version, const nlohmann::ordered_json& data,
                 std::vector<Violation>* violations, bool details = true) const;
   std::vector<ContractInfo> list() const;
   size_t size() const { return contracts_.size(); }
