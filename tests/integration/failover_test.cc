@@ -1,13 +1,17 @@
 // hub.fallback_uris through the real agent and two real mosquitto brokers (mutual TLS): with
 // hub.uri down the agent delivers through the fallback and says which broker it is on (status,
 // health, log); when the broker it is on stops mid-stream it moves to the other, and the two
-// brokers' subscribers together hold every seq (a resend may repeat one, none is missing).
+// brokers' subscribers together hold every seq (a resend may repeat one, none is missing; what
+// the stopped broker took with it comes back when asked for, as the hub asks).
 // Also: a failed connect names its cause (here: connection refused), not "return code -1".
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 #include <thread>
 
+#include "events/resend.h"
+#include "events/seq_ranges.h"
 #include "tests/harness/net_util.h"
 #include "tests/support/events.h"
 #include "tests/support/hub_fixture.h"
@@ -100,13 +104,33 @@ TEST_F(FailoverTest, WhenTheBrokerItIsOnStopsItMovesToTheOtherAndNothingIsMissin
   // The predicate runs under the second subscriber's lock: it reads that one's messages from
   // its argument, never through the subscriber.
   const std::string base = agent_->config().topic_base();
-  ASSERT_TRUE(second_hub_->wait_for(
-      [&](const HubSubscriber::Messages& on_second) {
-        std::set<int64_t> all = seqs_of(*hub_);
-        for (const HubEvent& e : hub_events(on_second, base)) all.insert(e.seq);
-        return all.size() >= kEvents;
-      },
-      60s));
+  auto everything_arrived = [&](const HubSubscriber::Messages& on_second) {
+    std::set<int64_t> all = seqs_of(*hub_);
+    for (const HubEvent& e : hub_events(on_second, base)) all.insert(e.seq);
+    return all.size() >= kEvents;
+  };
+  if (!second_hub_->wait_for(everything_arrived, 20s)) {
+    // The stopped broker can take with it events it acknowledged to the agent but had not yet
+    // passed to its subscriber (seen in CI: seqs before the first unacknowledged one). MQTT
+    // cannot tell the agent; the hub sees the gap and asks the box for it (docs/HUB.md,
+    // "gaps"). Ask as the hub does, on the broker the agent is on now.
+    events::SeqRanges have;
+    for (int64_t seq : seqs_of(*hub_)) have.insert(seq);
+    for (int64_t seq : seqs_of(*second_hub_)) have.insert(seq);
+    events::ResendRequest request;
+    request.request_id = "failover-test";
+    for (const HubEvent& e : hub_events(second_hub_->messages(), base)) {
+      request.incarnation = e.payload.value("incarnation", "");
+    }
+    request.ranges = have.missing(1, static_cast<int64_t>(kEvents));
+    ASSERT_FALSE(request.incarnation.empty()) << "nothing arrived through the second broker";
+    const AgentConfig& a = agent_->config();
+    second_hub_->publish(events::resend_request_topic(a.topic_prefix, a.store_id, a.device_id),
+                         events::build_resend_request(request), false);
+    std::printf("asked the agent again for %lld seq(s) the stopped broker had taken\n",
+                static_cast<long long>(kEvents) - static_cast<long long>(have.count()));
+    ASSERT_TRUE(second_hub_->wait_for(everything_arrived, 60s)) << "the resend did not fill the gap";
+  }
   std::set<int64_t> all = seqs_of(*hub_);
   for (int64_t s : seqs_of(*second_hub_)) all.insert(s);
   ASSERT_EQ(all.size(), kEvents);
