@@ -26,6 +26,7 @@
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "platform/log.h"
+#include "platform/memory.h"
 #include "platform/systemd_notify.h"
 #include "platform/threads.h"
 #include "storage/outbox.h"
@@ -51,6 +52,7 @@ storage::Outbox::Limits outbox_limits(const Config& c) {
 // design's first version, sharing one loop added ~0.2 ms to every single-producer ack. The
 // outbox's writer thread completes appends on the ingest loop and wakes the delivery loop.
 int run_agent(const std::string& config_path, LocalConfig local) {
+  platform::use_one_heap();
   // SIGTERM, SIGINT and SIGHUP wait until the handler below is in place: one arriving during
   // start-up (opening the outbox, connecting) would otherwise end the agent uncleanly with the
   // default action. Every thread started meanwhile keeps them blocked, so they reach this one.

@@ -46,6 +46,7 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
     agent.pause();
     sub.emplace(opt, dir + "/subscriber", broker, "edgesync-bench-drain-" + name, name + "-", n);
   }
+  const int64_t ticks0 = test::proc_cpu_ticks(agent.pid());
   auto t0 = Clock::now();
   broker.start();
   if (sub) {
@@ -63,6 +64,7 @@ BacklogResult backlog_run(const Options& opt, const std::string& root, const std
     double t = seconds_since(t0);
     if (d >= n) {
       r.drain_s = t;
+      r.drain_ticks = test::proc_cpu_ticks(agent.pid()) - ticks0;
       break;
     }
     if (t > 600) {

@@ -18,6 +18,7 @@ struct BacklogResult {
   double fill_per_s = 0;
   int64_t rss_kb_backlog = 0;  // VmRSS with the backlog waiting, hub down
   double drain_s = 0;          // hub start -> pending == 0 (the persisted watermark)
+  int64_t drain_ticks = 0;     // the agent's utime+stime over the drain
   ArrivalRate arrivals;        // only with count_arrivals
   int64_t hwm_kb = 0;          // VmHWM after the drain
   int64_t rss_kb_after = 0;    // VmRSS after the drain

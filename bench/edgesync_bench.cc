@@ -189,6 +189,9 @@ void print_backlogs(const BacklogResult& small, const BacklogResult& large,
   print_row("9. drain " + std::to_string(large.events) + "-event backlog (hub start -> pending 0)",
             fmt("%.2f s", large.drain_s),
             fmt("%.0f ev/s on average; ", large.events / large.drain_s) + large.status_line);
+  print_row("   agent CPU per drained event (utime+stime)",
+            fmt("%.0f us", large.drain_ticks * 1e6 / ::sysconf(_SC_CLK_TCK) / large.events),
+            std::to_string(large.drain_ticks) + " ticks over the drain");
   for (const BacklogResult* b : {&small, &large}) {
     if (b->events == 0) continue;
     print_row("10. VmHWM after draining " + std::to_string(b->events) + " events",

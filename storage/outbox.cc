@@ -377,6 +377,7 @@ Outbox::Round Outbox::run_round(bool on_owner_thread) {
   if (written.stored_any && on_committed_) on_committed_();
   batch.clear();
   dead.clear();
+  w.release_large_scratch();
   mu_.lock();
   round.writable = written.writable;
   return round;

@@ -65,10 +65,12 @@ Result<std::unique_ptr<Database>> open_outbox_database(const std::string& path,
   // FULL: the WAL is synced at every commit, so a commit that returned survives power loss.
   // No "PRAGMA wal_autocheckpoint" here: it would replace the WAL hook Database installed,
   // which already turned SQLite's auto-checkpoint off (the outbox checkpoints itself).
-  // cache_size: 1 MiB (SQLite's default is 2): appends touch the right edge of the seq
-  // B-tree and a few id-index leaves; the rest of the RSS budget is the agent's.
+  // cache_size: 256 KiB (SQLite's default is 2 MiB): appends touch the right edge of the seq
+  // B-tree and the id index's path to one leaf, and a page the cache misses is read from the
+  // kernel's page cache. With random ids against an index of 500,000 a bigger cache (1 MiB)
+  // saved no measurable CPU and cost 0.8 MiB of RSS (docs/PERFORMANCE.md).
   for (const char* pragma : {"PRAGMA synchronous=FULL", "PRAGMA journal_size_limit=67108864",
-                             "PRAGMA cache_size=-1024"}) {
+                             "PRAGMA cache_size=-256"}) {
     Status s = d.exec(pragma);
     if (!s) return s;
   }

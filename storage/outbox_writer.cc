@@ -121,6 +121,27 @@ bool Outbox::Writer::writable_now() {
   return true;
 }
 
+namespace {
+
+// Steady traffic commits a few events per round; above this many entries a scratch vector is
+// freed after its round.
+constexpr size_t kScratchKept = 256;
+
+template <typename T>
+void release_if_large(std::vector<T>& v) {
+  if (v.empty() && v.capacity() > kScratchKept) std::vector<T>().swap(v);
+}
+
+}  // namespace
+
+void Outbox::Writer::release_large_scratch() {
+  release_if_large(batch_scratch);
+  release_if_large(dead_scratch);
+  release_if_large(results_scratch);
+  outcomes.clear();
+  release_if_large(outcomes);
+}
+
 Outbox::Writer::Written Outbox::Writer::write_round(std::vector<Pending>& batch,
                                                     const std::vector<DeadLetter>& dead,
                                                     int64_t watermark,

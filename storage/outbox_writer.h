@@ -98,10 +98,15 @@ struct Outbox::Writer {
   bool corrupt = false;  // the failure was SQLite reporting the file damaged
   std::string failure;
   Clock::time_point failed_at;
-  // Scratch reused by every round.
+  // Scratch reused by every round. A burst (producers outrunning the disk) grows these to
+  // max_batch entries, about half a megabyte each; release_large_scratch() gives that back
+  // after the round instead of keeping it for the life of the agent.
   std::vector<Pending> batch_scratch;
   std::vector<DeadLetter> dead_scratch;
   std::vector<Completion> results_scratch;
+  // Frees the scratch vectors (emptied by the round) whose capacity a burst grew beyond what
+  // steady traffic uses; the next burst allocates again, once per round of thousands of events.
+  void release_large_scratch();
 
  private:
   // open() without the cleanup: on failure `db` and the statements may be half set up.
