@@ -4,6 +4,6 @@
 
 namespace edgesync::platform {
 
-void use_one_heap() { mallopt(M_ARENA_MAX, 1); }
+bool use_one_heap() { return mallopt(M_ARENA_MAX, 1) == 1; }
 
 }  // namespace edgesync::platform

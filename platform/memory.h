@@ -9,7 +9,7 @@ namespace edgesync::platform {
 // The agent's threads hand work to each other more than they allocate at the same time, and
 // glibc's per-thread caches serve most small allocations without the heap's lock: the drain
 // measured a few percent more CPU per event and no slower (docs/PERFORMANCE.md). Call it
-// before any thread is started.
-void use_one_heap();
+// before any thread is started. Returns false if the C library refused.
+bool use_one_heap();
 
 }  // namespace edgesync::platform

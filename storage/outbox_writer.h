@@ -98,9 +98,9 @@ struct Outbox::Writer {
   bool corrupt = false;  // the failure was SQLite reporting the file damaged
   std::string failure;
   Clock::time_point failed_at;
-  // Scratch reused by every round. A burst (producers outrunning the disk) grows these to
-  // max_batch entries, about half a megabyte each; release_large_scratch() gives that back
-  // after the round instead of keeping it for the life of the agent.
+  // Scratch reused from round to round. A burst (producers outrunning the disk) grows the batch
+  // and `outcomes` to max_batch entries, about a megabyte together; release_large_scratch()
+  // frees that after the round instead of keeping it for the life of the agent.
   std::vector<Pending> batch_scratch;
   std::vector<DeadLetter> dead_scratch;
   std::vector<Completion> results_scratch;
