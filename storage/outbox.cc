@@ -9,6 +9,7 @@
 #include "storage/outbox_quarantine.h"
 #include "storage/outbox_writer.h"
 #include "storage/pending_reader.h"
+#include "storage/recent_events.h"
 
 namespace edgesync::storage {
 namespace {
@@ -20,11 +21,16 @@ using Clock = std::chrono::steady_clock;
 // the writer's work when a backlog was just delivered.
 constexpr int64_t kOwnerWatermarkSpan = 1024;
 
+// Steady traffic commits a few events a round; the scratch for handing more to recent_ is
+// freed after its round.
+constexpr size_t kRecentScratchKept = 64;
+
 }  // namespace
 
 Outbox::Outbox(const Options& options, Dispatcher dispatch)
     : options_(options),
       dispatch_(std::move(dispatch)),
+      recent_(std::make_unique<RecentEvents>()),
       watermark_(options.watermark_flush),
       writer_(std::make_unique<Writer>(options_)) {}
 
@@ -136,6 +142,9 @@ void Outbox::mark_delivered(int64_t seq) {
 }
 
 void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
+  // Read again (after a reconnect), the event must come with its dead-letter reason, which only
+  // SQLite's join gives.
+  recent_->forget();
   // Copied outside the lock: the delivery thread holds mu_ only for the push.
   DeadLetter d{event, std::move(reason), platform::unix_ms()};
   {
@@ -167,6 +176,8 @@ void Outbox::repair(RepairRequest request, std::function<void(const RepairResult
 
 void Outbox::run_repairs(std::vector<Repair>& repairs) {
   Writer& w = *writer_;
+  // A retried dead letter is committed under a new seq by this path, not by a round.
+  recent_->forget();
   bool stored_any = false;
   for (auto& job : repairs) {
     RepairResult r = w.repair(job.request);
@@ -186,6 +197,8 @@ void Outbox::run_repairs(std::vector<Repair>& repairs) {
 }
 
 Status Outbox::read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
+  if (recent_->read(after_seq, limit, out)) return Status::ok();
+  disk_reads_.fetch_add(1, std::memory_order_relaxed);
   ReadRequest req;
   req.after_seq = after_seq;
   req.limit = limit;
@@ -310,6 +323,39 @@ void Outbox::reader_loop() {
   read_mu_.unlock();
 }
 
+void Outbox::keep_recent(std::vector<Pending>& batch, const std::vector<Completion>& results) {
+  auto is_event = [&results](size_t i) {
+    const AppendResult& r = results[i].second;
+    // Refusals are kept under keys below zero and never sent: not events of the stream.
+    return r.outcome == AppendResult::Outcome::kStored && r.seq > 0;
+  };
+  // Only the newest that recent_ can keep: a burst's round is thousands.
+  const size_t n = std::min(batch.size(), results.size());
+  size_t first = n;
+  for (size_t taken = 0; first > 0 && taken < recent_->max_events(); --first) {
+    if (is_event(first - 1)) ++taken;
+  }
+  std::vector<StoredEvent>& kept = recent_scratch_;
+  kept.clear();
+  for (size_t i = first; i < n; ++i) {
+    if (!is_event(i)) continue;
+    const AppendResult& r = results[i].second;
+    AppendRequest& req = batch[i].request;
+    StoredEvent& e = kept.emplace_back();
+    e.seq = r.seq;
+    e.id = std::move(req.id);
+    e.type = std::move(req.type);
+    e.occurred_at = std::move(req.occurred_at);
+    e.received_ms = req.received_ms;
+    e.data = std::move(req.data);
+    e.trace_id = std::move(req.trace_id);
+    e.contract_version = req.contract_version;
+  }
+  recent_->append(std::move(kept));
+  kept.clear();
+  if (kept.capacity() > kRecentScratchKept) std::vector<StoredEvent>().swap(kept);
+}
+
 void Outbox::complete_all(std::vector<Completion>& results, bool on_owner_thread) {
   if (results.empty()) return;
   if (on_owner_thread) {
@@ -359,6 +405,7 @@ Outbox::Round Outbox::run_round(bool on_owner_thread) {
 
   std::vector<Completion>& results = w.results_scratch;
   const Writer::Written written = w.write_round(batch, dead, watermark, &results);
+  if (written.stored_any) keep_recent(batch, results);
   const bool maintenance = written.writable && w.maintenance_due();
   if (!written.writable && w.corrupt) note_corruption(w.failure);
 

@@ -40,6 +40,7 @@
 namespace edgesync::storage {
 
 class PendingReader;
+class RecentEvents;
 
 struct AppendRequest {
   std::string id;  // idempotency key, non-empty
@@ -222,6 +223,9 @@ class Outbox {
   // thread's commits for as long as the scheduler kept it off the CPU (seconds in SCHED_IDLE).
   // `out` is cleared first; its capacity is reused.
   Status read_pending(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out);
+  // Any thread: how many read_pending() calls went to SQLite; the others were answered from
+  // the events committed last, kept in memory (recent_events.h).
+  uint64_t disk_reads() const { return disk_reads_.load(std::memory_order_relaxed); }
 
   // Any thread. Every event with seq <= `seq` has been delivered (or dead-lettered). Written
   // with the next append round once it has waited watermark_flush, on its own after twice
@@ -317,6 +321,10 @@ class Outbox {
   // (released meanwhile). Completions go through the dispatcher, or run here when called on the
   // owner's thread.
   Round run_round(bool on_owner_thread) REQUIRES(mu_);
+  // Hands the round's stored events to recent_ (their strings moved out of `batch`).
+  // REQUIRES: the writer token; `mu_` not held.
+  void keep_recent(std::vector<Pending>& batch, const std::vector<Completion>& results)
+      EXCLUDES(mu_);
   // Runs the callbacks here (owner's thread) or through the dispatcher; empties `results`.
   void complete_all(std::vector<Completion>& results, bool on_owner_thread) EXCLUDES(mu_);
   // Deletes a slice of delivered history when due. REQUIRES: the writer token, `mu_` not held.
@@ -341,6 +349,11 @@ class Outbox {
   std::function<void()> on_committed_;
 
   std::unique_ptr<PendingReader> reader_;  // used by the reader thread only
+  // The events committed last, for read_pending() without SQLite (recent_events.h). Filled by
+  // whoever holds the writer token, after a round's commit and before on_committed_.
+  std::unique_ptr<RecentEvents> recent_;
+  std::vector<StoredEvent> recent_scratch_;  // used by the holder of the writer token only
+  std::atomic<uint64_t> disk_reads_{0};
 
   // One read at a time, handed to the reader thread. The caller waits for `done`.
   struct ReadRequest {
