@@ -40,11 +40,12 @@ done
 # remote_config_test (a pushed config decided on the ingest thread, applied to the publisher on
 # the delivery thread, which drops and remakes its paho client), outbox_repair_test (the
 # technician's repairs queued to the writer between its rounds while appends go on), repair_test
-# (repairs and status through the agent's control socket thread).
+# (repairs and status through the agent's control socket thread), recent_events_test (the
+# publisher's reads from the events just committed while rounds hand them in).
 # Left out: tests of timing under load (publish_pacing, delivery_under_cpu_hog, ingest_limits)
 # that TSan's slowdown would break, and the single-threaded ones ASan already covers.
 TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test
-            ingest_storage_error_test delivery_test broker_outage_test dead_letter_test
+            recent_events_test ingest_storage_error_test delivery_test broker_outage_test dead_letter_test
             crash_test remote_config_test repair_test)
 
 # --quick: the integration tests under ASan where the agent's threads, its storage, its CLI
@@ -57,7 +58,8 @@ ASAN_QUICK_TESTS=(delivery_test crash_test dead_letter_test ingest_storage_error
                   bad_input_test cli_test remote_config_test contracts_ingest_test)
 TSAN_NEEDS_AGENT=1
 if [ "$QUICK" = 1 ]; then
-  TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test)
+  TSAN_TESTS=(outbox_test outbox_fault_test outbox_owner_commit_test outbox_repair_test
+    recent_events_test)
   TSAN_NEEDS_AGENT=0
 fi
 

@@ -143,7 +143,7 @@ void Outbox::mark_delivered(int64_t seq) {
 
 void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
   // Read again (after a reconnect), the event must come with its dead-letter reason, which only
-  // SQLite's join gives.
+  // SQLite's join gives; the round that writes the dead letter forgets again (run_round).
   recent_->forget();
   // Copied outside the lock: the delivery thread holds mu_ only for the push.
   DeadLetter d{event, std::move(reason), platform::unix_ms()};
@@ -287,6 +287,7 @@ void Outbox::close() {
   }
   wake_.signal();
   if (thread_.joinable()) thread_.join();
+  recent_->forget();  // reads after close() fail as the reader's do
   std::vector<Repair> unrun;
   {
     platform::MutexLock lock(mu_);
@@ -404,8 +405,18 @@ Outbox::Round Outbox::run_round(bool on_owner_thread) {
   mu_.unlock();
 
   std::vector<Completion>& results = w.results_scratch;
+  // A dead letter changes how its seq reads (SQLite joins the reason), and an earlier round may
+  // have handed that seq in after dead_letter() forgot.
+  if (!dead.empty()) recent_->forget();
   const Writer::Written written = w.write_round(batch, dead, watermark, &results);
-  if (written.stored_any) keep_recent(batch, results);
+  if (written.writable) {
+    if (written.stored_any) keep_recent(batch, results);
+    // Delivered history may be pruned from now on; the publisher reads past it anyway.
+    recent_->drop_through(w.delivered);
+  } else {
+    // A failed commit may still have reached the disk: its seqs were never handed in.
+    recent_->forget();
+  }
   const bool maintenance = written.writable && w.maintenance_due();
   if (!written.writable && w.corrupt) note_corruption(w.failure);
 

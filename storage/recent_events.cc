@@ -1,7 +1,6 @@
 #include "storage/recent_events.h"
 
 #include <algorithm>
-#include <iterator>
 
 namespace edgesync::storage {
 namespace {
@@ -13,10 +12,30 @@ int64_t field_bytes(const StoredEvent& e) {
 
 }  // namespace
 
+RecentEvents::RecentEvents(Bounds b) : bounds_(b) {
+  bounds_.max_events = std::max<size_t>(bounds_.max_events, 1);
+  platform::MutexLock lock(mu_);
+  slots_.resize(bounds_.max_events);
+}
+
+std::vector<RecentEvents::Entry>& RecentEvents::scratch(int which) const {
+  thread_local std::vector<Entry> lists[2];
+  std::vector<Entry>& v = lists[which];
+  // A round can drop the whole ring and as many again from its own events.
+  v.reserve(2 * bounds_.max_events);
+  return v;
+}
+
+void RecentEvents::pop_front(std::vector<Entry>* out) {
+  out->push_back(std::move(slots_[head_]));
+  bytes_ -= field_bytes(*out->back());
+  head_ = (head_ + 1) % slots_.size();
+  --count_;
+}
+
 void RecentEvents::append(std::vector<StoredEvent>&& events) {
   if (events.empty()) return;
   // The newest that fit, built outside the lock.
-  std::vector<Entry> fresh;
   int64_t fresh_bytes = 0;
   size_t first = events.size();
   while (first > 0 && events.size() - first < bounds_.max_events) {
@@ -25,75 +44,83 @@ void RecentEvents::append(std::vector<StoredEvent>&& events) {
     fresh_bytes += b;
     --first;
   }
+  std::vector<Entry> fresh;
   fresh.reserve(events.size() - first);
   for (size_t i = first; i < events.size(); ++i) {
     fresh.push_back(std::make_shared<const StoredEvent>(std::move(events[i])));
   }
   const int64_t first_seq = events.front().seq;
   const int64_t next = events.back().seq + 1;
-  std::vector<Entry> dropped;  // freed outside the lock
-  platform::MutexLock lock(mu_);
-  // Not the continuation of the run (the first round, a round after forget(), or seqs given
-  // again after a failed commit): start a new run.
-  if (!valid_ || first_seq != next_seq_ || first > 0) {
-    dropped.assign(std::make_move_iterator(entries_.begin()),
-                   std::make_move_iterator(entries_.end()));
-    clear();
+  std::vector<Entry>& dropped = scratch(0);
+  {
+    platform::MutexLock lock(mu_);
+    // Not the continuation of the run (the first round, a round after forget(), or one whose
+    // oldest events did not fit): a new run starts.
+    if (!valid_ || first_seq != next_seq_ || first > 0) {
+      while (count_ > 0) pop_front(&dropped);
+    }
+    for (auto& e : fresh) {
+      if (count_ == slots_.size()) pop_front(&dropped);
+      bytes_ += field_bytes(*e);
+      slots_[(head_ + count_) % slots_.size()] = std::move(e);
+      ++count_;
+    }
+    while (bytes_ > bounds_.max_bytes) pop_front(&dropped);
+    valid_ = true;
+    next_seq_ = next;
   }
-  for (auto& e : fresh) {
-    bytes_ += field_bytes(*e);
-    entries_.push_back(std::move(e));
-  }
-  while (entries_.size() > bounds_.max_events || bytes_ > bounds_.max_bytes) {
-    bytes_ -= field_bytes(*entries_.front());
-    dropped.push_back(std::move(entries_.front()));
-    entries_.pop_front();
-  }
-  valid_ = true;
-  next_seq_ = next;
+  dropped.clear();
 }
 
 void RecentEvents::forget() {
-  std::deque<Entry> dropped;  // freed outside the lock
-  platform::MutexLock lock(mu_);
-  dropped.swap(entries_);
-  clear();
+  std::vector<Entry>& dropped = scratch(0);
+  {
+    platform::MutexLock lock(mu_);
+    while (count_ > 0) pop_front(&dropped);
+    valid_ = false;
+  }
+  dropped.clear();
 }
 
-void RecentEvents::clear() {
-  entries_.clear();
-  bytes_ = 0;
-  valid_ = false;
+void RecentEvents::drop_through(int64_t seq) {
+  std::vector<Entry>& dropped = scratch(0);
+  {
+    platform::MutexLock lock(mu_);
+    while (count_ > 0 && front()->seq <= seq) pop_front(&dropped);
+  }
+  dropped.clear();
 }
 
 bool RecentEvents::read(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
-  std::vector<Entry> taken;
-  std::vector<Entry> dropped;  // freed outside the lock
+  std::vector<Entry>& dropped = scratch(0);
+  std::vector<Entry>& taken = scratch(1);
+  bool answered = false;
   {
     platform::MutexLock lock(mu_);
-    if (!valid_) return false;
-    while (!entries_.empty() && entries_.front()->seq <= after_seq) {
-      bytes_ -= field_bytes(*entries_.front());
-      dropped.push_back(std::move(entries_.front()));
-      entries_.pop_front();
-    }
-    if (entries_.empty()) {
-      if (after_seq != next_seq_ - 1) return false;
-    } else {
-      if (entries_.front()->seq != after_seq + 1) return false;
-      const size_t n = std::min(limit, entries_.size());
-      taken.assign(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (valid_) {
+      while (count_ > 0 && front()->seq <= after_seq) pop_front(&dropped);
+      if (count_ == 0) {
+        answered = after_seq == next_seq_ - 1;
+      } else if (front()->seq == after_seq + 1) {
+        answered = true;
+        const size_t n = std::min(limit, count_);
+        for (size_t i = 0; i < n; ++i) taken.push_back(slots_[(head_ + i) % slots_.size()]);
+      }
     }
   }
-  // The copies outside the lock; the strings already in `out` are reused.
-  out->resize(taken.size());
-  for (size_t i = 0; i < taken.size(); ++i) (*out)[i] = *taken[i];
-  return true;
+  dropped.clear();
+  if (answered) {
+    // The copies outside the lock; the strings already in `out` are reused.
+    out->resize(taken.size());
+    for (size_t i = 0; i < taken.size(); ++i) (*out)[i] = *taken[i];
+  }
+  taken.clear();
+  return answered;
 }
 
 size_t RecentEvents::size() const {
   platform::MutexLock lock(mu_);
-  return entries_.size();
+  return count_;
 }
 
 }  // namespace edgesync::storage

@@ -7,19 +7,20 @@
 // and the publisher takes them from memory. What is not here (an older seq after a reconnect,
 // a backlog past the bound, anything after a repair) is read from SQLite as before.
 //
-// Invariant: the entries are a gap-free run of seqs ending at the last seq committed, each
-// exactly as it was inserted, and next_seq() is the seq after it. Whoever commits event rows
-// by another path (a repair) or changes how a seq reads (a dead letter joins it) calls
-// forget() first; until the next append nothing is answered from here.
+// What it answers is what SQLite would: the entries are a gap-free run of seqs, each exactly as
+// it was inserted, and the run ends at the last seq handed in. The committer hands in every
+// round's events after its commit and before it tells the publisher; whoever changes the rows
+// any other way (a repair commits events, a dead letter joins a seq, a failed commit may leave
+// seqs on disk that were never handed in) calls forget() first, and delivered history is
+// dropped with drop_through() before it can be pruned.
 //
-// Thread-safe. The mutex is a leaf held for pointer copies only: the events are shared, never
-// copied under it, so a delivery thread preempted while holding it stalls a commit for as
-// little as possible.
+// Thread-safe. The mutex is a leaf, held for no allocation, copy of an event or free: a
+// delivery thread below ingest's priority that is preempted while holding it stalls a commit
+// for a few pointer moves at most.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -31,23 +32,27 @@ namespace edgesync::storage {
 class RecentEvents {
  public:
   struct Bounds {
-    size_t max_events = 256;
+    // Enough for a few rounds of 64 lock-step producers; the publisher reads up to 256 at once.
+    size_t max_events = 128;
     // The bytes of the events' fields; one larger than this is never kept.
-    int64_t max_bytes = 64 * 1024;
+    int64_t max_bytes = 32 * 1024;
   };
-  RecentEvents() = default;
-  explicit RecentEvents(Bounds b) : bounds_(b) {}
+  RecentEvents() : RecentEvents(Bounds{}) {}
+  explicit RecentEvents(Bounds b);
 
-  // The committer, after the commit and before anyone is told of it: events stored by one
-  // round, in seq order, gap-free. Takes what fits within the bounds, the newest first.
+  // The committer, after the commit and before anyone is told of it: the events one round
+  // stored, in seq order, gap-free. Keeps what fits within the bounds, the newest first.
   void append(std::vector<StoredEvent>&& events) EXCLUDES(mu_);
 
-  // Before rows are committed by any path but append(), or when how a seq reads changes.
+  // Before rows change by any path but append(): nothing is answered until the next append.
   void forget() EXCLUDES(mu_);
+
+  // Drops the events at or below `seq`: delivered, and history that may be pruned from now on.
+  void drop_through(int64_t seq) EXCLUDES(mu_);
 
   // Up to `limit` events with seq > after_seq, in seq order, into `out` (cleared first) when
   // this can answer exactly what SQLite would: the run starts at after_seq + 1, or it is empty
-  // and after_seq is the last seq committed. Returns false otherwise (read SQLite). Entries at
+  // and after_seq is the last seq handed in. Returns false otherwise (read SQLite). Entries at
   // or below after_seq are dropped: the publisher reads forward.
   bool read(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) EXCLUDES(mu_);
 
@@ -56,13 +61,20 @@ class RecentEvents {
 
  private:
   using Entry = std::shared_ptr<const StoredEvent>;
-  void clear() REQUIRES(mu_);
+  // The oldest entry leaves the ring into `out`, to be freed once the lock is released.
+  void pop_front(std::vector<Entry>* out) REQUIRES(mu_);
+  const Entry& front() const REQUIRES(mu_) { return slots_[head_]; }
+  // Each thread's scratch for entries taken or dropped under the lock, reserved beforehand:
+  // nothing is allocated or freed while the lock is held.
+  std::vector<Entry>& scratch(int which) const;
 
-  const Bounds bounds_;
+  Bounds bounds_;  // set by the constructor only
   mutable platform::Mutex mu_;
-  std::deque<Entry> entries_ GUARDED_BY(mu_);
+  std::vector<Entry> slots_ GUARDED_BY(mu_);  // a ring of max_events slots
+  size_t head_ GUARDED_BY(mu_) = 0;
+  size_t count_ GUARDED_BY(mu_) = 0;
   int64_t bytes_ GUARDED_BY(mu_) = 0;
-  bool valid_ GUARDED_BY(mu_) = false;  // next_seq_ is the seq after the last committed
+  bool valid_ GUARDED_BY(mu_) = false;  // next_seq_ is the seq after the last handed in
   int64_t next_seq_ GUARDED_BY(mu_) = 0;
 };
 
