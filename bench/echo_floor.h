@@ -20,6 +20,7 @@ class EchoServer {
   EchoServer(const std::string& self_exe, const std::string& dir);
   ~EchoServer();
   const std::string& socket() const { return socket_; }
+  pid_t pid() const { return child_.pid(); }
 
  private:
   std::string socket_;

@@ -135,9 +135,24 @@ void print_raw(const SyncResult& fsync, const IngestFigures& in, const DeliveryF
                 (in.echo64.errors ? ", " + std::to_string(in.echo64.errors) +
                                         " ERRORS: " + in.echo64.first_error
                                   : ""));
+  print_row("", "", cpu_per_event(in.echo64, "server"));
   print_row("   64-producer floor: 1 / (1/echo + 1/SQLite 64 rows/txn)",
             fmt("%.0f ev/s", in.floor64()), "");
 }
+
+namespace {
+
+// What the CPU a case took per event allows on this machine at most, all cores busy: the
+// floor above leaves out the publisher's, paho's and the broker's share, which the same cores
+// pay when the hub is connected.
+std::string cpu_ceiling(const IngestResult& r) {
+  const double per = cpu_us_per_event(r);
+  const double cpus = static_cast<double>(std::thread::hardware_concurrency());
+  return fmt("%.0f us", per) + " of CPU per event on the machine: at most " +
+         fmt("%.0f ev/s", cpus * 1e6 / per) + " on " + fmt("%.0f", cpus) + " CPUs";
+}
+
+}  // namespace
 
 void print_ingest(const IngestFigures& in) {
   print_section("Agent ingest (the edgesync binary as a child process, mosquitto over TLS on loopback)");
@@ -156,7 +171,11 @@ void print_ingest(const IngestFigures& in) {
   row("7. accepted, 64 producers", in.many);
   print_row("", "", "= " + fmt("%.1f%%", 100 * in.many.per_s / in.floor64()) + " of the floor " +
                         fmt("%.0f ev/s", in.floor64()));
+  print_row("", "", cpu_ceiling(in.many));
   row("   (64 producers with the hub down, for comparison)", in.many_hub_down);
+  print_row("", "", "= " + fmt("%.1f%%", 100 * in.many_hub_down.per_s / in.floor64()) +
+                        " of the floor; " + cpu_ceiling(in.many_hub_down));
+  print_row("", "", "echo server and its clients: " + cpu_ceiling(in.echo64));
 }
 
 // `d` is null when there were no delivery rounds (--drain-only).

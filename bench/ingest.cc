@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "bench/disk_io.h"
+#include "bench/echo_floor.h"
 #include "bench/events.h"
 #include "bench/harness.h"
 #include "bench/report.h"
@@ -121,12 +122,27 @@ IngestResult ingest_case(const Agent& agent, test::MosquittoBroker& broker, int 
   return r;
 }
 
-std::string cpu_per_event(const IngestResult& r) {
+IngestResult echo_case(const EchoServer& echo, int producers, double seconds,
+                       const std::string& prefix) {
+  const int64_t s0 = test::proc_cpu_ticks(echo.pid()), p0 = self_cpu_ticks();
+  IngestResult r = ingest_closed_loop(echo.socket(), producers, seconds, prefix);
+  r.agent_ticks = test::proc_cpu_ticks(echo.pid()) - s0;
+  r.producer_ticks = self_cpu_ticks() - p0;
+  return r;
+}
+
+std::string cpu_per_event(const IngestResult& r, const std::string& server) {
   if (r.accepted == 0) return "";
   const double us_per_tick = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
   auto per = [&](int64_t ticks) { return fmt("%.0f", ticks * us_per_tick / r.accepted); };
-  return "CPU/event: agent " + per(r.agent_ticks) + " us, producers " + per(r.producer_ticks) +
-         " us, broker " + per(r.broker_ticks) + " us";
+  return "CPU/event: " + server + " " + per(r.agent_ticks) + " us, producers " +
+         per(r.producer_ticks) + " us, broker " + per(r.broker_ticks) + " us";
+}
+
+double cpu_us_per_event(const IngestResult& r) {
+  const double us_per_tick = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return (r.agent_ticks + r.producer_ticks + r.broker_ticks) * us_per_tick /
+         static_cast<double>(r.accepted);
 }
 
 double fill_backlog(const std::string& socket, int64_t n, const std::string& prefix,

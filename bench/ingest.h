@@ -11,6 +11,8 @@
 
 namespace edgesync::bench {
 
+class EchoServer;
+
 struct IngestResult {
   int producers = 0;
   int64_t accepted = 0;
@@ -41,8 +43,15 @@ IngestResult ingest_closed_loop(const std::string& socket, int producers, double
 IngestResult ingest_case(const Agent& agent, test::MosquittoBroker& broker, int producers,
                          double seconds, const std::string& prefix);
 
-// "CPU/event: agent 41 us, producers 22 us, broker 9 us"
-std::string cpu_per_event(const IngestResult& r);
+// ingest_closed_loop() against the echo server (its CPU in agent_ticks).
+IngestResult echo_case(const EchoServer& echo, int producers, double seconds,
+                       const std::string& prefix);
+
+// "CPU/event: agent 41 us, producers 22 us, broker 9 us"; `server` names the agent's column.
+std::string cpu_per_event(const IngestResult& r, const std::string& server = "agent");
+
+// The CPU the case took per event on the whole machine (server, producers, broker), in us.
+double cpu_us_per_event(const IngestResult& r);
 
 // This process's utime+stime in clock ticks.
 int64_t self_cpu_ticks();

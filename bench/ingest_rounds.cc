@@ -44,7 +44,7 @@ IngestFigures ingest_rounds(const Options& opt, test::TempDir& root,
     // together the floor for the 64-producer case.
     f.sq64.merge(raw_sqlite(root.file("raw64-" + r + ".db"), 64, slice, 2000000));
     settle();
-    f.echo64.merge(ingest_closed_loop(echo.socket(), 64, slice, "e64r" + r));
+    f.echo64.merge(echo_case(echo, 64, slice, "e64r" + r));
     settle();
     f.many.merge(ingest_case(agent, broker, 64, slice, "p64r" + r));
     settle();
