@@ -424,6 +424,11 @@ int run(const Options& opt) {
                   c == &in.one_hub_down || c == &in.many_hub_down ? " hub down" : "",
                   cpu_per_event(*c).c_str());
     }
+    std::printf("  echo server, 64 clients: %s; %s\n", cpu_per_event(in.echo64, "server").c_str(),
+                cpu_ceiling(in.echo64).c_str());
+    std::printf("  64 producers: %s\n  64 producers hub down (%.1f%% of the floor): %s\n",
+                cpu_ceiling(in.many).c_str(), 100 * in.many_hub_down.per_s / in.floor64(),
+                cpu_ceiling(in.many_hub_down).c_str());
     return 0;
   }
 
