@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -131,15 +132,24 @@ IngestResult echo_case(const EchoServer& echo, int producers, double seconds,
   return r;
 }
 
-std::string cpu_per_event(const IngestResult& r, const std::string& server) {
+std::string cpu_per_event(const IngestResult& r) {
   if (r.accepted == 0) return "";
   const double us_per_tick = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
   auto per = [&](int64_t ticks) { return fmt("%.0f", ticks * us_per_tick / r.accepted); };
-  return "CPU/event: " + server + " " + per(r.agent_ticks) + " us, producers " +
-         per(r.producer_ticks) + " us, broker " + per(r.broker_ticks) + " us";
+  return "CPU/event: agent " + per(r.agent_ticks) + " us, producers " + per(r.producer_ticks) +
+         " us, broker " + per(r.broker_ticks) + " us";
+}
+
+std::string echo_cpu_per_event(const IngestResult& r) {
+  if (r.accepted == 0) return "";
+  const double us_per_tick = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  auto per = [&](int64_t ticks) { return fmt("%.0f", ticks * us_per_tick / r.accepted); };
+  return "CPU/round trip: server " + per(r.agent_ticks) + " us, clients " +
+         per(r.producer_ticks) + " us";
 }
 
 double cpu_us_per_event(const IngestResult& r) {
+  if (r.accepted <= 0) return std::nan("");
   const double us_per_tick = 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
   return (r.agent_ticks + r.producer_ticks + r.broker_ticks) * us_per_tick /
          static_cast<double>(r.accepted);

@@ -47,10 +47,13 @@ IngestResult ingest_case(const Agent& agent, test::MosquittoBroker& broker, int 
 IngestResult echo_case(const EchoServer& echo, int producers, double seconds,
                        const std::string& prefix);
 
-// "CPU/event: agent 41 us, producers 22 us, broker 9 us"; `server` names the agent's column.
-std::string cpu_per_event(const IngestResult& r, const std::string& server = "agent");
+// "CPU/event: agent 41 us, producers 22 us, broker 9 us"
+std::string cpu_per_event(const IngestResult& r);
+// echo_case()'s: "CPU/round trip: server 12 us, clients 16 us"
+std::string echo_cpu_per_event(const IngestResult& r);
 
-// The CPU the case took per event on the whole machine (server, producers, broker), in us.
+// The CPU the case took per event on the whole machine (server, producers, broker), in us;
+// NaN when nothing was accepted.
 double cpu_us_per_event(const IngestResult& r);
 
 // This process's utime+stime in clock ticks.

@@ -142,9 +142,6 @@ void Outbox::mark_delivered(int64_t seq) {
 }
 
 void Outbox::dead_letter(const StoredEvent& event, std::string reason) {
-  // Read again (after a reconnect), the event must come with its dead-letter reason, which only
-  // SQLite's join gives; the round that writes the dead letter forgets again (run_round).
-  recent_->forget();
   // Copied outside the lock: the delivery thread holds mu_ only for the push.
   DeadLetter d{event, std::move(reason), platform::unix_ms()};
   {
@@ -405,8 +402,8 @@ Outbox::Round Outbox::run_round(bool on_owner_thread) {
   mu_.unlock();
 
   std::vector<Completion>& results = w.results_scratch;
-  // A dead letter changes how its seq reads (SQLite joins the reason), and an earlier round may
-  // have handed that seq in after dead_letter() forgot.
+  // A dead letter changes how its seq reads (SQLite joins the reason): read again (after a
+  // reconnect, or by a resend), the event must come with it.
   if (!dead.empty()) recent_->forget();
   const Writer::Written written = w.write_round(batch, dead, watermark, &results);
   if (written.writable) {

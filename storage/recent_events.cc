@@ -10,10 +10,19 @@ int64_t field_bytes(const StoredEvent& e) {
                               e.data.size() + e.trace_id.size());
 }
 
+// Empties a scratch list on every way out, a throw included: entries left in it would be freed
+// late, or handed out by the next read on this thread.
+template <typename T>
+struct ClearOnExit {
+  T& list;
+  ~ClearOnExit() { list.clear(); }
+};
+
 }  // namespace
 
 RecentEvents::RecentEvents(Bounds b) : bounds_(b) {
   bounds_.max_events = std::max<size_t>(bounds_.max_events, 1);
+  bounds_.max_bytes = std::max<int64_t>(bounds_.max_bytes, 0);
   platform::MutexLock lock(mu_);
   slots_.resize(bounds_.max_events);
 }
@@ -21,8 +30,8 @@ RecentEvents::RecentEvents(Bounds b) : bounds_(b) {
 std::vector<RecentEvents::Entry>& RecentEvents::scratch(int which) const {
   thread_local std::vector<Entry> lists[2];
   std::vector<Entry>& v = lists[which];
-  // A round can drop the whole ring and as many again from its own events.
-  v.reserve(2 * bounds_.max_events);
+  // The most one call drops or takes is the whole ring.
+  v.reserve(bounds_.max_events);
   return v;
 }
 
@@ -52,6 +61,7 @@ void RecentEvents::append(std::vector<StoredEvent>&& events) {
   const int64_t first_seq = events.front().seq;
   const int64_t next = events.back().seq + 1;
   std::vector<Entry>& dropped = scratch(0);
+  ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
   {
     platform::MutexLock lock(mu_);
     // Not the continuation of the run (the first round, a round after forget(), or one whose
@@ -65,35 +75,32 @@ void RecentEvents::append(std::vector<StoredEvent>&& events) {
       slots_[(head_ + count_) % slots_.size()] = std::move(e);
       ++count_;
     }
-    while (bytes_ > bounds_.max_bytes) pop_front(&dropped);
+    while (count_ > 0 && bytes_ > bounds_.max_bytes) pop_front(&dropped);
     valid_ = true;
     next_seq_ = next;
   }
-  dropped.clear();
 }
 
 void RecentEvents::forget() {
   std::vector<Entry>& dropped = scratch(0);
-  {
-    platform::MutexLock lock(mu_);
-    while (count_ > 0) pop_front(&dropped);
-    valid_ = false;
-  }
-  dropped.clear();
+  ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
+  platform::MutexLock lock(mu_);
+  while (count_ > 0) pop_front(&dropped);
+  valid_ = false;
 }
 
 void RecentEvents::drop_through(int64_t seq) {
   std::vector<Entry>& dropped = scratch(0);
-  {
-    platform::MutexLock lock(mu_);
-    while (count_ > 0 && front()->seq <= seq) pop_front(&dropped);
-  }
-  dropped.clear();
+  ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
+  platform::MutexLock lock(mu_);
+  while (count_ > 0 && front()->seq <= seq) pop_front(&dropped);
 }
 
 bool RecentEvents::read(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
   std::vector<Entry>& dropped = scratch(0);
   std::vector<Entry>& taken = scratch(1);
+  ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
+  ClearOnExit<std::vector<Entry>> clear_taken{taken};
   bool answered = false;
   {
     platform::MutexLock lock(mu_);
@@ -108,13 +115,11 @@ bool RecentEvents::read(int64_t after_seq, size_t limit, std::vector<StoredEvent
       }
     }
   }
-  dropped.clear();
   if (answered) {
     // The copies outside the lock; the strings already in `out` are reused.
     out->resize(taken.size());
     for (size_t i = 0; i < taken.size(); ++i) (*out)[i] = *taken[i];
   }
-  taken.clear();
   return answered;
 }
 

@@ -11,8 +11,8 @@
 // it was inserted, and the run ends at the last seq handed in. The committer hands in every
 // round's events after its commit and before it tells the publisher; whoever changes the rows
 // any other way (a repair commits events, a dead letter joins a seq, a failed commit may leave
-// seqs on disk that were never handed in) calls forget() first, and delivered history is
-// dropped with drop_through() before it can be pruned.
+// seqs on disk that were never handed in) calls forget(), and delivered history is dropped
+// with drop_through() before it can be pruned.
 //
 // Thread-safe. The mutex is a leaf, held for no allocation, copy of an event or free: a
 // delivery thread below ingest's priority that is preempted while holding it stalls a commit

@@ -249,42 +249,98 @@ TEST(OutboxRecentEvents, ReadsAfterCloseFailAsBefore) {
   EXPECT_FALSE(box->read_pending(0, 10, &got).is_ok());
 }
 
-// The publisher's thread reads while rounds of every size commit (under TSan in CI): every seq
-// once, in order, with its own content, whether it came from memory or from SQLite.
+// The publisher's thread reads while rounds commit (under TSan in CI): every seq once, in
+// order, with its own content, whether it came from memory or from SQLite.
+class Reader {
+ public:
+  explicit Reader(storage::Outbox& box) : box_(box), thread_([this] { run(); }) {}
+  ~Reader() {
+    stop_ = true;
+    go_ = true;
+    thread_.join();
+  }
+  void go() { go_ = true; }
+  int64_t through() const { return after_.load(); }
+  // Waits until the reader has read through `seq`.
+  bool reaches(int64_t seq) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (through() < seq && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return through() >= seq;
+  }
+
+ private:
+  void run() {
+    while (!go_) std::this_thread::yield();
+    std::vector<storage::StoredEvent> got;
+    while (!stop_) {
+      ASSERT_TRUE(box_.read_pending(after_, 256, &got));
+      for (const auto& e : got) {
+        ASSERT_EQ(e.seq, after_ + 1);
+        ASSERT_EQ(e.id, "c-" + std::to_string(e.seq));
+        ASSERT_EQ(e.data, "{\"n\":" + std::to_string(e.seq) + "}");
+        after_ = e.seq;
+      }
+      if (got.empty()) std::this_thread::yield();
+    }
+  }
+
+  storage::Outbox& box_;
+  std::atomic<bool> go_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> after_{0};
+  std::thread thread_;
+};
+
+// One appender, in order: seq i is "c-i".
+storage::AppendRequest numbered(int64_t i) {
+  return event("c-" + std::to_string(i), "{\"n\":" + std::to_string(i) + "}");
+}
+
+void append_all(storage::Outbox& box, int64_t first, int64_t last, bool pause_now_and_then) {
+  auto completed = std::make_shared<std::atomic<int64_t>>(0);
+  for (int64_t i = first; i <= last; ++i) {
+    box.append(numbered(i), [completed](const storage::AppendResult& r) {
+      EXPECT_EQ(r.outcome, storage::AppendResult::Outcome::kStored) << r.message;
+      ++*completed;
+    });
+    if (pause_now_and_then && i % 97 == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (*completed < last - first + 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(*completed, last - first + 1);
+}
+
 TEST(OutboxRecentEvents, AReaderBesideTheCommitsSeesEverySeqOnceInOrder) {
   TempPath dir;
   auto o = options(dir);
   auto box = open_box(o);
-  static constexpr int64_t kEvents = 3000;
-  std::atomic<int64_t> completed{0};
-  std::thread reader([&box] {
-    int64_t after = 0;
-    std::vector<storage::StoredEvent> got;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (after < kEvents && std::chrono::steady_clock::now() < deadline) {
-      ASSERT_TRUE(box->read_pending(after, 256, &got));
-      for (const auto& e : got) {
-        ASSERT_EQ(e.seq, after + 1);
-        ASSERT_EQ(e.id, "c-" + std::to_string(e.seq));
-        ASSERT_EQ(e.data, "{\"n\":" + std::to_string(e.seq) + "}");
-        after = e.seq;
-      }
-      if (got.empty()) std::this_thread::yield();
-    }
-    EXPECT_EQ(after, kEvents);
-  });
-  // One appender, in order: seq i is "c-i". Appends without waiting form rounds of all sizes.
-  for (int64_t i = 1; i <= kEvents; ++i) {
-    box->append(event("c-" + std::to_string(i), "{\"n\":" + std::to_string(i) + "}"),
-                [&completed](const storage::AppendResult& r) {
-                  EXPECT_EQ(r.outcome, storage::AppendResult::Outcome::kStored) << r.message;
-                  ++completed;
-                });
-    if (i % 97 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Reader reader(*box);
+
+  // A backlog past what memory holds: read from SQLite, then from memory.
+  ASSERT_NO_FATAL_FAILURE(append_all(*box, 1, 1000, false));
+  reader.go();
+  ASSERT_TRUE(reader.reaches(1000));
+  const uint64_t disk_after_backlog = box->disk_reads();
+  EXPECT_GT(disk_after_backlog, 0u) << "seq 1 is no longer in memory";
+
+  // A steady pace, the reader keeping up: every read from memory.
+  for (int64_t i = 1001; i <= 1100; ++i) {
+    ASSERT_EQ(append_wait(*box, numbered(i)).outcome, storage::AppendResult::Outcome::kStored);
+    ASSERT_TRUE(reader.reaches(i));
   }
-  reader.join();
-  while (completed.load() < kEvents) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_GT(box->disk_reads(), 0u) << "bursts past the bound are read from SQLite";
+  EXPECT_EQ(box->disk_reads(), disk_after_backlog)
+      << "an event read right after its commit went to SQLite";
+
+  // Rounds of all sizes while the reader reads.
+  ASSERT_NO_FATAL_FAILURE(append_all(*box, 1101, 4000, true));
+  ASSERT_TRUE(reader.reaches(4000));
+  EXPECT_EQ(reader.through(), 4000);
 }
 
 }  // namespace
