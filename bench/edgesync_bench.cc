@@ -412,14 +412,16 @@ int run(const Options& opt) {
   }
   IngestFigures in = ingest_rounds(opt, root, broker);
   if (opt.ingest_only) {
-    std::printf("SQLite 1 row/txn %.0f rows/s | agent 1 producer %.0f ev/s (%.1f%%), p50 %.2f ms, "
+    std::printf("SQLite 1 row/txn %.0f rows/s | agent 1 producer %.0f ev/s (%s), p50 %.2f ms, "
                 "p99 %.2f ms | hub down %.0f ev/s, p50 %.2f ms\n",
-                in.sq1.rows_per_s, in.one.per_s, 100 * in.one.per_s / in.sq1.rows_per_s,
-                in.one.p50_ms, in.one.p99_ms, in.one_hub_down.per_s, in.one_hub_down.p50_ms);
+                in.sq1.rows_per_s, in.one.per_s,
+                fmt("%.1f%%", 100 * in.one.per_s / in.sq1.rows_per_s).c_str(), in.one.p50_ms,
+                in.one.p99_ms, in.one_hub_down.per_s, in.one_hub_down.p50_ms);
     std::printf("SQLite 64 rows/txn %.0f, echo %.0f, floor %.0f | agent 64 producers %.0f ev/s "
-                "(%.1f%% of the floor), hub down %.0f | 8 producers %.0f, %s/event written\n",
+                "(%s of the floor), hub down %.0f | 8 producers %.0f, %s/event written\n",
                 in.sq64.rows_per_s, in.echo64.per_s, in.floor64(), in.many.per_s,
-                100 * in.many.per_s / in.floor64(), in.many_hub_down.per_s, in.eight.per_s,
+                fmt("%.1f%%", 100 * in.many.per_s / in.floor64()).c_str(), in.many_hub_down.per_s,
+                in.eight.per_s,
                 bytes_per_event(in.eight.agent_write_bytes, in.eight.accepted).c_str());
     for (const auto* c : {&in.one, &in.one_hub_down, &in.eight, &in.many, &in.many_hub_down}) {
       std::printf("  %2d producers%s: %s\n", c->producers,
