@@ -217,8 +217,8 @@ class Outbox {
   void commit_queued() EXCLUDES(mu_);
 
   // Any thread (the publisher's): up to `limit` events with seq > after_seq, in seq order.
-  // Events just committed are answered from memory (recent_events.h; its lock is held for a
-  // few pointer moves, never for an allocation or a copy). Otherwise the
+  // Events just committed are answered from memory (recent_events.h; nobody waits for its
+  // lock). Otherwise the
   // query runs on the outbox's reader thread, at the agent's priority, while the caller waits:
   // SQLite's connections in one process share mutexes (the file's locks, the WAL index), and a
   // delivery thread below ingest's priority preempted while holding one stalled the ingest

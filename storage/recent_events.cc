@@ -62,38 +62,56 @@ void RecentEvents::append(std::vector<StoredEvent>&& events) {
   const int64_t next = events.back().seq + 1;
   std::vector<Entry>& dropped = scratch(0);
   ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
-  {
-    platform::MutexLock lock(mu_);
-    // Not the continuation of the run (the first round, a round after forget(), or one whose
-    // oldest events did not fit): a new run starts.
-    if (!valid_ || first_seq != next_seq_ || first > 0) {
-      while (count_ > 0) pop_front(&dropped);
-    }
-    for (auto& e : fresh) {
-      if (count_ == slots_.size()) pop_front(&dropped);
-      bytes_ += field_bytes(*e);
-      slots_[(head_ + count_) % slots_.size()] = std::move(e);
-      ++count_;
-    }
-    while (count_ > 0 && bytes_ > bounds_.max_bytes) pop_front(&dropped);
-    valid_ = true;
-    next_seq_ = next;
+  if (!mu_.try_lock()) {
+    stale_ = true;  // a reader holds it: the next holder empties the run
+    return;
   }
+  empty_if_stale(&dropped);
+  // Not the continuation of the run (the first round, a round after forget(), or one whose
+  // oldest events did not fit): a new run starts.
+  if (!valid_ || first_seq != next_seq_ || first > 0) {
+    while (count_ > 0) pop_front(&dropped);
+  }
+  for (auto& e : fresh) {
+    if (count_ == slots_.size()) pop_front(&dropped);
+    bytes_ += field_bytes(*e);
+    slots_[(head_ + count_) % slots_.size()] = std::move(e);
+    ++count_;
+  }
+  while (count_ > 0 && bytes_ > bounds_.max_bytes) pop_front(&dropped);
+  valid_ = true;
+  next_seq_ = next;
+  mu_.unlock();
 }
 
 void RecentEvents::forget() {
   std::vector<Entry>& dropped = scratch(0);
   ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
-  platform::MutexLock lock(mu_);
+  if (!mu_.try_lock()) {
+    stale_ = true;
+    return;
+  }
   while (count_ > 0) pop_front(&dropped);
   valid_ = false;
+  mu_.unlock();
 }
 
 void RecentEvents::drop_through(int64_t seq) {
   std::vector<Entry>& dropped = scratch(0);
   ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
-  platform::MutexLock lock(mu_);
+  if (!mu_.try_lock()) {
+    stale_ = true;  // more than was asked, and safe
+    return;
+  }
+  empty_if_stale(&dropped);
   while (count_ > 0 && front()->seq <= seq) pop_front(&dropped);
+  mu_.unlock();
+}
+
+void RecentEvents::empty_if_stale(std::vector<Entry>* dropped) {
+  if (!stale_.exchange(false)) return;
+  while (count_ > 0) pop_front(dropped);
+  valid_ = false;
 }
 
 bool RecentEvents::read(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) {
@@ -101,20 +119,21 @@ bool RecentEvents::read(int64_t after_seq, size_t limit, std::vector<StoredEvent
   std::vector<Entry>& taken = scratch(1);
   ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
   ClearOnExit<std::vector<Entry>> clear_taken{taken};
+  // Held by the committer: SQLite answers this one.
+  if (!mu_.try_lock()) return false;
+  empty_if_stale(&dropped);
   bool answered = false;
-  {
-    platform::MutexLock lock(mu_);
-    if (valid_) {
-      while (count_ > 0 && front()->seq <= after_seq) pop_front(&dropped);
-      if (count_ == 0) {
-        answered = after_seq == next_seq_ - 1;
-      } else if (front()->seq == after_seq + 1) {
-        answered = true;
-        const size_t n = std::min(limit, count_);
-        for (size_t i = 0; i < n; ++i) taken.push_back(slots_[(head_ + i) % slots_.size()]);
-      }
+  if (valid_) {
+    while (count_ > 0 && front()->seq <= after_seq) pop_front(&dropped);
+    if (count_ == 0) {
+      answered = after_seq == next_seq_ - 1;
+    } else if (front()->seq == after_seq + 1) {
+      answered = true;
+      const size_t n = std::min(limit, count_);
+      for (size_t i = 0; i < n; ++i) taken.push_back(slots_[(head_ + i) % slots_.size()]);
     }
   }
+  mu_.unlock();
   if (answered) {
     // The copies outside the lock; the strings already in `out` are reused.
     out->resize(taken.size());

@@ -14,11 +14,14 @@
 // seqs on disk that were never handed in) calls forget(), and delivered history is dropped
 // with drop_through() before it can be pruned.
 //
-// Thread-safe. The mutex is a leaf, held for no allocation, copy of an event or free: a
-// delivery thread below ingest's priority that is preempted while holding it stalls a commit
-// for a few pointer moves at most.
+// Thread-safe, and nobody waits for its lock (a leaf, held for no allocation, copy or free): the
+// publisher's delivery thread runs below ingest's priority, and one preempted while holding a
+// lock the ingest thread waited for held producers' replies for seconds under a CPU hog
+// (tests/integration/ingest_under_cpu_hog_test.cc). A committer that finds it held marks the
+// run stale, and whoever holds it next empties it; a reader that finds it held reads SQLite.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -64,6 +67,8 @@ class RecentEvents {
   // The oldest entry leaves the ring into `out`, to be freed once the lock is released.
   void pop_front(std::vector<Entry>* out) REQUIRES(mu_);
   const Entry& front() const REQUIRES(mu_) { return slots_[head_]; }
+  // Empties the run if a committer could not take the lock since the last holder.
+  void empty_if_stale(std::vector<Entry>* dropped) REQUIRES(mu_);
   // Each thread's scratch for entries taken or dropped under the lock, reserved beforehand:
   // nothing is allocated or freed while the lock is held.
   std::vector<Entry>& scratch(int which) const;
@@ -75,6 +80,9 @@ class RecentEvents {
   size_t count_ GUARDED_BY(mu_) = 0;
   int64_t bytes_ GUARDED_BY(mu_) = 0;
   bool valid_ GUARDED_BY(mu_) = false;  // next_seq_ is the seq after the last handed in
+  // Set without the lock by a committer that found it held: what it would have changed is
+  // missing, so the next holder empties the run. Set before the committer tells the publisher.
+  std::atomic<bool> stale_{false};
   int64_t next_seq_ GUARDED_BY(mu_) = 0;
 };
 
