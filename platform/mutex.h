@@ -29,10 +29,16 @@ class CAPABILITY("mutex") Mutex {
   std::mutex mu_;
 };
 
+// Passed to MutexLock when the caller already holds the mutex (a try_lock() that succeeded).
+struct AdoptLock {};
+inline constexpr AdoptLock kAdoptLock{};
+
 // Holds `mu` for its scope.
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
+  // Takes over a mutex the caller holds, and releases it at the end of the scope.
+  MutexLock(Mutex& mu, AdoptLock) REQUIRES(mu) : mu_(mu) {}
   ~MutexLock() RELEASE() { mu_.unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;

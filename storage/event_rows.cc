@@ -37,6 +37,19 @@ int64_t counted_size(const AppendRequest& r) {
          kRowOverhead;
 }
 
+StoredEvent stored_event(int64_t seq, AppendRequest req) {
+  StoredEvent e;
+  e.seq = seq;
+  e.id = std::move(req.id);
+  e.type = std::move(req.type);
+  e.occurred_at = std::move(req.occurred_at);
+  e.received_ms = req.received_ms;
+  e.data = std::move(req.data);
+  e.trace_id = std::move(req.trace_id);
+  e.contract_version = req.contract_version;
+  return e;
+}
+
 // The join costs one primary-key probe of dead_letters per event (usually empty).
 const char* const kSelectEventsAfterSql =
     "SELECT " EDGESYNC_EVENT_COLUMNS

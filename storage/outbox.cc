@@ -21,10 +21,6 @@ using Clock = std::chrono::steady_clock;
 // the writer's work when a backlog was just delivered.
 constexpr int64_t kOwnerWatermarkSpan = 1024;
 
-// Steady traffic commits a few events a round; the scratch for handing more to recent_ is
-// freed after its round.
-constexpr size_t kRecentScratchKept = 64;
-
 }  // namespace
 
 Outbox::Outbox(const Options& options, Dispatcher dispatch)
@@ -333,25 +329,14 @@ void Outbox::keep_recent(std::vector<Pending>& batch, const std::vector<Completi
   for (size_t taken = 0; first > 0 && taken < recent_->max_events(); --first) {
     if (is_event(first - 1)) ++taken;
   }
-  std::vector<StoredEvent>& kept = recent_scratch_;
-  kept.clear();
+  std::vector<RecentEvents::Entry> kept;
+  kept.reserve(n - first);
   for (size_t i = first; i < n; ++i) {
     if (!is_event(i)) continue;
-    const AppendResult& r = results[i].second;
-    AppendRequest& req = batch[i].request;
-    StoredEvent& e = kept.emplace_back();
-    e.seq = r.seq;
-    e.id = std::move(req.id);
-    e.type = std::move(req.type);
-    e.occurred_at = std::move(req.occurred_at);
-    e.received_ms = req.received_ms;
-    e.data = std::move(req.data);
-    e.trace_id = std::move(req.trace_id);
-    e.contract_version = req.contract_version;
+    kept.push_back(std::make_shared<const StoredEvent>(
+        stored_event(results[i].second.seq, std::move(batch[i].request))));
   }
   recent_->append(std::move(kept));
-  kept.clear();
-  if (kept.capacity() > kRecentScratchKept) std::vector<StoredEvent>().swap(kept);
 }
 
 void Outbox::complete_all(std::vector<Completion>& results, bool on_owner_thread) {

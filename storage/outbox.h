@@ -85,6 +85,9 @@ struct StoredEvent {
   int64_t dead_ms = 0;
 };
 
+// The event a request stores under `seq`, field by field as its row holds it.
+StoredEvent stored_event(int64_t seq, AppendRequest req);
+
 // An outbox file found damaged or not ours at start and moved aside (storage/outbox_quarantine.h).
 // Recorded in the fresh outbox's meta table, so it outlives restarts.
 struct QuarantineIncident {
@@ -354,7 +357,6 @@ class Outbox {
   // The events committed last, for read_pending() without SQLite (recent_events.h). Filled by
   // whoever holds the writer token, after a round's commit and before on_committed_.
   std::unique_ptr<RecentEvents> recent_;
-  std::vector<StoredEvent> recent_scratch_;  // used by the holder of the writer token only
   std::atomic<uint64_t> disk_reads_{0};
 
   // One read at a time, handed to the reader thread. The caller waits for `done`.

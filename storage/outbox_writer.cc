@@ -273,14 +273,7 @@ Status Outbox::Writer::keep_refusal(const AppendRequest& req, AppendResult* r) {
     return Status::ok();
   }
   DeadLetter d;
-  d.event.seq = next_refusal_key;
-  d.event.id = req.id;
-  d.event.type = req.type;
-  d.event.occurred_at = req.occurred_at;
-  d.event.received_ms = req.received_ms;
-  d.event.data = req.data;
-  d.event.trace_id = req.trace_id;
-  d.event.contract_version = req.contract_version;
+  d.event = stored_event(next_refusal_key, req);
   d.reason = req.refused_reason;
   d.failed_ms = req.received_ms;
   Status s = rows.insert_dead_letter(d);

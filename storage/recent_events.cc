@@ -42,46 +42,41 @@ void RecentEvents::pop_front(std::vector<Entry>* out) {
   --count_;
 }
 
-void RecentEvents::append(std::vector<StoredEvent>&& events) {
+void RecentEvents::append(std::vector<Entry>&& events) {
   if (events.empty()) return;
-  // The newest that fit, built outside the lock.
+  // The newest that fit.
   int64_t fresh_bytes = 0;
   size_t first = events.size();
   while (first > 0 && events.size() - first < bounds_.max_events) {
-    const int64_t b = field_bytes(events[first - 1]);
+    const int64_t b = field_bytes(*events[first - 1]);
     if (fresh_bytes + b > bounds_.max_bytes) break;
     fresh_bytes += b;
     --first;
   }
-  std::vector<Entry> fresh;
-  fresh.reserve(events.size() - first);
-  for (size_t i = first; i < events.size(); ++i) {
-    fresh.push_back(std::make_shared<const StoredEvent>(std::move(events[i])));
-  }
-  const int64_t first_seq = events.front().seq;
-  const int64_t next = events.back().seq + 1;
+  const int64_t first_seq = events.front()->seq;
+  const int64_t next = events.back()->seq + 1;
   std::vector<Entry>& dropped = scratch(0);
   ClearOnExit<std::vector<Entry>> clear_dropped{dropped};
   if (!mu_.try_lock()) {
     stale_ = true;  // a reader holds it: the next holder empties the run
     return;
   }
+  platform::MutexLock lock(mu_, platform::kAdoptLock);
   empty_if_stale(&dropped);
   // Not the continuation of the run (the first round, a round after forget(), or one whose
   // oldest events did not fit): a new run starts.
   if (!valid_ || first_seq != next_seq_ || first > 0) {
     while (count_ > 0) pop_front(&dropped);
   }
-  for (auto& e : fresh) {
+  for (size_t i = first; i < events.size(); ++i) {
     if (count_ == slots_.size()) pop_front(&dropped);
-    bytes_ += field_bytes(*e);
-    slots_[(head_ + count_) % slots_.size()] = std::move(e);
+    bytes_ += field_bytes(*events[i]);
+    slots_[(head_ + count_) % slots_.size()] = std::move(events[i]);
     ++count_;
   }
   while (count_ > 0 && bytes_ > bounds_.max_bytes) pop_front(&dropped);
   valid_ = true;
   next_seq_ = next;
-  mu_.unlock();
 }
 
 void RecentEvents::forget() {
@@ -91,9 +86,10 @@ void RecentEvents::forget() {
     stale_ = true;
     return;
   }
+  platform::MutexLock lock(mu_, platform::kAdoptLock);
+  stale_ = false;  // emptied here anyway
   while (count_ > 0) pop_front(&dropped);
   valid_ = false;
-  mu_.unlock();
 }
 
 void RecentEvents::drop_through(int64_t seq) {
@@ -103,9 +99,9 @@ void RecentEvents::drop_through(int64_t seq) {
     stale_ = true;  // more than was asked, and safe
     return;
   }
+  platform::MutexLock lock(mu_, platform::kAdoptLock);
   empty_if_stale(&dropped);
   while (count_ > 0 && front()->seq <= seq) pop_front(&dropped);
-  mu_.unlock();
 }
 
 void RecentEvents::empty_if_stale(std::vector<Entry>* dropped) {
@@ -121,19 +117,21 @@ bool RecentEvents::read(int64_t after_seq, size_t limit, std::vector<StoredEvent
   ClearOnExit<std::vector<Entry>> clear_taken{taken};
   // Held by the committer: SQLite answers this one.
   if (!mu_.try_lock()) return false;
-  empty_if_stale(&dropped);
   bool answered = false;
-  if (valid_) {
-    while (count_ > 0 && front()->seq <= after_seq) pop_front(&dropped);
-    if (count_ == 0) {
-      answered = after_seq == next_seq_ - 1;
-    } else if (front()->seq == after_seq + 1) {
-      answered = true;
-      const size_t n = std::min(limit, count_);
-      for (size_t i = 0; i < n; ++i) taken.push_back(slots_[(head_ + i) % slots_.size()]);
+  {
+    platform::MutexLock lock(mu_, platform::kAdoptLock);
+    empty_if_stale(&dropped);
+    if (valid_) {
+      while (count_ > 0 && front()->seq <= after_seq) pop_front(&dropped);
+      if (count_ == 0) {
+        answered = after_seq == next_seq_ - 1;
+      } else if (front()->seq == after_seq + 1) {
+        answered = true;
+        const size_t n = std::min(limit, count_);
+        for (size_t i = 0; i < n; ++i) taken.push_back(slots_[(head_ + i) % slots_.size()]);
+      }
     }
   }
-  mu_.unlock();
   if (answered) {
     // The copies outside the lock; the strings already in `out` are reused.
     out->resize(taken.size());

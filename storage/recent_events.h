@@ -34,6 +34,8 @@ namespace edgesync::storage {
 
 class RecentEvents {
  public:
+  // An event as the committer hands it in: shared, so that a read copies it outside the lock.
+  using Entry = std::shared_ptr<const StoredEvent>;
   struct Bounds {
     // Enough for a few rounds of 64 lock-step producers; the publisher reads up to 256 at once.
     size_t max_events = 128;
@@ -44,8 +46,10 @@ class RecentEvents {
   explicit RecentEvents(Bounds b);
 
   // The committer, after the commit and before anyone is told of it: the events one round
-  // stored, in seq order, gap-free. Keeps what fits within the bounds, the newest first.
-  void append(std::vector<StoredEvent>&& events) EXCLUDES(mu_);
+  // stored, in seq order, gap-free (the newest of a round may be handed alone: the run then
+  // starts anew at them). Keeps what fits within the bounds, the newest first. What it does
+  // not keep is freed when the caller's vector is, outside the lock.
+  void append(std::vector<Entry>&& events) EXCLUDES(mu_);
 
   // Before rows change by any path but append(): nothing is answered until the next append.
   void forget() EXCLUDES(mu_);
@@ -59,11 +63,12 @@ class RecentEvents {
   // or below after_seq are dropped: the publisher reads forward.
   bool read(int64_t after_seq, size_t limit, std::vector<StoredEvent>* out) EXCLUDES(mu_);
 
+  // For tests and inspection: the events held now. Waits for the lock.
   size_t size() const EXCLUDES(mu_);
   size_t max_events() const { return bounds_.max_events; }
 
  private:
-  using Entry = std::shared_ptr<const StoredEvent>;
+  friend class RecentEventsPeer;  // tests: holds the lock as a reader in the middle of a read
   // The oldest entry leaves the ring into `out`, to be freed once the lock is released.
   void pop_front(std::vector<Entry>* out) REQUIRES(mu_);
   const Entry& front() const REQUIRES(mu_) { return slots_[head_]; }
@@ -82,6 +87,14 @@ class RecentEvents {
   bool valid_ GUARDED_BY(mu_) = false;  // next_seq_ is the seq after the last handed in
   // Set without the lock by a committer that found it held: what it would have changed is
   // missing, so the next holder empties the run. Set before the committer tells the publisher.
+  //
+  // Sequentially consistent, and so must be the flag with which the publisher asks to be told
+  // of commits (it sets that flag, then reads; a committer sets stale_, then takes the flag):
+  // either the committer finds the flag set and the publisher reads again after the tell, or
+  // the flag was set later in the one order of seq_cst operations and the publisher's read,
+  // after it, finds stale_ set. With weaker orders a reader that answered "nothing new" while
+  // a commit marked the run stale could miss both, and the events would wait for the next
+  // commit.
   std::atomic<bool> stale_{false};
   int64_t next_seq_ GUARDED_BY(mu_) = 0;
 };

@@ -14,19 +14,6 @@ namespace {
 
 using Outcome = storage::AppendResult::Outcome;
 
-storage::Outbox::Options options(const TempPath& dir) {
-  storage::Outbox::Options o;
-  o.path = dir.file("outbox.db");
-  o.watermark_flush = std::chrono::milliseconds(10);
-  return o;
-}
-
-std::unique_ptr<storage::Outbox> open_box(const storage::Outbox::Options& o) {
-  auto box = storage::Outbox::open(o, inline_dispatch());
-  EXPECT_TRUE(box.is_ok()) << box.status().to_string();
-  return box ? std::move(*box) : nullptr;
-}
-
 // Received now: dead letters older than storage.dead_letter_days go at once.
 storage::AppendRequest refusal(const std::string& key, int64_t received_ms = platform::unix_ms()) {
   storage::AppendRequest r;

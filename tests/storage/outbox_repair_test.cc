@@ -14,19 +14,6 @@ namespace {
 
 using Kind = storage::RepairRequest::Kind;
 
-storage::Outbox::Options options(const TempPath& dir) {
-  storage::Outbox::Options o;
-  o.path = dir.file("outbox.db");
-  o.watermark_flush = std::chrono::milliseconds(10);
-  return o;
-}
-
-std::unique_ptr<storage::Outbox> open_box(const storage::Outbox::Options& o) {
-  auto box = storage::Outbox::open(o, inline_dispatch());
-  EXPECT_TRUE(box.is_ok()) << box.status().to_string();
-  return box ? std::move(*box) : nullptr;
-}
-
 storage::RepairResult repair_wait(storage::Outbox& box, storage::RepairRequest req) {
   auto p = std::make_shared<std::promise<storage::RepairResult>>();
   auto f = p->get_future();

@@ -12,19 +12,6 @@ namespace {
 
 using Outcome = storage::AppendResult::Outcome;
 
-std::unique_ptr<storage::Outbox> open_box(const storage::Outbox::Options& o) {
-  auto box = storage::Outbox::open(o, inline_dispatch());
-  EXPECT_TRUE(box.is_ok()) << box.status().to_string();
-  return box ? std::move(*box) : nullptr;
-}
-
-storage::Outbox::Options options(const TempPath& dir) {
-  storage::Outbox::Options o;
-  o.path = dir.file("outbox.db");
-  o.watermark_flush = std::chrono::milliseconds(10);
-  return o;
-}
-
 TEST(Outbox, SeqStartsAtOneAndIsGapFreeUnderConcurrency) {
   TempPath dir;
   auto box = open_box(options(dir));

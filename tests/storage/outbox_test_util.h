@@ -1,12 +1,15 @@
-// Shared helpers for the outbox tests: a temp directory and a blocking append.
+// Shared helpers for the outbox tests: a temp directory, an outbox opened in it and a blocking
+// append.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <string>
 
 #include "storage/outbox.h"
@@ -29,6 +32,21 @@ class TempPath {
 // Completions run on the writer thread: the tests wait on futures instead of an event loop.
 inline storage::Outbox::Dispatcher inline_dispatch() {
   return [](std::function<void()> fn) { fn(); };
+}
+
+// An outbox file in `dir`, its watermark flushed soon after each delivery.
+inline storage::Outbox::Options options(const TempPath& dir) {
+  storage::Outbox::Options o;
+  o.path = dir.file("outbox.db");
+  o.watermark_flush = std::chrono::milliseconds(10);
+  return o;
+}
+
+// Opened with completions run on the writer thread; null (and the test failed) if it cannot be.
+inline std::unique_ptr<storage::Outbox> open_box(const storage::Outbox::Options& o) {
+  auto box = storage::Outbox::open(o, inline_dispatch());
+  EXPECT_TRUE(box.is_ok()) << box.status().to_string();
+  return box ? std::move(*box) : nullptr;
 }
 
 inline storage::AppendRequest event(const std::string& id, const std::string& data = "{\"n\":1}") {

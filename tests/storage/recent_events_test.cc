@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "storage/outbox.h"
@@ -14,14 +17,16 @@
 namespace edgesync::test {
 namespace {
 
-std::vector<storage::StoredEvent> run(int64_t first, int64_t last, size_t data_bytes = 10) {
-  std::vector<storage::StoredEvent> v;
+std::vector<storage::RecentEvents::Entry> run(int64_t first, int64_t last,
+                                               size_t data_bytes = 10) {
+  std::vector<storage::RecentEvents::Entry> v;
   for (int64_t s = first; s <= last; ++s) {
-    storage::StoredEvent& e = v.emplace_back();
+    storage::StoredEvent e;
     e.seq = s;
     e.id = "id-" + std::to_string(s);
     e.type = "inventory.adjusted";
     e.data = std::string(data_bytes, 'x');
+    v.push_back(std::make_shared<const storage::StoredEvent>(std::move(e)));
   }
   return v;
 }
@@ -127,21 +132,133 @@ TEST(RecentEvents, DropThroughKeepsTheRunAndTheNewerEvents) {
   EXPECT_EQ(seqs(got), (std::vector<int64_t>{6}));
 }
 
+}  // namespace
+}  // namespace edgesync::test
+
+namespace edgesync::storage {
+
+// Holds the ring's lock from another thread, as a reader in the middle of a read does (a
+// thread may not try a std::mutex it holds itself).
+class RecentEventsPeer {
+ public:
+  explicit RecentEventsPeer(RecentEvents& r) : r_(r) {
+    // Shared: the holder may still be inside set_value() when the wait below returns.
+    auto held = std::make_shared<std::promise<void>>();
+    auto f = held->get_future();
+    holder_ = std::thread([this, held] {
+      r_.mu_.lock();
+      held->set_value();
+      release_.get_future().wait();
+      r_.mu_.unlock();
+    });
+    f.wait();
+  }
+  ~RecentEventsPeer() { release(); }
+  void release() {
+    if (!holder_.joinable()) return;
+    release_.set_value();
+    holder_.join();
+  }
+
+ private:
+  RecentEvents& r_;
+  std::promise<void> release_;
+  std::thread holder_;
+};
+
+}  // namespace edgesync::storage
+
+namespace edgesync::test {
+namespace {
+
+using storage::RecentEventsPeer;
+
+// Runs `fn` on another thread; false if it has not returned within 10 s (it waited for the
+// lock). It is then left to finish once the lock is released.
+template <typename Fn>
+bool returns_at_once(Fn fn, std::future<void>* running) {
+  *running = std::async(std::launch::async, fn);
+  return running->wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+}
+
+TEST(RecentEvents, ACommitThatFindsTheLockHeldLeavesTheNextReadsToSQLite) {
+  storage::RecentEvents r;
+  r.append(run(1, 3));
+  std::future<void> appending;  // before the peer: destroyed after it has let go
+  RecentEventsPeer peer(r);
+  EXPECT_TRUE(returns_at_once([&r] { r.append(run(4, 5)); }, &appending))
+      << "the committer waited for a reader";
+  peer.release();
+  appending.wait();
+  std::vector<storage::StoredEvent> got;
+  EXPECT_FALSE(r.read(3, 10, &got)) << "answered from a run that lacks seqs 4 and 5";
+  EXPECT_FALSE(r.read(0, 10, &got));
+  EXPECT_EQ(r.size(), 0u) << "emptied by the next holder";
+  r.append(run(6, 7));
+  ASSERT_TRUE(r.read(5, 10, &got)) << "a new run starts with the next round";
+  EXPECT_EQ(seqs(got), (std::vector<int64_t>{6, 7}));
+}
+
+TEST(RecentEvents, ForgetAndDropThatFindTheLockHeldEmptyTheRun) {
+  for (bool forget : {true, false}) {
+    SCOPED_TRACE(forget ? "forget" : "drop_through");
+    storage::RecentEvents r;
+    r.append(run(1, 3));
+    std::future<void> changing;
+    RecentEventsPeer peer(r);
+    EXPECT_TRUE(returns_at_once(
+        [&r, forget] {
+          if (forget) {
+            r.forget();
+          } else {
+            r.drop_through(1);
+          }
+        },
+        &changing));
+    peer.release();
+    changing.wait();
+    std::vector<storage::StoredEvent> got;
+    EXPECT_FALSE(r.read(1, 10, &got)) << "answered from a run that was to change";
+    EXPECT_EQ(r.size(), 0u);
+  }
+}
+
+TEST(RecentEvents, AnAppendAfterAMissedForgetStartsANewRun) {
+  storage::RecentEvents r;
+  r.append(run(1, 3));
+  {
+    std::future<void> forgetting;
+    RecentEventsPeer peer(r);
+    EXPECT_TRUE(returns_at_once([&r] { r.forget(); }, &forgetting));
+    peer.release();
+    forgetting.wait();
+  }
+  r.append(run(4, 5));  // the next holder, continuing the seqs as if nothing had changed
+  std::vector<storage::StoredEvent> got;
+  EXPECT_FALSE(r.read(0, 10, &got)) << "seqs 1-3 were to be forgotten";
+  ASSERT_TRUE(r.read(3, 10, &got));
+  EXPECT_EQ(seqs(got), (std::vector<int64_t>{4, 5}));
+}
+
+TEST(RecentEvents, AReadThatFindsTheLockHeldGoesToSQLite) {
+  storage::RecentEvents r;
+  r.append(run(1, 3));
+  std::vector<storage::StoredEvent> got;
+  {
+    std::future<void> reading;
+    RecentEventsPeer peer(r);
+    bool answered = true;
+    EXPECT_TRUE(returns_at_once([&] { answered = r.read(0, 10, &got); }, &reading));
+    peer.release();
+    reading.wait();
+    EXPECT_FALSE(answered);
+  }
+  ASSERT_TRUE(r.read(0, 10, &got)) << "a read that found the lock held changes nothing";
+  EXPECT_EQ(seqs(got), (std::vector<int64_t>{1, 2, 3}));
+}
+
 // The outbox itself: the publisher's reads after a commit need no SQLite, and give the same
 // events SQLite gives.
-
-storage::Outbox::Options options(const TempPath& dir) {
-  storage::Outbox::Options o;
-  o.path = dir.file("outbox.db");
-  o.watermark_flush = std::chrono::milliseconds(10);
-  return o;
-}
-
-std::unique_ptr<storage::Outbox> open_box(const storage::Outbox::Options& o) {
-  auto box = storage::Outbox::open(o, inline_dispatch());
-  EXPECT_TRUE(box.is_ok()) << box.status().to_string();
-  return box ? std::move(*box) : nullptr;
-}
 
 TEST(OutboxRecentEvents, EventsJustCommittedAreReadFromMemoryAsSQLiteHasThem) {
   TempPath dir;
@@ -255,21 +372,34 @@ class Reader {
  public:
   explicit Reader(storage::Outbox& box) : box_(box), thread_([this] { run(); }) {}
   ~Reader() {
-    stop_ = true;
-    go_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      go_ = true;
+      paused_ = false;
+    }
+    changed_.notify_all();
     thread_.join();
   }
-  void go() { go_ = true; }
-  // Stops reading until resume(); returns once the reader holds nothing.
+  void go() {
+    std::lock_guard<std::mutex> lock(mu_);
+    go_ = true;
+    changed_.notify_all();
+  }
+  // Stops reading until resume(); returns once the reader holds nothing (or has stopped on a
+  // failed assertion).
   void pause() {
+    std::unique_lock<std::mutex> lock(mu_);
     paused_ = true;
-    while (!idle_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    changed_.wait(lock, [this] { return idle_ || exited_; });
   }
   // Reads on from `after`.
   void resume(int64_t after) {
+    std::lock_guard<std::mutex> lock(mu_);
     after_ = after;
-    idle_ = false;
     paused_ = false;
+    idle_ = false;
+    changed_.notify_all();
   }
   int64_t through() const { return after_.load(); }
   // Waits until the reader has read through `seq`.
@@ -283,13 +413,29 @@ class Reader {
 
  private:
   void run() {
-    while (!go_) std::this_thread::yield();
+    read_all();
+    std::lock_guard<std::mutex> lock(mu_);
+    exited_ = true;
+    changed_.notify_all();
+  }
+
+  // Returns at stop, or at the first failed assertion.
+  void read_all() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [this] { return go_; });
+    }
     std::vector<storage::StoredEvent> got;
-    while (!stop_) {
-      if (paused_) {
-        idle_ = true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        continue;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (stop_) return;
+        if (paused_) {
+          idle_ = true;
+          changed_.notify_all();
+          changed_.wait(lock, [this] { return !paused_ || stop_; });
+          continue;
+        }
       }
       ASSERT_TRUE(box_.read_pending(after_, 256, &got));
       for (const auto& e : got) {
@@ -303,10 +449,13 @@ class Reader {
   }
 
   storage::Outbox& box_;
-  std::atomic<bool> go_{false};
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> paused_{false};
-  std::atomic<bool> idle_{false};
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool go_ = false;      // guarded by mu_
+  bool stop_ = false;    // guarded by mu_
+  bool paused_ = false;  // guarded by mu_
+  bool idle_ = false;    // guarded by mu_: paused, and holds nothing
+  bool exited_ = false;  // guarded by mu_
   std::atomic<int64_t> after_{0};
   std::thread thread_;
 };
