@@ -12,6 +12,7 @@ TARGETS=(fuzz_ingest_line fuzz_config fuzz_config_envelope fuzz_http_body)
 # Request lines and config files are mostly well under 4 KiB; longer inputs cost exec/s and
 # find little that shorter ones do not.
 MAX_LEN=${FUZZ_MAX_LEN:-4096}
+JOBS=$(nproc)
 
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEDGESYNC_BUILD_FUZZERS=ON -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
@@ -26,9 +27,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-failed=0
-summary=()
-for t in "${TARGETS[@]}"; do
+# One target: its seeds, then SECONDS_PER_TARGET of fuzzing. Its report goes to $scratch/$t.out
+# and its summary line to $scratch/$t.line; exits non-zero if it found anything.
+fuzz_target() {
+  local t=$1 name corpus artifacts log rc=0 execs rate last cov ft corp
   name=${t#fuzz_}
   corpus="$scratch/$name"
   artifacts="$BUILD/fuzz-artifacts/$name"  # kept: a crashing input to reproduce with
@@ -36,7 +38,6 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   cp tests/fuzz/corpus/"$name"/* "$corpus"/
   log="$scratch/$name.log"
-  rc=0
   # Every seed once as it is, however long: the corpus keeps inputs that once crashed (some
   # larger than the fuzzing's max_len, which would cut them).
   echo "== $t: the $(ls "$corpus" | wc -l) seeds as they are"
@@ -56,8 +57,9 @@ for t in "${TARGETS[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$last")
+  local found=0
   if [ "$rc" != 0 ] || grep -qE '^==[0-9]+==ERROR|runtime error:|invariant broken' "$log"; then
-    failed=1
+    found=1
     echo "$t FAILED (exit $rc); the end of its log:"
     tail -n 60 "$log"
     for a in "$artifacts"/*; do
@@ -67,10 +69,28 @@ for t in "${TARGETS[@]}"; do
       echo
     done
   fi
-  line="$t: executions=${execs:-?} exec/s=${rate:-?} cov=${cov:-?} ft=${ft:-?} corpus=${corp:-?} exit=$rc"
-  echo "$line"
-  summary+=("$line")
+  echo "$t: executions=${execs:-?} exec/s=${rate:-?} cov=${cov:-?} ft=${ft:-?} corpus=${corp:-?} exit=$rc" \
+    >"$scratch/$t.line"
+  return "$found"
+}
+
+# The targets run side by side, one per CPU (each fuzzer is one thread): each still gets its
+# SECONDS_PER_TARGET of a whole CPU, in a fraction of the wall time.
+failed=0
+running=0
+for t in "${TARGETS[@]}"; do
+  if [ "$running" -ge "$JOBS" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
+  fuzz_target "$t" >"$scratch/$t.out" 2>&1 &
+  running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+for t in "${TARGETS[@]}"; do cat "$scratch/$t.out"; done
 echo "== fuzz summary (${SECONDS_PER_TARGET}s per target)"
-printf '%s\n' "${summary[@]}"
+for t in "${TARGETS[@]}"; do cat "$scratch/$t.line" 2>/dev/null || echo "$t: no result"; done
 exit "$failed"

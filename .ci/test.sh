@@ -3,9 +3,9 @@
 #   bash .ci/test.sh            CI, every time: the native build with every unit, fault and
 #                               integration test (real mosquitto over TLS, real SQLite,
 #                               PostgreSQL, ejabberd, Chromium), the .deb checks on that build,
-#                               30 s of fuzzing per parser, TSan on the outbox's concurrency
-#                               tests, and the arm64 agent under qemu driven by the native
-#                               integration tests
+#                               30 s of fuzzing per parser (one per CPU at a time), TSan on the
+#                               outbox's concurrency tests, and the arm64 agent under qemu driven
+#                               by the native integration tests
 #   bash .ci/test.sh --full     all that, then the long forms: ASan+UBSan over the whole suite,
 #                               TSan over every test where threads share state, every arm64
 #                               unit and integration test built for arm64 and run under qemu,
@@ -34,7 +34,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=ON \
 cmake --build build -j"$JOBS"
 
 stage "native tests"
-(cd build && ctest --output-on-failure -L unit -j"$JOBS" && ctest --output-on-failure -L integration)
+# Integration tests two at a time too: most of their time is spent waiting on keepalives, backoffs
+# and timeouts. Those that must run alone say so (RUN_SERIAL, tests/integration/CMakeLists.txt).
+(cd build && ctest --output-on-failure -L unit -j"$JOBS" &&
+  ctest --output-on-failure -L integration -j"$JOBS")
 
 if [ "$MODE" = native ]; then
   stage "done (native only)"
