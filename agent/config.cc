@@ -2,10 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
+#include <vector>
 
+#include "events/json_nesting.h"
 #include "platform/files.h"
 #include "platform/log.h"
 
@@ -322,6 +326,11 @@ std::vector<std::string> parse_config_json(const json& root, Config* out, FileCh
   std::vector<std::string> errors;
   if (!root.is_object()) {
     errors.push_back("config: must be a JSON object");
+    return errors;
+  }
+  if (events::json_nesting(root, kMaxConfigNesting) > kMaxConfigNesting) {
+    errors.push_back("config: nested deeper than " + std::to_string(kMaxConfigNesting) +
+                     " levels");
     return errors;
   }
   Config c;

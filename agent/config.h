@@ -137,8 +137,15 @@ bool is_valid_name(std::string_view s);
 // may not read the device's private key could not use them.
 enum class FileChecks { kCheck, kSkip };
 
+// How deep arrays and objects may nest in a configuration (a file or a pushed payload). The
+// deepest real setting is a few levels down; copying, flattening or merging a value recurses
+// once per level, and one nested tens of thousands deep (a few tens of KB of brackets) would
+// overflow the stack: it is refused with a message instead (events/json_nesting.h).
+inline constexpr int kMaxConfigNesting = 32;
+
 // Parses JSON text (// and /* */ comments allowed) into `out`; returns every problem found,
-// each as "key.path: what is wrong". Empty means the config is usable.
+// each as "key.path: what is wrong". Empty means the config is usable. A document nested
+// deeper than kMaxConfigNesting is refused as a whole.
 std::vector<std::string> parse_config(const std::string& text, Config* out,
                                       FileChecks files = FileChecks::kCheck);
 

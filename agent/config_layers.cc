@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "events/json_nesting.h"
 #include "platform/crypto.h"
 
 namespace edgesync::agent {
@@ -141,6 +142,10 @@ const std::vector<LocalOnlyKey>& local_only_keys() {
 
 Status check_pushable(const json& payload) {
   if (!payload.is_object()) return Status::invalid_argument("payload: must be a JSON object");
+  if (events::json_nesting(payload, kMaxConfigNesting) > kMaxConfigNesting) {
+    return Status::invalid_argument("payload: nested deeper than " +
+                                    std::to_string(kMaxConfigNesting) + " levels");
+  }
   std::map<std::string, json> leaves;
   flatten(payload, "", &leaves);
   std::vector<std::string> found;
@@ -167,12 +172,16 @@ MergedConfig merge_layers(const json& local, const std::vector<Layer>& layers) {
   std::map<std::string, json> leaves;
   flatten(local, "", &leaves);
   for (const auto& [leaf, v] : leaves) m.origin[leaf] = "local";
-  std::vector<Layer> ordered = layers;
+  // Sorted by reference: a copy of a payload recurses once per level of its nesting.
+  std::vector<const Layer*> ordered;
+  for (const auto& layer : layers) ordered.push_back(&layer);
   std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const Layer& a, const Layer& b) { return a.scope < b.scope; });
-  for (const auto& layer : ordered) {
-    merge_into(m.json, layer.payload, "",
-               std::string(scope_name(layer.scope)) + " v" + std::to_string(layer.version),
+                   [](const Layer* a, const Layer* b) { return a->scope < b->scope; });
+  for (const Layer* layer : ordered) {
+    // Refused by check_pushable; merging it would recurse once per level.
+    if (events::json_nesting(layer->payload, kMaxConfigNesting) > kMaxConfigNesting) continue;
+    merge_into(m.json, layer->payload, "",
+               std::string(scope_name(layer->scope)) + " v" + std::to_string(layer->version),
                &m.origin);
   }
   return m;

@@ -44,8 +44,8 @@ const std::vector<LocalOnlyKey>& local_only_keys();
 // refused). Each is covered by a local-only key.
 std::vector<std::string> restart_only_keys();
 
-// Ok iff `payload` is a JSON object that sets no local-only key; otherwise InvalidArgument
-// naming every one it sets.
+// Ok iff `payload` is a JSON object, nested at most kMaxConfigNesting deep, that sets no
+// local-only key; otherwise InvalidArgument naming every local-only key it sets.
 Status check_pushable(const nlohmann::json& payload);
 
 struct Layer {
@@ -54,6 +54,7 @@ struct Layer {
   nlohmann::json payload;  // a JSON object
 };
 
+// A layer nested deeper than kMaxConfigNesting (config.h) is left out: check_pushable refuses it.
 struct MergedConfig {
   nlohmann::json json;
   // Each leaf's dotted path -> where its value came from: "local", "fleet v3", "store v12", ...

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "agent/control_protocol.h"
+#include "events/json_nesting.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/files.h"
@@ -138,12 +139,29 @@ void ControlServer::accept() {
   });
 }
 
+// A request is a flat object: this leaves room, and keeps dump() and value() from recursing deep.
+constexpr int kMaxRequestNesting = 16;
+
 void ControlServer::handle(const std::string& line, std::function<void(json)> reply) {
+  if (events::nesting_depth(line) > kMaxRequestNesting) {
+    reply(error_reply("bad_request", "a request nests deeper than " +
+                                         std::to_string(kMaxRequestNesting) + " levels"));
+    return;
+  }
   json request = json::parse(line, nullptr, false);
   if (!request.is_object()) {
     reply(error_reply("bad_request", "a request is one JSON object on one line"));
     return;
   }
+  try {
+    dispatch(request, reply);
+  } catch (const json::exception& e) {
+    // A member of the wrong type ("cmd": 1): value() throws. Refused; the agent runs on.
+    reply(error_reply("bad_request", std::string("a member has the wrong type: ") + e.what()));
+  }
+}
+
+void ControlServer::dispatch(const json& request, std::function<void(json)> reply) {
   const auto v = request.find("v");
   if (v != request.end() && (!v->is_number_integer() || v->get<int>() != kControlProtocolVersion)) {
     reply(error_reply("bad_request", "protocol version " + v->dump() + " is not supported (this "

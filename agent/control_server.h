@@ -43,6 +43,8 @@ class ControlServer {
   void accept();
   // Answers one request line; `reply` gets the reply, possibly later (repairs).
   void handle(const std::string& line, std::function<void(nlohmann::json)> reply);
+  // The same for a parsed request object; throws json::exception on a member of the wrong type.
+  void dispatch(const nlohmann::json& request, std::function<void(nlohmann::json)> reply);
 
   asio::io_context& io_;
   const std::string path_;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "events/contract_registry.h"
+#include "events/json_nesting.h"
 #include "events/names.h"
 #include "storage/outbox.h"
 
@@ -85,10 +86,8 @@ bool parse_event(std::string_view line, int64_t received_ms, IdGenerator& ids,
 // "data" gets 64 levels. Parsing is iterative, but re-serializing "data" (and every consumer
 // that walks it) recurses once per level: a 200 KB line of '[' (under the default
 // max_line_bytes) overflowed the ingest thread's stack and ended the agent.
-constexpr int kMaxNesting = 65;
-// The deepest nesting of objects and arrays in `json`, without recursion.
-// REQUIRES: `json` is valid JSON, so brackets inside strings are the only ones to skip.
-int nesting_depth(std::string_view json);
+constexpr int kMaxNesting = events::kMaxEventNesting;
+using events::nesting_depth;
 
 using events::is_valid_id;
 using events::is_valid_type;

@@ -1,5 +1,7 @@
 #include "agent/remote_config_state.h"
 
+#include "agent/state_file.h"
+#include "events/json_nesting.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 
@@ -103,8 +105,10 @@ Result<RemoteConfigState> read_remote_config_state(const std::string& path) {
   if (!platform::path_exists(path)) return Status::not_found(path + " does not exist");
   auto text = platform::read_file(path);
   if (!text) return Status::corruption("cannot read " + path);
-  auto j = json::parse(*text, nullptr, false);
   const Status bad = Status::corruption(path + " is not a remote configuration state file");
+  // Measured first: the members are copied below, which recurses once per level of nesting.
+  if (events::nesting_depth(*text) > kMaxStateFileNesting) return bad;
+  auto j = json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad;
   // A member of the wrong type (a hand edit, a damaged file) throws from value(): the file is
   // unusable as a whole, and the caller starts over rather than trust half of it.

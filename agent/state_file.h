@@ -28,6 +28,10 @@ struct AgentState {
   nlohmann::json totals = nlohmann::json::object();
 };
 
+// The agent's own state files (this one, the remote configuration's) are a few levels deep as
+// written; one nested deeper was edited or damaged, and is refused before anything copies it.
+inline constexpr int kMaxStateFileNesting = 32;
+
 Status write_agent_state(const std::string& path, const AgentState& state);
 Result<AgentState> read_agent_state(const std::string& path);
 

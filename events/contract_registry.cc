@@ -12,6 +12,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "events/json_nesting.h"
 #include "events/names.h"
 #include "events/ordered_json_adapter.h"
 
@@ -162,11 +163,20 @@ bool translate(const valijson::ValidationResults::Error& e, const json& schema, 
   return true;
 }
 
+// A schema for "data" at the deepest an event may nest (events/json_nesting.h) alternates
+// "properties" or "items" with each level: twice that, and room for the schema's own keywords.
+constexpr int kMaxSchemaNesting = 2 * kMaxEventNesting + 8;
+
 Result<json> read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::io_error(path + ": cannot be read");
   std::stringstream text;
   text << in.rdbuf();
+  // Measured first: the checks below and valijson walk the schema recursively, once per level.
+  if (nesting_depth(text.str()) > kMaxSchemaNesting) {
+    return Status::invalid_argument(path + ": nests deeper than " +
+                                    std::to_string(kMaxSchemaNesting) + " levels");
+  }
   json doc = json::parse(text.str(), nullptr, false);
   if (doc.is_discarded()) return Status::invalid_argument(path + ": not valid JSON");
   return doc;

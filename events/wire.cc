@@ -1,7 +1,9 @@
 #include "events/wire.h"
 
+#include <string>
 #include <vector>
 
+#include "events/json_nesting.h"
 #include "events/names.h"
 #include "platform/clock.h"
 
@@ -77,6 +79,12 @@ bool read_identity(const nlohmann::json& j, Message* m, std::string* error) {
 }
 
 Result<nlohmann::json> parse_object(std::string_view payload) {
+  // Measured first: a box never sends deeper (its ingest refuses such events), and a forged
+  // message nested deeper would overflow the hub's stack when "data" is copied or dumped.
+  if (nesting_depth(payload) > kMaxEventNesting) {
+    return Status::invalid_argument("the payload nests deeper than " +
+                                    std::to_string(kMaxEventNesting) + " levels");
+  }
   nlohmann::json j = nlohmann::json::parse(payload, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::invalid_argument("the payload is not JSON");
   if (!j.is_object()) return Status::invalid_argument("the payload is not a JSON object");

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "events/json_nesting.h"
 #include "events/resend.h"
 #include "events/wire.h"
 #include "hub/hub_queries.h"
@@ -212,9 +213,15 @@ class BatchApplier {
 
   void device_report(pqxx::transaction_base& t, const events::TopicParts& topic,
                      const std::string& payload) {
-    nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
     // An empty retained message clears the topic: nothing to record.
     if (payload.empty()) return;
+    // Measured before the parse: the message is dumped whole below, which recurses once per
+    // level, and a forged one nested far deeper than any box sends would overflow the stack.
+    if (events::nesting_depth(payload) > events::kMaxEventNesting) {
+      throw MessageRefused("nests deeper than " + std::to_string(events::kMaxEventNesting) +
+                           " levels");
+    }
+    nlohmann::json j = nlohmann::json::parse(payload, nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw MessageRefused("not a JSON object");
     if (topic.kind == TopicKind::kStatus) {
       auto it = j.find("online");

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "events/json_nesting.h"
+
 namespace edgesync::agent {
 namespace {
 
@@ -55,6 +57,46 @@ std::vector<Layer> three_layers() {
        json::parse(R"({"hub": {"linger_ms": 20}, "retry": {"max_ms": 1000}})")},
       {Scope::kDevice, 9, json::parse(R"({"hub": {"linger_ms": 30}})")},
   };
+}
+
+// `[[[...]]]` nested `depth` deep under key "x" of an object, as text.
+std::string nested_text(int depth) {
+  return "{\"x\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+}
+
+TEST(ConfigNesting, CountsWithoutRecursionAndStopsPastTheBound) {
+  auto nesting = [](const json& j) { return events::json_nesting(j, kMaxConfigNesting); };
+  EXPECT_EQ(nesting(json(1)), 0);
+  EXPECT_EQ(nesting(json::parse("{}")), 1);
+  EXPECT_EQ(nesting(json::parse(R"({"a": {"b": [1, {"c": 2}]}, "d": 3})")), 4);
+  EXPECT_EQ(nesting(json::parse(nested_text(31))), 32);
+  // Parsed and destroyed without recursion by nlohmann; only counted here.
+  EXPECT_EQ(nesting(json::parse(nested_text(200000))), kMaxConfigNesting + 1);
+  EXPECT_EQ(events::nesting_depth(nested_text(200000)), 200001);
+  EXPECT_EQ(events::nesting_depth(R"({"a": "[[[{{{", "b": [{}]})"), 3) << "brackets in strings";
+}
+
+// A payload nested 200,000 deep overflowed the stack when check-config and the fuzzer merged a
+// refused payload (each level one recursive copy): now it is refused with a message, and a
+// merge leaves it out.
+TEST(ConfigNesting, ADeeplyNestedPayloadIsRefusedAndNeverMerged) {
+  // Moved, never copied: a copy of it would overflow the stack in the test itself.
+  std::vector<Layer> layers;
+  layers.push_back(Layer{Scope::kFleet, 7, json::parse(nested_text(200000))});
+  Status s = check_pushable(layers[0].payload);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message(), "payload: nested deeper than 32 levels");
+  MergedConfig m = merge_layers(local_json(), layers);
+  EXPECT_EQ(m.json, local_json());
+  EXPECT_TRUE(check_pushable(json::parse(nested_text(30))).is_ok())
+      << "31 levels is within the bound";
+}
+
+TEST(ConfigNesting, ADeeplyNestedConfigFileIsRefusedWithAMessage) {
+  Config c;
+  auto errors = parse_config(nested_text(200000), &c, FileChecks::kSkip);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0], "config: nested deeper than 32 levels");
 }
 
 TEST(ConfigLayers, FleetThenStoreThenDeviceWhateverTheVectorOrder) {

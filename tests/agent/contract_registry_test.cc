@@ -243,6 +243,17 @@ TEST_F(RegistryFiles, ABrokenContractIsAnErrorNamingTheFile) {
   EXPECT_FALSE(ContractRegistry::load({(dir_ / "missing").string()}));
 }
 
+// Checking a schema and building its validator walk it once per level: a contract file nested
+// 100,000 deep would end the agent at its load. It is an error naming the file instead.
+TEST_F(RegistryFiles, AContractNestedTooDeepIsAnErrorNamingTheFile) {
+  write("a.b.v1.schema.json", "{\"type\": \"object\", \"default\": " +
+                                  std::string(100000, '[') + std::string(100000, ']') + "}");
+  Status s = load();
+  EXPECT_FALSE(s);
+  EXPECT_NE(s.message().find("a.b.v1.schema.json: nests deeper than"), std::string::npos)
+      << s.message();
+}
+
 // std::regex recurses per repeated character: "^[0-9]+$" against a 256 KiB value crashed the
 // validator's thread. A pattern without a bound is refused when the contract loads.
 TEST_F(RegistryFiles, AnUnboundedPatternIsRefusedAtLoad) {

@@ -144,6 +144,18 @@ TEST(RemoteConfigState, WriteThenReadGivesEveryField) {
   EXPECT_FALSE(again->last_rejection.has_value());
 }
 
+// The state is read at every start, before anything could move it aside: a hand-edited file
+// nested 100,000 deep would crash every start. It reads as damaged instead.
+TEST(RemoteConfigState, AFileNestedTooDeepReadsAsDamaged) {
+  TempDir dir;
+  const std::string path = dir.file("remote-config.json");
+  write(path, "{\"format\": 1, \"seen\": " + std::string(100000, '[') +
+                  std::string(100000, ']') + "}");
+  auto r = read_remote_config_state(path);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+}
+
 TEST(RemoteConfigState, EmptyStateRoundTrips) {
   TempDir dir;
   const std::string path = dir.file("remote-config.json");

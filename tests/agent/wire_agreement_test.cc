@@ -5,6 +5,7 @@
 
 #include "agent/config.h"
 #include "agent/hub_message.h"
+#include "events/json_nesting.h"
 #include "events/resend.h"
 #include "events/wire.h"
 
@@ -106,6 +107,29 @@ TEST(WireAgreement, StatusAndHealthTopicsAndStrangersAreTold) {
             events::TopicKind::kOther);
   EXPECT_EQ(events::parse_topic(c.hub.topic_prefix, c.hub.topic_prefix + "//dev/status").kind,
             events::TopicKind::kOther);
+}
+
+// A forged event message with "data" nested 100,000 deep (200 KB of brackets) overflowed the
+// hub's stack when "data" was copied: it is refused before the parse, and one as deep as a box
+// may send still reads.
+TEST(WireAgreement, AMessageNestedDeeperThanABoxSendsIsRefusedBeforeTheParse) {
+  Config c = box();
+  std::string payload;
+  build_event_payload(c, "inc-1", sale(), &payload);
+  nlohmann::json j = nlohmann::json::parse(payload);
+  j["data"] = nlohmann::json::object();
+  std::string deep = j.dump();
+  const std::string inner = std::string(100000, '[') + std::string(100000, ']');
+  deep.replace(deep.find("\"data\":{}"), 9, "\"data\":{\"x\":" + inner + "}");
+  auto read = events::parse_event_message(deep);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.status().message(), "the payload nests deeper than 65 levels");
+
+  std::string ok = j.dump();
+  const int levels = events::kMaxEventNesting - 2;  // the message, "data", then these
+  ok.replace(ok.find("\"data\":{}"), 9,
+             "\"data\":{\"x\":" + std::string(levels, '[') + std::string(levels, ']') + "}");
+  EXPECT_TRUE(events::parse_event_message(ok)) << "as deep as ingest lets an event be";
 }
 
 TEST(WireAgreement, AMessageMissingAFieldIsRefusedNamingIt) {

@@ -159,7 +159,7 @@ void check_envelope(const ConfigEnvelope& e, std::string_view text) {
 
 void check_payload(const std::string& payload, int64_t version, std::string_view text) {
   const Fixture& f = fixture();
-  const json layer = json::parse(payload, nullptr, false);
+  json layer = json::parse(payload, nullptr, false);
   if (layer.is_discarded()) return;
   Status pushable = edgesync::agent::check_pushable(layer);
   if (!layer.is_object()) REQUIRE(!pushable.is_ok());
@@ -170,7 +170,11 @@ void check_payload(const std::string& payload, int64_t version, std::string_view
     if (!layer.is_object()) return;
   }
   const Scope scope = static_cast<Scope>(version % 3);
-  MergedConfig merged = edgesync::agent::merge_layers(f.local, {Layer{scope, version, layer}});
+  // Moved in, as the agent does: a copy recurses once per level of nesting, and a refused
+  // payload may be nested far deeper than the stack allows.
+  std::vector<Layer> layers;
+  layers.push_back(Layer{scope, version, std::move(layer)});
+  MergedConfig merged = edgesync::agent::merge_layers(f.local, layers);
   REQUIRE(merged.json.is_object());
   Config c;
   std::vector<std::string> errors =

@@ -201,10 +201,18 @@ TEST_F(HubStockTest, ARepeatedMessageAnOutOfOrderCountGapsAndABadMessage) {
   hub_->publish("edgesync/v1/store-042/pos-99/events/pos.sale.completed", "{not json", false);
   // A field of an unexpected type (nlohmann would throw reading it) is kept apart the same way.
   hub_->publish("edgesync/v1/store-042/pos-99/status", R"({"online":"yes"})", false);
+  // Forged messages nested 100,000 deep: copying "data" or dumping a status recursed once per
+  // level and overflowed the hub's stack (no exception: the hub ended, and the broker gave the
+  // message back to the next start). Kept apart the same way now.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  hub_->publish("edgesync/v1/store-042/pos-99/events/pos.sale.completed",
+                R"({"id":"deep","seq":4,"data":{"x":)" + deep + "}}", false);
+  hub_->publish("edgesync/v1/store-042/pos-99/status", R"({"online":true,"x":)" + deep + "}",
+                false);
   publish_event(5, "pos.sale.completed", sale("R10", "SKU-C", 1), "2026-12-01T10:02:00Z");
   ASSERT_TRUE(wait_for_events(4));
   EXPECT_EQ(on_hand("SKU-C"), 50 - 4 - 1);
-  EXPECT_EQ(sql("SELECT count(*) FROM hub_rejected"), "2");
+  EXPECT_EQ(sql("SELECT count(*) FROM hub_rejected"), "4");
   EXPECT_EQ(sql("SELECT count(*) FROM hub_movements WHERE sku = 'SKU-C'"), "3");
 
   CommandResult gaps = hub_process_->run({"gaps", "--json"});

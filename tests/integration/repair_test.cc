@@ -206,6 +206,16 @@ TEST_F(RepairTest, ControlSocketIsTheAgentsGroupOnlyAndRefusesBadRequests) {
   EXPECT_EQ(future.value("error", ""), "bad_request") << future.dump();
   json no_seqs = control.request(R"({"v":1,"cmd":"retry_dead_letters","seqs":[]})", 10s);
   EXPECT_EQ(no_seqs.value("error", ""), "bad_request") << no_seqs.dump();
+  // A member of the wrong type made value() throw, and nothing caught it: the agent ended.
+  for (const char* wrong : {R"({"v":1,"cmd":1})", R"({"v":1,"cmd":"log_level","level":[]})",
+                            R"({"v":1,"cmd":"purge_dead_letters","all":"yes"})"}) {
+    json r = control.request(wrong, 10s);
+    EXPECT_EQ(r.value("error", ""), "bad_request") << wrong << " -> " << r.dump();
+  }
+  // "v" nested 30,000 deep was echoed with a recursive dump(): refused before the parse now.
+  json deep = control.request(
+      R"({"v":)" + std::string(30000, '[') + std::string(30000, ']') + "}", 10s);
+  EXPECT_EQ(deep.value("error", ""), "bad_request") << deep.dump().substr(0, 200);
   // The connection stays usable after refusals.
   json status = control.request(R"({"v":1,"cmd":"status"})", 10s);
   EXPECT_EQ(status.value("ok", false), true) << status.dump();
