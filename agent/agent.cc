@@ -135,6 +135,11 @@ int run_agent(const std::string& config_path, LocalConfig local) {
   nlohmann::json totals_before = nlohmann::json::object();
   if (auto previous = read_agent_state(state_path); previous && previous->totals.is_object()) {
     totals_before = previous->totals;
+  } else if (!previous && previous.status().code() == Status::Code::kCorruption) {
+    // Rewritten below: the totals of earlier runs start again from this one.
+    platform::log(platform::LogLevel::kWarning, "state_file_damaged",
+                  previous.status().message() + "; it is written anew, the totals of earlier "
+                                                "runs are lost");
   }
   AgentState state;
   state.pid = static_cast<long>(::getpid());

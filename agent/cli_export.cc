@@ -7,7 +7,9 @@
 #include "agent/cli.h"
 #include "agent/cli_format.h"
 #include "agent/config_tools.h"
+#include "agent/state_file.h"
 #include "agent/version.h"
+#include "events/json_nesting.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "storage/outbox_export.h"
@@ -25,6 +27,8 @@ constexpr int kSummaryFormat = 1;
 json agent_state_copy(const std::string& path) {
   auto text = platform::read_file(path);
   if (!text) return nullptr;
+  // As text when nested deeper than the agent writes it: the summary's dump() recurses per level.
+  if (events::nesting_depth(*text) > kMaxStateFileNesting) return json(*text);
   json j = json::parse(*text, nullptr, false);
   return j.is_discarded() ? json(*text) : j;
 }

@@ -278,6 +278,12 @@ std::string find_unsafe_pattern(const json& node) {
 
 Status populate(const json& document, valijson::Schema* schema) {
   if (!document.is_object()) return Status::invalid_argument("a schema must be a JSON object");
+  // The walks below recurse once per level (read_json_file measured the text already; a
+  // schema that did not come through it, `contracts diff`'s, is measured here).
+  if (json_nesting(document, kMaxSchemaNesting) > kMaxSchemaNesting) {
+    return Status::invalid_argument("nests deeper than " + std::to_string(kMaxSchemaNesting) +
+                                    " levels");
+  }
   const std::string unsafe = find_unsafe_pattern(document);
   if (!unsafe.empty()) return Status::invalid_argument(unsafe);
   try {

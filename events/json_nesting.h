@@ -18,7 +18,8 @@ inline constexpr int kMaxEventNesting = 65;
 
 // The deepest nesting of objects and arrays in the JSON text `json`, without recursion.
 // Exact for valid JSON (brackets inside strings are skipped); for text that is not JSON the
-// figure means nothing, and the parse that follows refuses it.
+// figure means nothing, and the parse that follows refuses it. Not for a parse that allows
+// comments (a quote in a comment would hide the brackets after it): measure the parsed value.
 int nesting_depth(std::string_view json);
 
 // The same for a parsed value (a scalar: 0). Counting stops past `stop_above`: the answer is

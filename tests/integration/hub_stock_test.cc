@@ -201,12 +201,17 @@ TEST_F(HubStockTest, ARepeatedMessageAnOutOfOrderCountGapsAndABadMessage) {
   hub_->publish("edgesync/v1/store-042/pos-99/events/pos.sale.completed", "{not json", false);
   // A field of an unexpected type (nlohmann would throw reading it) is kept apart the same way.
   hub_->publish("edgesync/v1/store-042/pos-99/status", R"({"online":"yes"})", false);
-  // Forged messages nested 100,000 deep: copying "data" or dumping a status recursed once per
-  // level and overflowed the hub's stack (no exception: the hub ended, and the broker gave the
-  // message back to the next start). Kept apart the same way now.
-  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  hub_->publish("edgesync/v1/store-042/pos-99/events/pos.sale.completed",
-                R"({"id":"deep","seq":4,"data":{"x":)" + deep + "}}", false);
+  // Forged messages nested 1,000,000 deep: copying "data" or dumping a status recursed once
+  // per level and overflowed the hub's stack (no exception: the hub ended). Kept apart the same
+  // way now. The event is whole but for its depth, so it would reach the copy of "data".
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  json forged = {{"id", "deep-4"}, {"seq", 4}, {"incarnation", "inc-a"},
+                 {"type", "pos.sale.completed"}, {"v", 1}, {"device_id", "pos-99"},
+                 {"store_id", "store-042"}, {"occurred_at", "2026-12-01T10:01:30Z"},
+                 {"received_at", "2026-12-01T10:01:30Z"}, {"data", json::object()}};
+  std::string forged_text = forged.dump();
+  forged_text.replace(forged_text.find("\"data\":{}"), 9, "\"data\":{\"x\":" + deep + "}");
+  hub_->publish("edgesync/v1/store-042/pos-99/events/pos.sale.completed", forged_text, false);
   hub_->publish("edgesync/v1/store-042/pos-99/status", R"({"online":true,"x":)" + deep + "}",
                 false);
   publish_event(5, "pos.sale.completed", sale("R10", "SKU-C", 1), "2026-12-01T10:02:00Z");

@@ -208,7 +208,7 @@ TEST_F(RepairTest, ControlSocketIsTheAgentsGroupOnlyAndRefusesBadRequests) {
   EXPECT_EQ(no_seqs.value("error", ""), "bad_request") << no_seqs.dump();
   // A member of the wrong type made value() throw, and nothing caught it: the agent ended.
   for (const char* wrong : {R"({"v":1,"cmd":1})", R"({"v":1,"cmd":"log_level","level":[]})",
-                            R"({"v":1,"cmd":"purge_dead_letters","all":"yes"})"}) {
+                            R"({"v":1,"cmd":"retry_dead_letters","all":"yes"})"}) {
     json r = control.request(wrong, 10s);
     EXPECT_EQ(r.value("error", ""), "bad_request") << wrong << " -> " << r.dump();
   }
@@ -216,6 +216,8 @@ TEST_F(RepairTest, ControlSocketIsTheAgentsGroupOnlyAndRefusesBadRequests) {
   json deep = control.request(
       R"({"v":)" + std::string(30000, '[') + std::string(30000, ']') + "}", 10s);
   EXPECT_EQ(deep.value("error", ""), "bad_request") << deep.dump().substr(0, 200);
+  EXPECT_NE(deep.value("message", "").find("nests deeper than 16 levels"), std::string::npos)
+      << deep.dump().substr(0, 200);
   // The connection stays usable after refusals.
   json status = control.request(R"({"v":1,"cmd":"status"})", 10s);
   EXPECT_EQ(status.value("ok", false), true) << status.dump();
