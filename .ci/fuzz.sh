@@ -4,8 +4,11 @@
 # Prints each target's executions, exec/s and coverage; exits non-zero on any crash, leak,
 # undefined behaviour or broken invariant. Expects the packages of .ci/deps.sh to be installed.
 #   bash .ci/fuzz.sh [SECONDS]          FUZZ_MAX_LEN=N sets libFuzzer's -max_len (4096)
+#   bash .ci/fuzz.sh --build-only       only build the targets (CI builds ahead, in the background)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BUILD_ONLY=0
+if [ "${1:-}" = --build-only ]; then BUILD_ONLY=1; shift; fi
 SECONDS_PER_TARGET=${1:-60}
 BUILD=build-fuzz
 TARGETS=(fuzz_ingest_line fuzz_config fuzz_config_envelope fuzz_http_body)
@@ -17,6 +20,7 @@ JOBS=$(nproc)
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEDGESYNC_BUILD_FUZZERS=ON -DEDGESYNC_BUILD_TESTS=OFF -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}"
+[ "$BUILD_ONLY" = 1 ] && exit 0
 
 # Readable stack traces in reports, where the symbolizer is installed.
 for s in llvm-symbolizer /usr/lib/llvm-14/bin/llvm-symbolizer; do

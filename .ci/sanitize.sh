@@ -11,10 +11,12 @@
 # (halt_on_error, abort_on_error), ASan, LSan and TSan write their reports under
 # BUILD/sanitizer-logs, and the tests' scratch directories (the agent's log, where its UBSan
 # reports go) are kept under BUILD/test-tmp and searched. Both are printed at the end of a stage.
-# Usage: .ci/sanitize.sh [address|thread|all] [--quick]   (default: all)
+# Usage: .ci/sanitize.sh [address|thread|all] [--quick] [--build-only]   (default: all)
 #   --quick: ASan+UBSan runs the unit tests and ASAN_QUICK_TESTS, TSan the outbox's concurrency
 #   tests (storage only: no agent to build, so CI runs `thread --quick` every time); the full
 #   form runs every test under ASan and all of TSAN_TESTS.
+#   --build-only: configure and build what the chosen form runs, run nothing (CI builds ahead,
+#   in the background).
 # Env: JOBS (default nproc).
 set -euo pipefail
 
@@ -22,11 +24,13 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=${JOBS:-$(nproc)}
 WHICH=all
 QUICK=0
+BUILD_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     all|address|thread) WHICH=$arg ;;
     --quick) QUICK=1 ;;
-    *) echo "usage: $0 [address|thread|all] [--quick]" >&2; exit 2 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    *) echo "usage: $0 [address|thread|all] [--quick] [--build-only]" >&2; exit 2 ;;
   esac
 done
 
@@ -126,7 +130,26 @@ if [ "$WHICH" != thread ]; then
     cmake --build "$B" -j"$JOBS"
   fi
   stage_done "asan: build"
+fi
 
+if [ "$WHICH" != address ]; then
+  B="$SRC/build-tsan"
+  stage "TSan: configure and build ($B)"
+  configure "$B" thread
+  # Only what the chosen tests need, and the agent binary the integration tests among them start.
+  targets=("${TSAN_TESTS[@]}")
+  [ "$TSAN_NEEDS_AGENT" = 1 ] && targets+=(edgesync)
+  cmake --build "$B" -j"$JOBS" --target "${targets[@]}"
+  stage_done "tsan: build"
+fi
+
+if [ "$BUILD_ONLY" = 1 ]; then
+  echo "sanitize: built (--build-only)"
+  exit 0
+fi
+
+if [ "$WHICH" != thread ]; then
+  B="$SRC/build-asan"
   # Reports abort the process; detect_leaks reports leaks at exit (agent, CLI, tests).
   export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:print_stacktrace=1:log_path=$B/sanitizer-logs/asan"
   export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
@@ -147,14 +170,6 @@ fi
 
 if [ "$WHICH" != address ]; then
   B="$SRC/build-tsan"
-  stage "TSan: configure and build ($B)"
-  configure "$B" thread
-  # Only what the chosen tests need, and the agent binary the integration tests among them start.
-  targets=("${TSAN_TESTS[@]}")
-  [ "$TSAN_NEEDS_AGENT" = 1 ] && targets+=(edgesync)
-  cmake --build "$B" -j"$JOBS" --target "${targets[@]}"
-  stage_done "tsan: build"
-
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:log_path=$B/sanitizer-logs/tsan"
   # Only races inside the uninstrumented libraries (paho C, SQLite) are suppressed; each entry
   # says why it is a false positive.

@@ -33,6 +33,25 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDGESYNC_BUILD_TESTS=ON \
   -DEDGESYNC_BUILD_INTEGRATION_TESTS=ON -DEDGESYNC_BUILD_BENCH=OFF >/dev/null
 cmake --build build -j"$JOBS"
 
+# The later stages' builds (fuzz targets, TSan, the arm64 agent) start now, in the background at
+# idle priority (SCHED_IDLE): they take only CPU time the native tests leave idle (more than half
+# of it: the integration tests mostly wait on keepalives, backoffs and timeouts), so the tests run
+# as they would alone. Each later stage runs its own script again, which builds what is left (or
+# again, with its errors in view, if a build ahead failed) and then runs.
+ahead_pid=
+if [ "$MODE" != native ]; then
+  stage "builds ahead, in the background at idle priority: the arm64 agent, fuzz targets, TSan"
+  setsid chrt --idle 0 bash -c '
+    set -e
+    t0=$(date +%s)
+    bash .ci/cross.sh arm64 --tests agent --build-only
+    bash .ci/fuzz.sh --build-only
+    bash .ci/sanitize.sh thread --quick --build-only
+    echo "builds ahead: done in $(( $(date +%s) - t0 )) s"' >build/builds-ahead.log 2>&1 &
+  ahead_pid=$!
+  trap '[ -n "$ahead_pid" ] && kill -- "-$ahead_pid" 2>/dev/null; true' EXIT
+fi
+
 stage "native tests"
 # Integration tests two at a time too: most of their time is spent waiting on keepalives, backoffs
 # and timeouts. Those that must run alone say so (RUN_SERIAL, tests/integration/CMakeLists.txt).
@@ -43,6 +62,14 @@ if [ "$MODE" = native ]; then
   stage "done (native only)"
   exit 0
 fi
+stage "builds ahead: the rest of them, now at full speed"
+if wait "$ahead_pid"; then
+  tail -1 build/builds-ahead.log
+else
+  echo "a build ahead failed (the end of its log below); its stage builds again"
+  tail -40 build/builds-ahead.log
+fi
+ahead_pid=
 stage "packages: the tested build's .deb: lintian, install/upgrade/remove/purge"
 bash .ci/package-test.sh "$PWD/build"
 
