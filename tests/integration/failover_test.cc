@@ -10,8 +10,8 @@
 #include <set>
 #include <thread>
 
-#include "events/resend.h"
 #include "events/seq_ranges.h"
+#include "tests/integration/ask_again.h"
 #include "tests/harness/net_util.h"
 #include "tests/support/events.h"
 #include "tests/support/hub_fixture.h"
@@ -110,25 +110,20 @@ TEST_F(FailoverTest, WhenTheBrokerItIsOnStopsItMovesToTheOtherAndNothingIsMissin
     return all.size() >= kEvents;
   };
   if (!second_hub_->wait_for(everything_arrived, 20s)) {
-    // The stopped broker can take with it events it acknowledged to the agent but had not yet
-    // passed to its subscriber (seen in CI: seqs before the first unacknowledged one). MQTT
-    // cannot tell the agent; the hub sees the gap and asks the box for it (docs/HUB.md,
-    // "gaps"). Ask as the hub does, on the broker the agent is on now.
+    // The stopped broker took events with it (tests/integration/ask_again.h): ask as the hub
+    // does, on the broker the agent is on now.
     events::SeqRanges have;
     for (int64_t seq : seqs_of(*hub_)) have.insert(seq);
     for (int64_t seq : seqs_of(*second_hub_)) have.insert(seq);
-    events::ResendRequest request;
-    request.request_id = "failover-test";
+    std::string incarnation;
     for (const HubEvent& e : hub_events(second_hub_->messages(), base)) {
-      request.incarnation = e.payload.value("incarnation", "");
+      incarnation = e.payload.value("incarnation", "");
     }
-    request.ranges = have.missing(1, static_cast<int64_t>(kEvents));
-    ASSERT_FALSE(request.incarnation.empty()) << "nothing arrived through the second broker";
-    const AgentConfig& a = agent_->config();
-    second_hub_->publish(events::resend_request_topic(a.topic_prefix, a.store_id, a.device_id),
-                         events::build_resend_request(request), false);
+    ASSERT_FALSE(incarnation.empty()) << "nothing arrived through the second broker";
+    const int64_t asked = ask_agent_again(*second_hub_, agent_->config(), incarnation, have,
+                                          static_cast<int64_t>(kEvents), "failover-test");
     std::printf("asked the agent again for %lld seq(s) the stopped broker had taken\n",
-                static_cast<long long>(kEvents) - static_cast<long long>(have.count()));
+                static_cast<long long>(asked));
     ASSERT_TRUE(second_hub_->wait_for(everything_arrived, 60s)) << "the resend did not fill the gap";
   }
   std::set<int64_t> all = seqs_of(*hub_);

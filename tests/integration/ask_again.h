@@ -1,0 +1,36 @@
+// What the hub does when it sees a gap (docs/HUB.md, "gaps"): it asks the box for the seqs it
+// lacks. Tests that stop the broker an agent is on, mid-stream, need it too: the stopped broker
+// can take with it events it acknowledged to the agent but had not yet passed to its subscriber
+// (seen in CI), which MQTT cannot tell the agent, so the agent rightly resends only from its
+// first unacknowledged seq.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "events/resend.h"
+#include "events/seq_ranges.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/hub_subscriber.h"
+
+namespace edgesync::test {
+
+// Publishes, through `via` (a subscriber on a broker the agent is on, or in its cluster), a
+// resend request for the seqs in 1..last that `have` lacks, of the outbox `incarnation`.
+// Returns how many seqs it asked for; sends nothing and returns 0 when none is missing.
+inline int64_t ask_agent_again(HubSubscriber& via, const AgentConfig& agent,
+                               const std::string& incarnation, const events::SeqRanges& have,
+                               int64_t last, const std::string& request_id) {
+  events::ResendRequest request;
+  request.request_id = request_id;
+  request.incarnation = incarnation;
+  request.ranges = have.missing(1, last);
+  if (request.ranges.empty()) return 0;
+  via.publish(events::resend_request_topic(agent.topic_prefix, agent.store_id, agent.device_id),
+              events::build_resend_request(request), false);
+  int64_t asked = 0;
+  for (const events::SeqRange& r : request.ranges) asked += r.size();
+  return asked;
+}
+
+}  // namespace edgesync::test
