@@ -23,6 +23,7 @@
 #include "agent/publisher.h"
 #include "agent/spool_ingest.h"
 #include "agent/state_file.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "platform/log.h"
@@ -226,7 +227,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
       save_state();
       // Posted: the publisher is in the middle of its state change.
       asio::post(delivery_io, [&] {
-        if (publisher_ptr) publisher_ptr->publish_health(build_health().dump());
+        if (publisher_ptr) publisher_ptr->publish_health(events::json_text(build_health()));
       });
     }
   });
@@ -380,7 +381,7 @@ int run_agent(const std::string& config_path, LocalConfig local) {
     health_timer.expires_after(std::chrono::seconds(delivery_config.health.interval_s));
     health_timer.async_wait([&](asio::error_code ec) {
       if (ec) return;
-      publisher.publish_health(build_health().dump());
+      publisher.publish_health(events::json_text(build_health()));
       save_state();  // with the totals
       health_tick();
     });

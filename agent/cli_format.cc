@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "events/json_text.h"
+
 namespace edgesync::agent {
 
 std::string human_bytes(int64_t b) {
@@ -33,7 +35,7 @@ nlohmann::json data_json(const std::string& data) {
   if (!j.is_discarded()) return j;
   // Dumped with invalid UTF-8 replaced, then read back: a string any later dump can print.
   const std::string literal =
-      nlohmann::json(data).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      events::json_text(nlohmann::json(data));
   return nlohmann::json::parse(literal);
 }
 

@@ -21,6 +21,7 @@
 #include "agent/cli.h"
 #include "agent/cli_format.h"
 #include "agent/reconcile.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/mqtt_transport.h"
 
@@ -107,8 +108,7 @@ class CaptureWriter {
     if (!file_) return;
     // A payload that is not UTF-8 is kept with U+FFFD in place of the bad bytes: it was not an
     // edgesync message (the agent sends only JSON), so nothing the reconciliation reads changes.
-    const std::string line = json{{"topic", topic}, {"payload", payload}}.dump(
-        -1, ' ', false, json::error_handler_t::replace);
+    const std::string line = events::json_text(json{{"topic", topic}, {"payload", payload}});
     std::fputs(line.c_str(), file_);
     std::fputc('\n', file_);
   }
@@ -420,7 +420,7 @@ int cli_reconcile(const ReconcileCliOptions& o) {
     json j = reconcile_json(report);
     j["source"] = source;
     j["generated_at"] = platform::format_rfc3339_ms(now_ms);
-    std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    std::cout << events::json_text(j, 2) << "\n";
   } else {
     print_human(report, source_line);
   }

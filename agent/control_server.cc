@@ -7,6 +7,7 @@
 
 #include "agent/control_protocol.h"
 #include "events/json_nesting.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/files.h"
@@ -55,7 +56,7 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   }
 
   void write(const json& reply, bool then_close) {
-    out_ = reply.dump() + "\n";
+    out_ = events::json_text(reply) + "\n";
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this(), then_close](asio::error_code ec, size_t) {
                         if (ec || then_close || self->server_.stopped_) {

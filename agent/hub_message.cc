@@ -3,6 +3,7 @@
 #include "agent/certificate_check.h"
 #include "agent/event_contract.h"
 #include "agent/version.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 
 namespace edgesync::agent {
@@ -120,7 +121,7 @@ std::string build_status_payload(const Config& config, const OutboxFacts& outbox
   if (!config.hub.cert_file.empty()) {
     // Read afresh for every status message: a renewed certificate shows without a restart.
     out.append(",\"certificate\":");
-    out.append(certificate_json(config, certificate_facts(config, platform::unix_ms())).dump());
+    out.append(events::json_text(certificate_json(config, certificate_facts(config, platform::unix_ms()))));
   }
   out.push_back('}');
   return out;

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "agent/event_contract.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 #include "platform/crypto.h"
@@ -230,7 +231,7 @@ std::vector<std::string> RemoteConfig::topics() const {
 }
 
 std::string RemoteConfig::status_payload() const {
-  return config_status_json(current_, state_, platform::unix_ms()).dump();
+  return events::json_text(config_status_json(current_, state_, platform::unix_ms()));
 }
 
 void RemoteConfig::on_message(const std::string& topic, const std::string& payload) {

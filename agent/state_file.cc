@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "events/json_nesting.h"
+#include "events/json_text.h"
 #include "platform/files.h"
 
 namespace edgesync::agent {
@@ -18,7 +19,7 @@ Status write_agent_state(const std::string& path, const AgentState& s) {
   };
   if (!s.outbox_error.empty()) j["outbox_error"] = s.outbox_error;
   if (s.totals.is_object() && !s.totals.empty()) j["totals"] = s.totals;
-  return platform::write_file_atomic(path, j.dump(2) + "\n");
+  return platform::write_file_atomic(path, events::json_text(j, 2) + "\n");
 }
 
 Result<AgentState> read_agent_state(const std::string& path) {

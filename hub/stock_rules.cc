@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <string>
 
+#include "events/json_text.h"
+
 namespace edgesync::hub {
 namespace {
 
@@ -75,7 +77,7 @@ std::string quoted(std::string_view text, size_t max_chars) {
     ++end;
   }
   std::string cut(text.substr(0, end));
-  std::string out = json(cut).dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out = events::json_text(json(cut));
   if (end < text.size()) out += "...";
   return out;
 }

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "events/json_text.h"
 #include "hub/hub_queries.h"
 #include "hub/web_page.h"
 #include "platform/threads.h"
@@ -241,7 +242,7 @@ json store_stock(pqxx::transaction_base& t, const std::string& store) {
 
 std::string dump(const json& j) {
   // A text in the database that is not UTF-8 must not end a reply half-way.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return events::json_text(j);
 }
 
 // ---- the event streams ------------------------------------------------------------------------

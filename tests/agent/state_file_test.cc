@@ -64,5 +64,18 @@ TEST_F(StateFile, AFileNestedTooDeepReadsAsDamaged) {
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
 }
 
+// The hub's last error is text the agent passes on (a broker's, a certificate's): bytes that are
+// not UTF-8 are written as U+FFFD, not thrown on in the middle of a state change.
+TEST_F(StateFile, ALastErrorThatIsNotUtf8IsWrittenWithReplacementCharacters) {
+  AgentState s;
+  s.hub_state = "disconnected";
+  s.last_error = "the broker's certificate is for CN=M\xFCller hub";
+  const std::string path = dir_ + "/agent-state.json";
+  ASSERT_TRUE(write_agent_state(path, s));
+  auto r = read_agent_state(path);
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(r->last_error, "the broker's certificate is for CN=M\xEF\xBF\xBDller hub");
+}
+
 }  // namespace
 }  // namespace edgesync::agent

@@ -93,11 +93,16 @@ TlsMaterial TlsMaterial::with_server_cert(const TlsMaterial& m, const std::strin
                 static_cast<unsigned long long>(std::hash<std::string>{}(dir + name) >> 2));
   write_file(dir + "/" + name + ".serial", serial);
   std::string text = kOpensslConfig;
+  // A key before the first section is global: `openssl req` and `openssl ca` both read it.
+  if (options.legacy_string_types) text = "string_mask = default\n" + text;
+  const std::string san = options.subject_alt_names.empty()
+                              ? std::string()
+                              : "subjectAltName = " + options.subject_alt_names + "\n";
   text += "[ one_server_ext ]\n"
           "basicConstraints = critical, CA:FALSE\n"
           "keyUsage = critical, digitalSignature\n"
-          "extendedKeyUsage = serverAuth\n"
-          "subjectAltName = " + options.subject_alt_names + "\n"
+          "extendedKeyUsage = serverAuth\n" +
+          san +
           "subjectKeyIdentifier = hash\n"
           "authorityKeyIdentifier = keyid\n"
           "[ one_ca ]\n"

@@ -11,8 +11,13 @@ namespace edgesync::test {
 // A server certificate other than the default one, for tests of what a client refuses.
 struct ServerCertOptions {
   std::string common_name = "localhost";
-  std::string subject_alt_names = "DNS:localhost, IP:127.0.0.1";  // openssl subjectAltName syntax
+  // openssl subjectAltName syntax; "" for a certificate without the extension (named by its
+  // subject alone, as old ones are).
+  std::string subject_alt_names = "DNS:localhost, IP:127.0.0.1";
   bool expired = false;  // valid only from 1 to 2 January 2020
+  // The subject's strings in the smallest ASN.1 type that holds them, as old CAs wrote them: a
+  // byte above 0x7F in common_name is then a T61String's Latin-1 byte, not UTF-8.
+  bool legacy_string_types = false;
 };
 
 struct TlsMaterial {

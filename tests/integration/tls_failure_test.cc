@@ -146,7 +146,8 @@ class TlsFailureTest : public HubFixture {
       const std::map<std::string, std::string> cause = {
           {"expired", "the broker's certificate has expired"},
           {"wrong-host", "the broker's certificate is for DNS:hub.example.net, not 127.0.0.1"},
-          {"wrong-ca", "the broker's certificate is not signed by hub.ca_file"}};
+          {"wrong-ca", "the broker's certificate is not signed by hub.ca_file"},
+          {"latin1-name", "the broker's certificate is for CN=M?ller hub, not 127.0.0.1"}};
       if (auto it = cause.find(c.name); it != cause.end()) {
         EXPECT_NE(err.find(it->second), std::string::npos) << c.name << ": " << err;
       }
@@ -172,6 +173,20 @@ TEST_F(TlsFailureTest, ServerCertificateForAnotherHostName) {
   o.common_name = "hub.example.net";
   o.subject_alt_names = "DNS:hub.example.net";
   Case c{"wrong-host", TlsMaterial::with_server_cert(tls_, dir_->path().string(), "wronghost", o),
+         {}, "", "", ""};
+  run_case(c);
+}
+
+// A certificate named only by its subject, written by an old CA in Latin-1 (a T61String): the
+// name's bytes are not UTF-8. The reason the agent gives goes into JSON (status, the health
+// message, the control socket's replies); it must not take the agent down, and still says which
+// name the certificate has (mbedTLS prints a byte outside printable ASCII as '?').
+TEST_F(TlsFailureTest, ServerCertificateWithALatin1NameForAnotherHost) {
+  ServerCertOptions o;
+  o.common_name = "M\xFCller hub";
+  o.subject_alt_names = "";
+  o.legacy_string_types = true;
+  Case c{"latin1-name", TlsMaterial::with_server_cert(tls_, dir_->path().string(), "latin1", o),
          {}, "", "", ""};
   run_case(c);
 }
