@@ -4,6 +4,7 @@
 
 #include "agent/config.h"
 #include "agent/config_layers.h"
+#include "events/json_nesting.h"
 
 namespace edgesync::agent {
 namespace {
@@ -61,6 +62,12 @@ Result<int64_t> parse_duration_ms(std::string_view text) {
 bool is_key_id(std::string_view s) { return is_valid_name(s); }
 
 Result<json> parse_layer_json(std::string_view text) {
+  // Measured before anything recursive (a copy, a merge) touches it; check_pushable refuses such
+  // a layer before it is applied, so only a hand-edited state file holds one.
+  if (events::nesting_depth(text) > kMaxConfigNesting) {
+    return Status::invalid_argument("nested deeper than " + std::to_string(kMaxConfigNesting) +
+                                    " levels");
+  }
   json j;
   try {
     j = json::parse(text.begin(), text.end());

@@ -20,7 +20,8 @@ Result<int64_t> parse_duration_ms(std::string_view text);
 // A key id as remote_config.trusted_keys accepts it: 1-64 of A-Z a-z 0-9 . _ -
 bool is_key_id(std::string_view id);
 
-// A pushed layer's text: exactly one JSON object (no comments). InvalidArgument otherwise.
+// A pushed layer's text: exactly one JSON object (no comments), nested at most
+// kMaxConfigNesting deep. InvalidArgument otherwise.
 Result<nlohmann::json> parse_layer_json(std::string_view text);
 
 struct LayerCheck {

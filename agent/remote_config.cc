@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "agent/config_tools.h"
 #include "agent/event_contract.h"
 #include "events/json_text.h"
 #include "platform/clock.h"
@@ -68,8 +69,8 @@ Config effective_config(const Config& local, const RemoteConfigState& state) {
   for (const auto& [scope, applied] : state.applied) {
     auto env = parse_envelope(applied.envelope);
     if (!env) continue;
-    json payload = json::parse(env->payload, nullptr, false);
-    if (payload.is_object()) layers.push_back(Layer{scope, applied.version, std::move(payload)});
+    auto payload = parse_layer_json(env->payload);
+    if (payload) layers.push_back(Layer{scope, applied.version, std::move(*payload)});
   }
   // The local settings with defaults filled in: the same values as the file merged with them.
   MergedConfig merged = merge_layers(config_to_json(local), layers);
@@ -99,8 +100,12 @@ Result<Config> RemoteConfig::build(const LocalConfig& local, const LayerSet& lay
       if (s && verify) s = verify_envelope(*env, keys_, INT64_MIN);
       json payload;
       if (s) {
-        payload = json::parse(env->payload, nullptr, false);
-        if (payload.is_discarded()) s = Status::invalid_argument("payload is not valid JSON");
+        auto parsed_payload = parse_layer_json(env->payload);
+        if (parsed_payload) {
+          payload = std::move(*parsed_payload);
+        } else {
+          s = Status::invalid_argument("payload: " + parsed_payload.status().message());
+        }
       }
       if (!s) {
         if (dropped) {

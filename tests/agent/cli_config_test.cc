@@ -52,6 +52,17 @@ TEST(ParseLayerJson, OneObjectWithoutComments) {
   EXPECT_FALSE(parse_layer_json("{\"x\": 1e400}"));
 }
 
+// Only a hand-edited state file holds such a layer (a push of it is refused): `config show` lists
+// it as not usable and the agent leaves it out, where it was merged into nothing silently before.
+TEST(ParseLayerJson, ALayerNestedTooDeepIsRefusedWithAMessage) {
+  const std::string deep = "{\"x\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  auto r = parse_layer_json(deep);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().message(), "nested deeper than 32 levels");
+  const std::string at_bound = "{\"x\":" + std::string(31, '[') + std::string(31, ']') + "}";
+  EXPECT_TRUE(parse_layer_json(at_bound)) << "32 levels is within the bound";
+}
+
 TEST(CheckLayer, AcceptsKnownKeysOfTheRightType) {
   LayerCheck c = check_layer(json::parse(R"({
     "hub": {"keepalive_s": 60, "linger_ms": 50, "uri": "ssl://hub.example.net:8883"},
