@@ -31,7 +31,8 @@ IngestFigures ingest_rounds(const Options& opt, test::TempDir& root,
   for (int round = 0; round < opt.rounds; ++round) {
     const std::string r = std::to_string(round);
     progress("round " + std::to_string(round + 1) + "/" + std::to_string(opt.rounds) +
-             ": SQLite 1 row/txn, agent 1 producer, SQLite 64 rows/txn, echo server 64 "
+             ": SQLite 1 row/txn, agent 1 producer, SQLite 64 rows/txn (two kinds of ids), echo "
+             "server 64 "
              "clients, agent 64 producers, SQLite 1000 rows/txn, agent 8 producers");
     // Each slice starts on a quiet disk: without settle(), the write-back of the slice before
     // it (a raw SQLite run leaves megabytes dirty) lands in the next one's syncs.
@@ -44,6 +45,9 @@ IngestFigures ingest_rounds(const Options& opt, test::TempDir& root,
     // together the floor for the 64-producer case.
     f.sq64.merge(raw_sqlite(root.file("raw64-" + r + ".db"), 64, slice, 2000000));
     settle();
+    f.sq64_producers.merge(
+        raw_sqlite(root.file("raw64p-" + r + ".db"), 64, slice, 2000000, /*id_runs=*/64));
+    settle();
     f.echo64.merge(echo_case(echo, 64, slice, "e64r" + r));
     settle();
     f.many.merge(ingest_case(agent, broker, 64, slice, "p64r" + r));
@@ -51,7 +55,7 @@ IngestFigures ingest_rounds(const Options& opt, test::TempDir& root,
     f.sq1000.merge(raw_sqlite(root.file("raw1000-" + r + ".db"), 1000, slice, 2000000));
     settle();
     f.eight.merge(ingest_case(agent, broker, 8, slice, "p8r" + r));
-    for (const char* kind : {"raw1-", "raw64-", "raw1000-"}) {
+    for (const char* kind : {"raw1-", "raw64-", "raw64p-", "raw1000-"}) {
       for (const char* suffix : {".db", ".db-wal", ".db-shm"}) {
         std::error_code ec;
         std::filesystem::remove(root.file(kind + r + suffix), ec);

@@ -76,8 +76,9 @@ namespace {
 // transaction at a time and checkpointing when the agent's writer would.
 class RawOutbox {
  public:
-  RawOutbox(const std::string& path, const std::string& id_prefix)
+  RawOutbox(const std::string& path, const std::string& id_prefix, int id_runs = 1)
       : events_{id_prefix},
+        id_runs_(id_runs),
         // Same threshold as the agent's writer; the page size is set below.
         checkpoints_(storage::Outbox::Options{}.checkpoint_bytes) {
     auto opened = storage::open_outbox_database(path, "");
@@ -103,7 +104,8 @@ class RawOutbox {
     check(db_->exec("BEGIN IMMEDIATE"), "begin");
     for (int i = 0; i < rows; ++i, ++seq_) {
       // Alive until run() returns: bound without a copy.
-      const std::string id = events_.id(0, seq_);
+      const int64_t k = seq_ - 1;
+      const std::string id = events_.id(k % id_runs_, k / id_runs_);
       insert_->bind(1, seq_);
       insert_->bind_text(2, id);
       insert_->bind_text(3, kType);
@@ -118,6 +120,8 @@ class RawOutbox {
 
  private:
   EventFactory events_;
+  // Rows take the ids of this many producers in turn, one each, as they reach the agent.
+  int id_runs_;
   storage::CheckpointPolicy checkpoints_;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::Statement> insert_;  // after db_: destroyed before its database
@@ -142,10 +146,10 @@ class CostMeter {
 }  // namespace
 
 SqliteResult raw_sqlite(const std::string& path, int rows_per_txn, double seconds,
-                        int64_t max_rows) {
+                        int64_t max_rows, int id_runs) {
   char prefix[16];
   std::snprintf(prefix, sizeof prefix, "sq%04d", rows_per_txn);
-  RawOutbox db(path, prefix);
+  RawOutbox db(path, prefix, id_runs);
   SqliteResult r;
   r.counted_bytes = db.counted_size();
   const CostMeter cost;

@@ -31,9 +31,11 @@ struct SqliteResult {
 // One prepared storage::kInsertEventSql per row, `rows_per_txn` rows per BEGIN IMMEDIATE ...
 // COMMIT, and a PASSIVE checkpoint when the agent's writer would take one (storage's
 // CheckpointPolicy with the agent's default threshold; SQLite's own auto-checkpoint is off in
-// storage::Database).
+// storage::Database). The ids are those of `id_runs` producers in turn ("<prefix>-<producer>-
+// <n>", as the bench's producers send them): 1 appends every id at one end of the id index; 64
+// puts the rows of a 64-row transaction in 64 places of it, as 64 lock-step producers do.
 SqliteResult raw_sqlite(const std::string& path, int rows_per_txn, double seconds,
-                        int64_t max_rows);
+                        int64_t max_rows, int id_runs = 1);
 
 // The same, one row per transaction, paced at `rate` rows/s for `seconds` (sleeping until each
 // slot of a steady clock): the floor for the agent's CPU and bytes written per event at that
