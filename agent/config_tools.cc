@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "agent/config.h"
+#include "agent/config_envelope.h"
 #include "agent/config_layers.h"
 #include "events/json_nesting.h"
 
@@ -73,7 +74,8 @@ Result<json> parse_layer_json(std::string_view text) {
     j = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
     // Not only parse_error: "1e400" is out_of_range.
-    return Status::invalid_argument(std::string("not valid JSON: ") + e.what());
+    // nlohmann quotes the bytes it last read, which need not be text.
+    return Status::invalid_argument("not valid JSON: " + printable(e.what()));
   }
   if (!j.is_object()) return Status::invalid_argument("must be a JSON object");
   return j;

@@ -30,7 +30,7 @@ void append_identity(const Config& config, std::string_view incarnation,
   out->append(",\"type\":");
   append_json_string(out, e.type);
   out->append(",\"v\":").append(e.contract_version > 0 ? std::to_string(e.contract_version)
-                                                           : "null");
+                                                       : "null");
   out->append(",\"device_id\":");
   append_json_string(out, config.device.id);
   out->append(",\"store_id\":");
@@ -57,13 +57,12 @@ void build_event_payload(const Config& config, std::string_view incarnation,
   out->push_back('"');
   // The box's wall clock was wrong when the event came in (no RTC, not yet synced): say so,
   // rather than let the hub file a sale under 1970.
-  if (e.received_ms < platform::kEarliestPlausibleUnixMs) out->append(",\"received_at_trusted\":false");
+  if (e.received_ms < platform::kEarliestPlausibleUnixMs)
+    out->append(",\"received_at_trusted\":false");
   out->append(",\"data\":").append(e.data).push_back('}');
 }
 
-std::string dead_letter_topic(const Config& config) {
-  return config.topic_base() + "/deadletter";
-}
+std::string dead_letter_topic(const Config& config) { return config.topic_base() + "/deadletter"; }
 
 void build_dead_letter_notice(const Config& config, std::string_view incarnation,
                               const storage::StoredEvent& e, std::string_view reason,
@@ -121,7 +120,8 @@ std::string build_status_payload(const Config& config, const OutboxFacts& outbox
   if (!config.hub.cert_file.empty()) {
     // Read afresh for every status message: a renewed certificate shows without a restart.
     out.append(",\"certificate\":");
-    out.append(events::json_text(certificate_json(config, certificate_facts(config, platform::unix_ms()))));
+    out.append(events::json_text(
+        certificate_json(config, certificate_facts(config, platform::unix_ms()))));
   }
   out.push_back('}');
   return out;

@@ -6,9 +6,9 @@
 #include "agent/event_contract.h"
 #include "events/json_text.h"
 #include "platform/clock.h"
-#include "platform/log.h"
 #include "platform/crypto.h"
 #include "platform/files.h"
+#include "platform/log.h"
 
 namespace edgesync::agent {
 namespace {
@@ -156,11 +156,15 @@ const Config& RemoteConfig::begin_start() {
     // One step down per failed start: the layers before the newest push, then the local file
     // alone. Still unproven: if this start fails too, the next one steps down again.
     const bool to_local = state_.last_good == state_.applied;
-    ConfigRecord r{now, "rolled_back", "", 0,
-                   "the agent did not complete its start with " + versions(state_.applied) +
-                       " (" + std::to_string(state_.failed_starts) + " failed start(s)); back to " +
-                       (to_local ? std::string("the local file alone") : versions(state_.last_good)),
-                   ""};
+    ConfigRecord r{
+        now,
+        "rolled_back",
+        "",
+        0,
+        "the agent did not complete its start with " + versions(state_.applied) + " (" +
+            std::to_string(state_.failed_starts) + " failed start(s)); back to " +
+            (to_local ? std::string("the local file alone") : versions(state_.last_good)),
+        ""};
     platform::log(platform::LogLevel::kWarning, "config_rolled_back",
                   "pushed configuration rolled back: " + r.reason);
     if (to_local) state_.last_good.clear();
@@ -180,7 +184,10 @@ const Config& RemoteConfig::begin_start() {
     state_.last_good.erase(scope);
   }
   if (!built) {
-    ConfigRecord r{now, "rolled_back", "", 0,
+    ConfigRecord r{now,
+                   "rolled_back",
+                   "",
+                   0,
                    "at start, " + versions(state_.applied) + " is not usable: " +
                        built.status().message() + "; back to " + versions(state_.last_good),
                    ""};
@@ -189,8 +196,8 @@ const Config& RemoteConfig::begin_start() {
     state_.probation_since_ms = 0;
     built = build(local_, state_.applied, true, nullptr);
     if (!built) {
-      r.reason += "; that is not usable either (" + built.status().message() +
-                  "): the local file alone";
+      r.reason +=
+          "; that is not usable either (" + built.status().message() + "): the local file alone";
       state_.applied.clear();
       state_.last_good.clear();
       built = local_.config;
@@ -214,8 +221,8 @@ void RemoteConfig::start_completed() {
   if (state_.probation_since_ms > 0) {
     // A restart during probation keeps its deadline (at least 30 s more, to try the hub once):
     // restarting cannot stretch a probation forever.
-    const int64_t left = state_.probation_since_ms + current_.remote_config.probation_s * 1000 -
-                         platform::unix_ms();
+    const int64_t left =
+        state_.probation_since_ms + current_.remote_config.probation_s * 1000 - platform::unix_ms();
     probation_epoch_ = epoch_;
     arm_probation(std::chrono::milliseconds(std::max<int64_t>(left, 30000)));
   }
@@ -263,8 +270,8 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
     return;
   }
   if (!keys_.count(env->key_id)) {
-    return unverified(scope, "unknown key id \"" + env->key_id +
-                                 "\" (not in remote_config.trusted_keys)");
+    return unverified(scope,
+                      "unknown key id \"" + env->key_id + "\" (not in remote_config.trusted_keys)");
   }
   Status s = verify_envelope(*env, keys_, INT64_MIN);  // the signature alone
   if (!s) return unverified(scope, s.message());
@@ -272,9 +279,10 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
   if (env->version <= seen || env->version <= applied_version) {
     return reject(scope, env->version,
                   "replayed or stale: version " + std::to_string(env->version) +
-                      " is not newer than version " + std::to_string(std::max(seen, applied_version)) +
-                      " already " + (applied_version >= seen ? "applied" : "seen") +
-                      " for the " + scope_name(scope) + " scope",
+                      " is not newer than version " +
+                      std::to_string(std::max(seen, applied_version)) + " already " +
+                      (applied_version >= seen ? "applied" : "seen") + " for the " +
+                      scope_name(scope) + " scope",
                   payload);
   }
   const int64_t now = platform::unix_ms();
@@ -292,11 +300,9 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
   }
   // From here the message is the team's own: its version is spent whatever becomes of it.
   state_.seen[scope] = env->version;
-  json layer = json::parse(env->payload, nullptr, false);
-  if (layer.is_discarded()) {
-    return reject(scope, env->version, "payload is not valid JSON", payload);
-  }
-  s = check_pushable(layer);
+  auto layer = parse_layer_json(env->payload);
+  if (!layer) return reject(scope, env->version, "payload: " + layer.status().message(), payload);
+  s = check_pushable(*layer);
   if (!s) return reject(scope, env->version, s.message(), payload);
 
   LayerSet candidate = state_.applied;
@@ -321,10 +327,10 @@ void RemoteConfig::on_message(const std::string& topic, const std::string& paylo
   state_.unproven = true;
   if (change.reconnect) state_.probation_since_ms = now;
   state_.effective_sha256 = config_sha256(*next);
-  state_.record(ConfigRecord{now, "applied", scope_name(scope), env->version,
-                             change.empty() ? "no setting changed"
-                                            : "changed " + join(change.keys, ", "),
-                             state_.effective_sha256});
+  state_.record(
+      ConfigRecord{now, "applied", scope_name(scope), env->version,
+                   change.empty() ? "no setting changed" : "changed " + join(change.keys, ", "),
+                   state_.effective_sha256});
   if (!persist()) {
     // Never run what could not be kept: a restart would come back without it.
     state_ = before;
@@ -356,8 +362,8 @@ void RemoteConfig::unverified(Scope scope, const std::string& reason) {
   // it goes into every health and status message.
   std::string shown = printable(reason.substr(0, kMaxUnverifiedReason));
   if (reason.size() > kMaxUnverifiedReason) shown += "...";
-  state_.last_unverified = ConfigRecord{platform::unix_ms(), "dropped", scope_name(scope), 0,
-                                        std::move(shown), ""};
+  state_.last_unverified =
+      ConfigRecord{platform::unix_ms(), "dropped", scope_name(scope), 0, std::move(shown), ""};
   const auto now = std::chrono::steady_clock::now();
   auto& last = last_unverified_log_[scope];
   if (last.time_since_epoch().count() != 0 && now - last < std::chrono::minutes(1)) return;
@@ -365,8 +371,7 @@ void RemoteConfig::unverified(Scope scope, const std::string& reason) {
   platform::log(platform::LogLevel::kWarning, "config_dropped",
                 std::string("config message on the ") + scope_name(scope) +
                     " topic dropped, not from a trusted key: " + state_.last_unverified->reason +
-                    " (" +
-                    std::to_string(state_.unverified_dropped) +
+                    " (" + std::to_string(state_.unverified_dropped) +
                     " dropped since the agent started; more within a minute are counted, not "
                     "logged)",
                 {{"scope", scope_name(scope)}});
@@ -385,8 +390,8 @@ void RemoteConfig::reject(Scope scope, int64_t version, const std::string& reaso
                     (version ? " v" + std::to_string(version) : std::string()) +
                     "): " + printable(reason),
                 {{"scope", scope_name(scope)}, {"version", std::to_string(version)}});
-  state_.record(ConfigRecord{platform::unix_ms(), "rejected", scope_name(scope), version, reason,
-                             ""});
+  state_.record(
+      ConfigRecord{platform::unix_ms(), "rejected", scope_name(scope), version, reason, ""});
   persist();
   report();
 }
@@ -395,10 +400,10 @@ void RemoteConfig::on_config_channel_up(uint64_t epoch) {
   if (stopped_ || state_.probation_since_ms == 0 || epoch < probation_epoch_) return;
   probation_timer_.cancel();
   state_.probation_since_ms = 0;
-  state_.record(ConfigRecord{platform::unix_ms(), "confirmed", "", 0,
-                             "the hub was reached and granted the config topics with " +
-                                 versions(state_.applied),
-                             state_.effective_sha256});
+  state_.record(ConfigRecord{
+      platform::unix_ms(), "confirmed", "", 0,
+      "the hub was reached and granted the config topics with " + versions(state_.applied),
+      state_.effective_sha256});
   promote_if_proven();
   persist();
   report();
@@ -432,12 +437,14 @@ void RemoteConfig::rollback(const std::string& reason) {
     // Nothing to go back to: stay, and say so (the probation is over either way).
     state_.probation_since_ms = 0;
     state_.record(ConfigRecord{now, "rolled_back", "", 0,
-                               reason + "; cannot roll back: the local file alone is not usable "
-                                        "either (" + next.status().message() + ")",
+                               reason +
+                                   "; cannot roll back: the local file alone is not usable "
+                                   "either (" +
+                                   next.status().message() + ")",
                                state_.effective_sha256});
-    platform::log(platform::LogLevel::kError, "config_rollback_failed",
-                  "cannot roll back: the local file is not usable either: " +
-                      next.status().message());
+    platform::log(
+        platform::LogLevel::kError, "config_rollback_failed",
+        "cannot roll back: the local file is not usable either: " + next.status().message());
     persist();
     report();
     return;
@@ -504,10 +511,10 @@ void RemoteConfig::reload_local() {
     state_.last_good.erase(scope);
   }
   state_.effective_sha256 = config_sha256(*next);
-  state_.record(ConfigRecord{now, "reloaded", "local", 0,
-                             change.empty() ? "no setting changed"
-                                            : "changed " + join(change.keys, ", "),
-                             state_.effective_sha256});
+  state_.record(
+      ConfigRecord{now, "reloaded", "local", 0,
+                   change.empty() ? "no setting changed" : "changed " + join(change.keys, ", "),
+                   state_.effective_sha256});
   persist();
   platform::log(platform::LogLevel::kNotice, "config_reloaded",
                 "configuration reloaded from " + local_path_ + ": " +

@@ -2,6 +2,7 @@
 
 #include "agent/state_file.h"
 #include "events/json_nesting.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 
@@ -98,7 +99,7 @@ Status write_remote_config_state(const std::string& path, const RemoteConfigStat
             {"history", history}};
   if (s.last_rejection) j["last_rejection"] = record_to_json(*s.last_rejection);
   if (s.last_rollback) j["last_rollback"] = record_to_json(*s.last_rollback);
-  return platform::write_file_atomic(path, j.dump(2) + "\n");
+  return platform::write_file_atomic(path, events::json_text(j, 2) + "\n");
 }
 
 Result<RemoteConfigState> read_remote_config_state(const std::string& path) {
@@ -151,10 +152,11 @@ json config_status_json(const Config& config, const RemoteConfigState& s, int64_
       scopes[scope_name(scope)] = nullptr;
       continue;
     }
-    scopes[scope_name(scope)] = {{"version", it->second.version},
-                                 {"key_id", it->second.key_id},
-                                 {"issued_at", platform::format_rfc3339_ms(it->second.issued_at_ms)},
-                                 {"applied_at", platform::format_rfc3339_ms(it->second.applied_at_ms)}};
+    scopes[scope_name(scope)] = {
+        {"version", it->second.version},
+        {"key_id", it->second.key_id},
+        {"issued_at", platform::format_rfc3339_ms(it->second.issued_at_ms)},
+        {"applied_at", platform::format_rfc3339_ms(it->second.applied_at_ms)}};
   }
   json j = {{"device_id", config.device.id},
             {"store_id", config.device.store_id},

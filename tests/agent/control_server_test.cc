@@ -55,41 +55,67 @@ class ControlClient {
   bool connected_ = false;
 };
 
+// The control server's loop on a thread of its own, as the agent's ingest loop: what a handler
+// throws ends the loop and is kept, as it would end the agent. Stopped and joined on
+// destruction, also when an ASSERT returns early.
+class ServerLoop {
+ public:
+  explicit ServerLoop(asio::io_context& io)
+      : io_(io), thread_([this] {
+          auto guard = asio::make_work_guard(io_);
+          try {
+            io_.run();
+          } catch (const std::exception& e) {
+            thrown_ = e.what();
+          }
+        }) {}
+  ~ServerLoop() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  // What a handler threw ("" if nothing), once the loop has ended.
+  std::string thrown() {
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    return thrown_;
+  }
+
+ private:
+  asio::io_context& io_;
+  std::string thrown_;
+  std::thread thread_;
+};
+
 TEST(ControlServer, AStatusThatIsNotUtf8IsAnsweredWithReplacementCharacters) {
   TempPath dir;
   auto box = open_box(options(dir));
   ASSERT_TRUE(box);
   asio::io_context io;
   agent::ControlServer::Handlers handlers;
-  handlers.status = [](std::function<void(json)> reply) {
-    reply({{"hub", {{"last_error", "the broker's certificate is for CN=M\xFCller hub"}}}});
+  // As the agent answers: the figures come back later, posted from the delivery thread, outside
+  // the request's own handling.
+  handlers.status = [&io](std::function<void(json)> reply) {
+    asio::post(io, [reply] {
+      reply({{"hub", {{"last_error", "the broker's certificate is for CN=M\xFCller hub"}}}});
+    });
   };
   agent::ControlServer server(io, dir.file("control.sock"), *box, handlers);
   ASSERT_TRUE(server.start());
-  std::thread loop([&io] {
-    auto guard = asio::make_work_guard(io);
-    io.run();
-  });
+  ServerLoop loop(io);
 
-  {
-    ControlClient client(dir.file("control.sock"));
-    ASSERT_TRUE(client.connected());
-    const std::string text = client.ask(R"({"cmd":"status"})");
-    const json reply = json::parse(text, nullptr, false);
-    ASSERT_TRUE(reply.is_object()) << "no reply, or not JSON: " << text;
-    EXPECT_EQ(reply["status"]["hub"]["last_error"],
-              "the broker's certificate is for CN=M\xEF\xBF\xBDller hub");
-    // The connection, and the agent, carry on.
-    const json again = json::parse(client.ask(R"({"cmd":"nothing"})"), nullptr, false);
-    ASSERT_TRUE(again.is_object());
-    EXPECT_EQ(again.value("error", ""), "unknown_command") << again.dump();
-  }
-
-  asio::post(io, [&] {
-    server.stop();
-    io.stop();
-  });
-  loop.join();
+  ControlClient client(dir.file("control.sock"));
+  ASSERT_TRUE(client.connected());
+  const std::string text = client.ask(R"({"cmd":"status"})");
+  const json reply = json::parse(text, nullptr, false);
+  ASSERT_TRUE(reply.is_object()) << "no reply, or not JSON: \"" << text
+                                 << "\"; the loop ended on: " << loop.thrown();
+  EXPECT_EQ(reply.value("/status/hub/last_error"_json_pointer, std::string()),
+            "the broker's certificate is for CN=M\xEF\xBF\xBDller hub");
+  // The connection, and the agent, carry on.
+  const json again = json::parse(client.ask(R"({"cmd":"nothing"})"), nullptr, false);
+  ASSERT_TRUE(again.is_object());
+  EXPECT_EQ(again.value("error", ""), "unknown_command") << again.dump();
+  EXPECT_EQ(loop.thrown(), "");
 }
 
 }  // namespace

@@ -438,6 +438,32 @@ TEST_F(RemoteConfigMachine, StartAfterACompletedStartKeepsTheAppliedLayers) {
 }
 
 // 7.
+// A layer nested deeper than kMaxConfigNesting is refused when pushed, so only a hand edit of
+// the state file holds one. At start it is dropped with its reason, the others stay applied;
+// it used to be left out of the merge silently while `config show` listed it as applied.
+TEST_F(RemoteConfigMachine, ALayerNestedTooDeepInTheStateFileIsDroppedWithItsReasonAtStart) {
+  // 40 levels: deeper than the bound, shallow enough to sign (signing dumps it recursively).
+  json deep = json::array();
+  for (int i = 0; i < 38; ++i) deep = json::array({std::move(deep)});
+  const AppliedLayer store = applied_layer(kStoreTarget, 3, {{"hub", {{"x", std::move(deep)}}}});
+  const AppliedLayer device = applied_layer(kDeviceTarget, 1, {{"hub", {{"linger_ms", 11}}}});
+  RemoteConfigState s0;
+  s0.applied = {{Scope::kStore, store}, {Scope::kDevice, device}};
+  s0.last_good = s0.applied;
+  s0.seen = {{Scope::kStore, 3}, {Scope::kDevice, 1}};
+  ASSERT_TRUE(write_remote_config_state(state_path(), s0));
+
+  auto rc = make();
+  EXPECT_EQ(rc->begin_start().hub.linger_ms, 11);
+  RemoteConfigState s = state();
+  EXPECT_EQ(s.applied, (LayerSet{{Scope::kDevice, device}}));
+  ASSERT_FALSE(s.history.empty());
+  const ConfigRecord& r = s.history.back();
+  EXPECT_EQ(r.kind, "rejected");
+  EXPECT_EQ(r.scope, "store");
+  EXPECT_TRUE(contains(r.reason, "store v3: payload: nested deeper than 32 levels")) << r.reason;
+}
+
 TEST_F(RemoteConfigMachine, LocalKeyReadableByOthersRollsNothingBack) {
   auto key = platform::crypto::generate_p256_key();
   ASSERT_TRUE(key);

@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "events/seq_ranges.h"
-#include "tests/integration/ask_again.h"
 #include "tests/harness/net_util.h"
+#include "tests/integration/ask_again.h"
 #include "tests/support/events.h"
 #include "tests/support/hub_fixture.h"
 #include "tests/support/producer.h"
@@ -78,7 +78,8 @@ TEST_F(FailoverTest, WithHubUriDownItDeliversThroughTheFallbackAndSaysWhichOne) 
   const std::string log = agent_->log();
   EXPECT_NE(log.find("hub " + dead + ": cannot connect to " + dead + ": connection refused"),
             std::string::npos)
-      << "the failed connect names its cause; log:\n" << log;
+      << "the failed connect names its cause; log:\n"
+      << log;
   EXPECT_NE(log.find("trying " + broker_->uri()), std::string::npos) << log;
   EXPECT_NE(log.find("connected to " + broker_->uri()), std::string::npos) << log;
 }
@@ -120,11 +121,12 @@ TEST_F(FailoverTest, WhenTheBrokerItIsOnStopsItMovesToTheOtherAndNothingIsMissin
       incarnation = e.payload.value("incarnation", "");
     }
     ASSERT_FALSE(incarnation.empty()) << "nothing arrived through the second broker";
-    const int64_t asked = ask_agent_again(*second_hub_, agent_->config(), incarnation, have,
-                                          static_cast<int64_t>(kEvents), "failover-test");
+    const auto asked = ask_agent_again(*second_hub_, agent_->config(), incarnation, have,
+                                       static_cast<int64_t>(kEvents), "failover-test");
     std::printf("asked the agent again for %lld seq(s) the stopped broker had taken\n",
-                static_cast<long long>(asked));
-    ASSERT_TRUE(second_hub_->wait_for(everything_arrived, 60s)) << "the resend did not fill the gap";
+                static_cast<long long>(events::seq_count(asked)));
+    ASSERT_TRUE(second_hub_->wait_for(everything_arrived, 60s))
+        << "the resend did not fill the gap";
   }
   std::set<int64_t> all = seqs_of(*hub_);
   for (int64_t s : seqs_of(*second_hub_)) all.insert(s);

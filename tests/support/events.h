@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,11 @@ std::vector<HubEvent> hub_events(const HubSubscriber::Messages& messages,
 //  - the first arrival of each seq is exactly 1, 2, 3, ... in that order (gap-free and
 //    increasing); later arrivals of a seq are redeliveries and must carry the same id;
 //  - no id arrives with two different seqs.
-// On success *highest (if given) is the highest seq seen.
+// On success *highest (if given) is the highest seq seen. Seqs in `late` (asked for again after
+// a broker lost them) may first arrive after higher ones, or not at all.
 ::testing::AssertionResult first_arrivals_gap_free(const std::vector<HubEvent>& events,
-                                                   int64_t* highest = nullptr);
+                                                   int64_t* highest = nullptr,
+                                                   const std::set<int64_t>& late = {});
 
 // seq -> id of the first arrival of each seq.
 std::map<int64_t, std::string> first_arrival_ids(const std::vector<HubEvent>& events);
