@@ -34,10 +34,14 @@ constexpr int kMaxSyncRefusals = 3;
 
 const char* hub_state_name(HubState s) {
   switch (s) {
-    case HubState::kDisconnected: return "disconnected";
-    case HubState::kConnecting: return "connecting";
-    case HubState::kConnected: return "connected";
-    case HubState::kStopped: return "stopped";
+    case HubState::kDisconnected:
+      return "disconnected";
+    case HubState::kConnecting:
+      return "connecting";
+    case HubState::kConnected:
+      return "connected";
+    case HubState::kStopped:
+      return "stopped";
   }
   return "disconnected";
 }
@@ -205,11 +209,10 @@ void Publisher::connection_down(const std::string& why, bool retry) {
 
   // A connection that was up when it went is spread (a broker restart drops the fleet at
   // once, a second one soon after too); a failed attempt backs off as usual.
-  auto delay = was_connected ? delay_after_loss(attempt_, config_.retry.initial_ms,
-                                                config_.retry.max_ms,
-                                                config_.retry.reconnect_spread_ms, rng_)
-                             : backoff_delay(attempt_, config_.retry.initial_ms,
-                                             config_.retry.max_ms, rng_);
+  auto delay = was_connected
+                   ? delay_after_loss(attempt_, config_.retry.initial_ms, config_.retry.max_ms,
+                                      config_.retry.reconnect_spread_ms, rng_)
+                   : backoff_delay(attempt_, config_.retry.initial_ms, config_.retry.max_ms, rng_);
   ++attempt_;
   const int64_t delay_ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay).count();
   counters_->next_retry_ms.store(platform::unix_ms() + delay_ms, AgentCounters::kRelaxed);
@@ -290,8 +293,9 @@ void Publisher::on_transport_events() {
       case platform::MqttEvent::Kind::kSubscribeFailed:
         if (e.topic == resend_topic_) {
           platform::log(platform::LogLevel::kWarning, "resend_topic_refused",
-                        e.detail + ": the hub cannot ask this box to send lost events again "
-                                   "(the broker's ACL must let it subscribe to " +
+                        e.detail +
+                            ": the hub cannot ask this box to send lost events again "
+                            "(the broker's ACL must let it subscribe to " +
                             resend_topic_ + ")");
           break;
         }
@@ -337,8 +341,8 @@ void Publisher::handle_publish_done(const platform::MqttEvent& e) {
     if (resend_sent_ > 0) --resend_sent_;
     if (e.outcome != platform::PublishOutcome::kDelivered && state_ != HubState::kStopped) {
       const int64_t seq = static_cast<int64_t>(e.tag & ~(kResendTag | kNoticeTag));
-      warn("resend_refused", "seq " + std::to_string(seq) +
-                                 " sent again for the hub, not acknowledged: " + e.detail,
+      warn("resend_refused",
+           "seq " + std::to_string(seq) + " sent again for the hub, not acknowledged: " + e.detail,
            {{"seq", std::to_string(seq)}});
     }
     return;
@@ -457,18 +461,17 @@ void Publisher::refused(size_t index, const platform::MqttEvent& e, bool notice)
   --sent_;
   ++parked_;
   r.parked = true;
-  r.next_try = std::min(
-      r.deadline,
-      now + backoff_delay(r.attempts, config_.retry.initial_ms, config_.retry.max_ms, rng_));
+  r.next_try = std::min(r.deadline, now + backoff_delay(r.attempts, config_.retry.initial_ms,
+                                                        config_.retry.max_ms, rng_));
   if (r.attempts == 0) {
-    platform::log(platform::LogLevel::kWarning, "refused_by_hub",
-                  std::string(notice ? "dead-letter notice for seq " : "seq ") +
-                      std::to_string(seq) + " refused by the hub: " + e.detail +
-                      (notice ? "; retrying until the hub takes it"
-                              : "; retrying for up to " +
-                                    std::to_string(config_.hub.refused_retry_s) +
-                                    " s, the events behind it keep going"),
-                  {{"seq", std::to_string(seq)}, {"reason", e.detail}});
+    platform::log(
+        platform::LogLevel::kWarning, "refused_by_hub",
+        std::string(notice ? "dead-letter notice for seq " : "seq ") + std::to_string(seq) +
+            " refused by the hub: " + e.detail +
+            (notice ? "; retrying until the hub takes it"
+                    : "; retrying for up to " + std::to_string(config_.hub.refused_retry_s) +
+                          " s, the events behind it keep going"),
+        {{"seq", std::to_string(seq)}, {"reason", e.detail}});
   }
   ++r.attempts;
   arm_park_timer();
@@ -593,7 +596,8 @@ void Publisher::count_delivered(const InFlight& slot) {
   counters_->age_at_delivery.observe(static_cast<double>(now_ms - slot.received_ms));
 }
 
-bool Publisher::read_outbox(int64_t after_seq, size_t limit, std::vector<storage::StoredEvent>* out) {
+bool Publisher::read_outbox(int64_t after_seq, size_t limit,
+                            std::vector<storage::StoredEvent>* out) {
   Status s = outbox_.read_pending(after_seq, limit, out);
   if (s) return true;
   platform::log(platform::LogLevel::kError, "storage_error",
@@ -630,8 +634,8 @@ void Publisher::fill() {
     const int64_t seq = buffer_[buffer_pos_].seq;
     if (!send(buffer_[buffer_pos_])) return;  // the connection is being torn down
     if (sent_ == 0) last_progress_ = std::chrono::steady_clock::now();  // the wait starts now
-    inflight_.push_back({seq, Slot::kSent, buffer_[buffer_pos_].received_ms,
-                         std::chrono::steady_clock::now()});
+    inflight_.push_back(
+        {seq, Slot::kSent, buffer_[buffer_pos_].received_ms, std::chrono::steady_clock::now()});
     ++sent_;
     arm_stall_timer();
     read_through_ = seq;
@@ -643,16 +647,16 @@ void Publisher::fill() {
 void Publisher::on_resend_request(const std::string& payload) {
   auto request = events::parse_resend_request(payload);
   if (!request) {
-    platform::log(platform::LogLevel::kWarning, "resend_request_refused",
-                  "a resend request on " + resend_topic_ + " was not read: " +
-                      request.status().message(),
-                  {{"reason", request.status().message()}});
+    platform::log(
+        platform::LogLevel::kWarning, "resend_request_refused",
+        "a resend request on " + resend_topic_ + " was not read: " + request.status().message(),
+        {{"reason", request.status().message()}});
     return;
   }
   if (resend_jobs_.size() >= kMaxResendJobs) {
     platform::log(platform::LogLevel::kWarning, "resend_request_dropped",
-                  "resend request " + request->request_id + " dropped: " +
-                      std::to_string(kMaxResendJobs) +
+                  "resend request " + request->request_id +
+                      " dropped: " + std::to_string(kMaxResendJobs) +
                       " are being answered already (the hub asks again)",
                   {{"request_id", request->request_id}});
     return;
@@ -661,8 +665,8 @@ void Publisher::on_resend_request(const std::string& payload) {
   const auto& asked = job.request();
   platform::log(platform::LogLevel::kNotice, "resend_requested",
                 "the hub asks for seqs " + events::format_ranges(asked.ranges) +
-                    " of incarnation " + asked.incarnation + " again (request " +
-                    asked.request_id + ")",
+                    " of incarnation " + asked.incarnation + " again (request " + asked.request_id +
+                    ")",
                 {{"request_id", asked.request_id},
                  {"incarnation", asked.incarnation},
                  {"seqs", std::to_string(events::seq_count(asked.ranges))}});
@@ -686,9 +690,8 @@ void Publisher::send_resends() {
       continue;
     }
     const size_t room = window_ - sent_ - resend_sent_;
-    const size_t asked =
-        static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(room),
-                                              job.range_last() - job.cursor() + 1));
+    const size_t asked = static_cast<size_t>(
+        std::min<int64_t>(static_cast<int64_t>(room), job.range_last() - job.cursor() + 1));
     if (!read_outbox(job.cursor() - 1, asked, &resend_buffer_)) return;
     to_send.clear();
     job.take(resend_buffer_, asked, &to_send);
@@ -699,27 +702,17 @@ void Publisher::send_resends() {
 }
 
 bool Publisher::send_again(const storage::StoredEvent& ev, ResendJob& job) {
-  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
-                                      ev.contract_version};
   if (!ev.dead_reason.empty()) {
     if (!publish_notice(ev, ev.dead_reason, ev.dead_ms, kResendTag)) return false;
     note_resent();
     return true;
   }
-  build_event_topic(config_, ev, &topic_);
-  build_event_payload(config_, outbox_.incarnation(), ev, &payload_);
-  if (max_packet_ > 0) {
-    const int64_t size = platform::MqttTransport::packet_size(topic_, payload_.size(), who);
-    if (size > max_packet_) {
-      job.not_now(ev.seq);
-      return true;
-    }
+  const platform::PublishIdentity who = build_message(ev);
+  if (oversize(who) > 0) {
+    job.not_now(ev.seq);
+    return true;
   }
-  Status s = transport_->publish(topic_, payload_, who, static_cast<uint64_t>(ev.seq) | kResendTag);
-  if (!s) {
-    publish_not_started(ev.seq, s);
-    return false;
-  }
+  if (!publish_built(who, kResendTag)) return false;
   note_resent();
   return true;
 }
@@ -733,18 +726,18 @@ void Publisher::note_resent() {
 
 void Publisher::publish_resend_reply(const ResendJob& job) {
   const events::ResendReply reply = job.reply(config_.device.store_id, config_.device.id);
-  platform::log(platform::LogLevel::kNotice, "resend_answered",
-                "resend request " + reply.request_id + ": sent again " +
-                    std::to_string(job.resent_count()) + ", pending " +
-                    std::to_string(events::seq_count(reply.pending)) + ", gone " +
-                    std::to_string(job.gone_count()) +
-                    (reply.gone.empty() ? std::string()
-                                        : " (" + events::format_ranges(reply.gone) + ": " +
-                                              reply.gone_reason + ")") +
-                    ", deferred " + std::to_string(events::seq_count(reply.deferred)),
-                {{"request_id", reply.request_id},
-                 {"resent", std::to_string(job.resent_count())},
-                 {"gone", std::to_string(job.gone_count())}});
+  platform::log(
+      platform::LogLevel::kNotice, "resend_answered",
+      "resend request " + reply.request_id + ": sent again " + std::to_string(job.resent_count()) +
+          ", pending " + std::to_string(events::seq_count(reply.pending)) + ", gone " +
+          std::to_string(job.gone_count()) +
+          (reply.gone.empty()
+               ? std::string()
+               : " (" + events::format_ranges(reply.gone) + ": " + reply.gone_reason + ")") +
+          ", deferred " + std::to_string(events::seq_count(reply.deferred)),
+      {{"request_id", reply.request_id},
+       {"resent", std::to_string(job.resent_count())},
+       {"gone", std::to_string(job.gone_count())}});
   Status s = transport_->publish_message(
       events::resend_reply_topic(config_.hub.topic_prefix, config_.device.store_id,
                                  config_.device.id),
@@ -760,35 +753,46 @@ bool Publisher::send(const storage::StoredEvent& ev) {
   }
   if (!ev.dead_reason.empty()) return publish_notice(ev, ev.dead_reason, ev.dead_ms);
   if (ev.seq == sync_refused_seq_ && sync_refusals_ >= kMaxSyncRefusals) {
-    return send_dead_letter(ev, "the MQTT client refused to publish it " +
-                                    std::to_string(sync_refusals_) + " times");
+    return send_dead_letter(
+        ev, "the MQTT client refused to publish it " + std::to_string(sync_refusals_) + " times");
   }
+  const platform::PublishIdentity who = build_message(ev);
+  // A broker disconnects a client that sends a packet over its maximum; sending it would only
+  // repeat that on every reconnect.
+  if (const int64_t size = oversize(who); size > 0) {
+    return send_dead_letter(ev, "the message is " + std::to_string(size) +
+                                    " bytes, over the hub's Maximum Packet Size of " +
+                                    std::to_string(max_packet_) + " bytes");
+  }
+  return publish_built(who, 0);
+}
+
+platform::PublishIdentity Publisher::build_message(const storage::StoredEvent& ev) {
   build_event_topic(config_, ev, &topic_);
   build_event_payload(config_, outbox_.incarnation(), ev, &payload_);
-  const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
-                                      ev.contract_version};
-  if (max_packet_ > 0) {
-    // A broker disconnects a client that sends a packet over its maximum; sending it would
-    // only repeat that on every reconnect.
-    const int64_t size = platform::MqttTransport::packet_size(topic_, payload_.size(), who);
-    if (size > max_packet_) {
-      return send_dead_letter(ev, "the message is " + std::to_string(size) +
-                                      " bytes, over the hub's Maximum Packet Size of " +
-                                      std::to_string(max_packet_) + " bytes");
-    }
-  }
-  Status s = transport_->publish(topic_, payload_, who, static_cast<uint64_t>(ev.seq));
+  return {ev.id, ev.seq, outbox_.incarnation(), ev.type, ev.contract_version};
+}
+
+int64_t Publisher::oversize(const platform::PublishIdentity& who) const {
+  if (max_packet_ <= 0) return 0;
+  const int64_t size = platform::MqttTransport::packet_size(topic_, payload_.size(), who);
+  return size > max_packet_ ? size : 0;
+}
+
+bool Publisher::publish_built(const platform::PublishIdentity& who, uint64_t tag_bits) {
+  Status s = transport_->publish(topic_, payload_, who, static_cast<uint64_t>(who.seq) | tag_bits);
   if (!s) {
-    publish_not_started(ev.seq, s);
+    publish_not_started(who.seq, s);
     return false;
   }
   return true;
 }
 
 bool Publisher::send_dead_letter(const storage::StoredEvent& ev, const std::string& reason) {
-  platform::log(platform::LogLevel::kWarning, "dead_letter",
-                "seq " + std::to_string(ev.seq) + " dead-lettered: " + reason,
-                {{"seq", std::to_string(ev.seq)}, {"id", ev.id}, {"type", ev.type}, {"reason", reason}});
+  platform::log(
+      platform::LogLevel::kWarning, "dead_letter",
+      "seq " + std::to_string(ev.seq) + " dead-lettered: " + reason,
+      {{"seq", std::to_string(ev.seq)}, {"id", ev.id}, {"type", ev.type}, {"reason", reason}});
   counters_->dead_lettered.fetch_add(1, AgentCounters::kRelaxed);
   counters_->dead_letter_window.add(platform::unix_ms());
   const int64_t now_ms = platform::unix_ms();
@@ -804,11 +808,11 @@ bool Publisher::publish_notice(const storage::StoredEvent& ev, const std::string
   build_dead_letter_notice(config_, outbox_.incarnation(), ev, reason, failed_ms, &payload_);
   const platform::PublishIdentity who{ev.id, ev.seq, outbox_.incarnation(), ev.type,
                                       ev.contract_version};
-  if (max_packet_ > 0 &&
-      platform::MqttTransport::packet_size(dead_letter_topic_, payload_.size(), who) > max_packet_) {
+  if (max_packet_ > 0 && platform::MqttTransport::packet_size(dead_letter_topic_, payload_.size(),
+                                                              who) > max_packet_) {
     // A broker with a tiny maximum: the reason is what can give way (the hub keeps the id).
-    build_dead_letter_notice(config_, outbox_.incarnation(), ev, "too large for the hub",
-                             failed_ms, &payload_);
+    build_dead_letter_notice(config_, outbox_.incarnation(), ev, "too large for the hub", failed_ms,
+                             &payload_);
   }
   Status s = transport_->publish(dead_letter_topic_, payload_, who,
                                  static_cast<uint64_t>(ev.seq) | kNoticeTag | tag_bits);
@@ -844,8 +848,8 @@ void Publisher::stop() {
   bool was_connected = state_ == HubState::kConnected;
   set_state(HubState::kStopped, "");
   if (was_connected && transport_) {
-    transport_->publish_retained(
-        status_topic_, build_status_payload(config_, outbox_facts(outbox_), false, "agent stopped"));
+    transport_->publish_retained(status_topic_, build_status_payload(config_, outbox_facts(outbox_),
+                                                                     false, "agent stopped"));
     // Gives outstanding publishes up to 2 s to be acknowledged before the session ends.
     transport_->disconnect(std::chrono::milliseconds(2000));
     on_transport_events();  // take the final acks so the watermark moves past them

@@ -143,11 +143,18 @@ class Publisher {
   // Publishes `ev` (or its dead-letter notice, if it has one or can never fit). False: nothing
   // was started and the connection is being torn down.
   bool send(const storage::StoredEvent& ev);
+  // The event's message, into topic_ and payload_; the identity that goes with it.
+  platform::PublishIdentity build_message(const storage::StoredEvent& ev);
+  // The built message's packet size if it is over the hub's Maximum Packet Size, else 0.
+  int64_t oversize(const platform::PublishIdentity& who) const;
+  // Publishes the built message, tagged with its seq and `tag_bits`. False: paho refused to
+  // start it and the connection is being torn down.
+  bool publish_built(const platform::PublishIdentity& who, uint64_t tag_bits);
   // Dead-letters `ev` with `reason` and publishes the notice in its place.
   bool send_dead_letter(const storage::StoredEvent& ev, const std::string& reason);
   // `tag_bits`: added to the completion's tag (a notice sent again for a resend request).
-  bool publish_notice(const storage::StoredEvent& ev, const std::string& reason,
-                      int64_t failed_ms, uint64_t tag_bits = 0);
+  bool publish_notice(const storage::StoredEvent& ev, const std::string& reason, int64_t failed_ms,
+                      uint64_t tag_bits = 0);
   // A refusal that may clear: park the slot and schedule its retry, or dead-letter it once
   // hub.refused_retry_s has passed since the first refusal.
   void refused(size_t index, const platform::MqttEvent& e, bool notice);
@@ -193,7 +200,7 @@ class Publisher {
   HubState state_ = HubState::kDisconnected;
   uint64_t generation_ = 0;
   size_t window_ = 1;
-  int64_t max_packet_ = 0;  // the broker's Maximum Packet Size; 0: not announced
+  int64_t max_packet_ = 0;         // the broker's Maximum Packet Size; 0: not announced
   std::deque<InFlight> inflight_;  // consecutive seqs from acked_through_ + 1
   size_t sent_ = 0;                // slots in kSent: what the window counts
   std::map<int64_t, Refusal> refused_;
