@@ -16,6 +16,7 @@
 #include "agent/config_layers.h"
 #include "agent/config_tools.h"
 #include "agent/remote_config_state.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/crypto.h"
 #include "platform/files.h"
@@ -245,7 +246,7 @@ int cli_config_verify(const std::string& keys_dir, const std::string& scope,
     out["error"] = error;
   }
   if (as_json) {
-    std::cout << out.dump(2) << "\n";
+    std::cout << events::json_text(out, 2) << "\n";
     return error.empty() ? 0 : 1;
   }
   if (!error.empty()) {
@@ -257,7 +258,7 @@ int cli_config_verify(const std::string& keys_dir, const std::string& scope,
             << env->issued_at << ", "
             << (env->expires_at.empty() ? "no expiry" : "expires " + env->expires_at) << ", "
             << env->payload.size() << " bytes of config\n"
-            << payload.dump(2) << "\n";
+            << events::json_text(payload, 2) << "\n";
   for (const auto& n : notes) {
     std::cerr << me << "note: " << n << " (depends on each box's own file; not checked here)\n";
   }
@@ -323,7 +324,7 @@ int cli_config_show(const std::string& config_path, ConfigView view, bool as_jso
     if (as_json) {
       json arr = json::array();
       for (const auto& r : state.history) arr.push_back(record_json(r));
-      std::cout << arr.dump(2) << "\n";
+      std::cout << events::json_text(arr, 2) << "\n";
       return 0;
     }
     std::vector<std::vector<std::string>> rows = {{"TIME", "KIND", "SCOPE", "VERSION", "REASON"}};
@@ -362,7 +363,7 @@ int cli_config_show(const std::string& config_path, ConfigView view, bool as_jso
       json j = {{"config_file", config_path}, {"remote_config", remote_on},
                 {"layers", layer_list},       {"unusable_layers", unusable},
                 {"settings", settings},       {"effective_sha256", computed_sha}};
-      std::cout << j.dump(2) << "\n";
+      std::cout << events::json_text(j, 2) << "\n";
       return 0;
     }
     std::string from = config_path;
@@ -386,7 +387,7 @@ int cli_config_show(const std::string& config_path, ConfigView view, bool as_jso
     j["pushed"] = pushed;
     j["unproven"] = state.unproven;
     j["failed_starts"] = state.failed_starts;
-    std::cout << j.dump(2) << "\n";
+    std::cout << events::json_text(j, 2) << "\n";
     return 0;
   }
   row("config file", config_path);

@@ -8,6 +8,7 @@
 #include "agent/cli.h"
 #include "agent/contract_diff.h"
 #include "agent/event_contract.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 
 namespace edgesync::agent {
@@ -41,9 +42,10 @@ int cli_contracts_list(const ContractsCliOptions& options, const Config* config,
                      {"title", c.title},
                      {"file", c.file}});
     }
-    std::cout << json({{"contracts", arr},
-                       {"unknown_types", config ? config->ingest.unknown_types : "reject"}})
-                     .dump(2)
+    std::cout << events::json_text(
+                     json({{"contracts", arr},
+                           {"unknown_types", config ? config->ingest.unknown_types : "reject"}}),
+                     2)
               << "\n";
     return 0;
   }
@@ -122,7 +124,8 @@ int cli_contracts_check(const ContractsCliOptions& options, const Config* config
     }
   }
   if (as_json) {
-    std::cout << json({{"lines", lines}, {"failed", failed}, {"results", results}}).dump(2)
+    std::cout << events::json_text(
+                     json({{"lines", lines}, {"failed", failed}, {"results", results}}), 2)
               << "\n";
   } else {
     std::cout << lines << " lines, " << failed << " refused\n";
@@ -158,11 +161,10 @@ int cli_contracts_diff(const std::string& old_file, const std::string& new_file,
     for (const auto& c : changes) {
       arr.push_back({{"path", c.path}, {"breaking", c.breaking}, {"what", c.what}});
     }
-    std::cout << json({{"changes", arr}, {"breaking", breaking}}).dump(2) << "\n";
+    std::cout << events::json_text(json({{"changes", arr}, {"breaking", breaking}}), 2) << "\n";
   } else {
     for (const auto& c : changes) {
-      std::cout << (c.breaking ? "BREAKING   " : "compatible ") << c.path << ": " << c.what
-                << "\n";
+      std::cout << (c.breaking ? "BREAKING   " : "compatible ") << c.path << ": " << c.what << "\n";
     }
     std::cout << changes.size() << " changes, " << breaking
               << (breaking == 1 ? " breaking" : " breaking")

@@ -16,6 +16,7 @@
 #include "agent/cli_format.h"
 #include "agent/doctor_checks.h"
 #include "agent/version.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 
 namespace edgesync::agent {
@@ -88,7 +89,7 @@ void print_json(const std::vector<Check>& checks, bool ok) {
                    {"fix", c.fix}});
   }
   nlohmann::json j = {{"version", 1}, {"ok", ok}, {"checks", std::move(arr)}};
-  std::cout << j.dump(2) << "\n";
+  std::cout << events::json_text(j, 2) << "\n";
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "agent/state_file.h"
 #include "agent/version.h"
 #include "events/json_nesting.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "storage/outbox_export.h"
@@ -147,14 +148,14 @@ int cli_export(const Config& config, const std::string& out, const std::string& 
   }
 
   const json summary = summary_json(config, out, since, cutoff, now, *figures);
-  Status s = storage::write_new_private_file(summary_path, summary.dump(2) + "\n");
+  Status s = storage::write_new_private_file(summary_path, events::json_text(summary, 2) + "\n");
   if (!s) {
     std::cerr << me << "the copy " << out
               << " is complete, but its summary is not: " << s.to_string() << "\n";
     return 1;
   }
   if (as_json) {
-    std::cout << summary.dump(2) << "\n";
+    std::cout << events::json_text(summary, 2) << "\n";
   } else {
     print_summary(summary, summary_path);
   }

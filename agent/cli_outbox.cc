@@ -15,6 +15,7 @@
 #include "agent/config_tools.h"
 #include "agent/remote_config.h"
 #include "agent/remote_config_state.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "storage/outbox_query.h"
 
@@ -261,7 +262,7 @@ class TailPrinter {
     if (json_) {
       json j = {{"event", event}};
       j.update(fields);
-      emit(j.dump());
+      emit(events::json_text(j));
     } else {
       emit(text);
     }
@@ -321,7 +322,7 @@ int cli_outbox_list(const Config& config, const OutboxListOptions& options, bool
                      {"state", state_of(e, pos.delivered_seq)},
                      {"data", data_json(e.data)}});
     }
-    std::cout << arr.dump(2) << "\n";
+    std::cout << events::json_text(arr, 2) << "\n";
     return 0;
   }
   std::printf("%-10s %-11s %-24s %-26s %s\n", "SEQ", "STATE", "RECEIVED", "TYPE", "ID");
@@ -388,7 +389,7 @@ int cli_outbox_show(const Config& config, const std::string& what, bool as_json)
       } else {
         j["id"] = id;
       }
-      std::cout << j.dump(2) << "\n";
+      std::cout << events::json_text(j, 2) << "\n";
     } else {
       std::cout << text << "\n";
     }
@@ -420,7 +421,7 @@ int cli_outbox_show(const Config& config, const std::string& what, bool as_json)
                           {"announced", r->announced},
                           {"refused_on_arrival", e.seq < 0}};
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << events::json_text(j, 2) << "\n";
     return 0;
   }
   print_field("seq", std::to_string(e.seq));
@@ -433,7 +434,7 @@ int cli_outbox_show(const Config& config, const std::string& what, bool as_json)
   if (!e.trace_id.empty()) print_field("trace id", e.trace_id);
   print_field("state", state_text(*r, now));
   print_field("incarnation", p.incarnation);
-  std::cout << "data\n" << data_json(e.data).dump(2) << "\n";
+  std::cout << "data\n" << events::json_text(data_json(e.data), 2) << "\n";
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "agent/control_client.h"
 #include "agent/control_protocol.h"
 #include "agent/state_file.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "storage/outbox.h"
@@ -147,7 +148,7 @@ int cli_repair(const Config& config, const storage::RepairRequest& request, int6
   const bool ok = answer.value("ok", false);
   if (as_json) {
     answer["via"] = via_agent ? "agent" : "database";
-    std::cout << answer.dump(2) << "\n";
+    std::cout << events::json_text(answer, 2) << "\n";
   } else {
     print_human(request, answer, via_agent);
   }

@@ -19,6 +19,7 @@
 #include "agent/spool_names.h"
 #include "agent/state_file.h"
 #include "agent/verdict.h"
+#include "events/json_text.h"
 #include "platform/clock.h"
 #include "platform/files.h"
 #include "storage/outbox.h"
@@ -295,7 +296,7 @@ int cli_status(const Config& local, bool as_json) {
     j["certificate"] = certificate_json(config, cert);
     j["spool"] = spool_json(config);
     j["live"] = live;
-    std::cout << j.dump(2) << "\n";
+    std::cout << events::json_text(j, 2) << "\n";
     return exit_code;
   }
 
@@ -389,7 +390,7 @@ int cli_dead_letters(const Config& config, size_t limit, bool as_json) {
                      {"failed_at", platform::format_rfc3339_ms(d.failed_ms)},
                      {"data", std::move(data)}});
     }
-    std::cout << arr.dump(2) << "\n";
+    std::cout << events::json_text(arr, 2) << "\n";
     return 0;
   }
   std::printf("%-10s %-24s %-26s %-38s %s\n", "SEQ", "FAILED", "TYPE", "ID", "REASON");

@@ -221,6 +221,38 @@ TEST_F(OutboxViewsTest, ListingFiltersByTypePrefixAndAge) {
   EXPECT_EQ(cli({"outbox", "--type", "p*s.sale"}).exit_code(), 2);
 }
 
+// A damaged or hand-edited outbox can hold text that is not UTF-8 (the agent stores only what
+// it validated). The technician's views print it with U+FFFD in its place; the CLI must not end
+// on it half-way through a listing.
+TEST_F(OutboxViewsTest, TextThatIsNotUtf8InAnOutboxRowIsShownNotFatal) {
+  agent_->start();
+  {
+    Producer producer(agent_->socket_path());
+    send(producer, {make_request("u-1", "pos.sale", json{{"n", 1}})});
+  }
+  ASSERT_TRUE(agent_->terminate(15s).has_value());
+  {
+    auto db = storage::Database::open(agent_->config().storage_path, storage::Database::Options{});
+    ASSERT_TRUE(db) << db.status().to_string();
+    ASSERT_TRUE(
+        (*db)->exec("UPDATE events SET id = CAST(X'752DFC31' AS TEXT), "
+                    "type = CAST(X'706F732EFC' AS TEXT) WHERE id = 'u-1'"));
+  }
+  const std::string id = "u-\xEF\xBF\xBD" "1";
+  auto listed = cli({"outbox", "--all", "--json"});
+  EXPECT_EQ(listed.exit_code(), 0) << listed.describe();
+  const json arr = json::parse(listed.out, nullptr, false);
+  ASSERT_TRUE(arr.is_array() && arr.size() == 1) << listed.describe();
+  EXPECT_EQ(arr[0].value("id", ""), id);
+  EXPECT_EQ(arr[0].value("type", ""), "pos.\xEF\xBF\xBD");
+  auto table = cli({"outbox", "--all"});
+  EXPECT_EQ(table.exit_code(), 0) << table.describe();
+  int code = -1;
+  const json shown = show("1", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(shown.value("id", ""), id) << shown.dump();
+}
+
 TEST_F(OutboxViewsTest, TailFollowsAcceptanceThenDeliveryAndAReplacedOutbox) {
   broker_->stop();
   // Started before the agent ever ran: there is no outbox yet.
