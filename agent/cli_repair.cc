@@ -168,7 +168,7 @@ int cli_log_level(const Config& config, const std::string& level, bool as_json) 
     return 1;
   }
   if (as_json) {
-    std::cout << reply->dump(2) << "\n";
+    std::cout << events::json_text(*reply, 2) << "\n";
   } else if (reply->value("ok", false)) {
     std::cout << "log level " << reply->value("was", "?") << " -> " << reply->value("level", "?")
               << " until the agent restarts or reloads its configuration\n";

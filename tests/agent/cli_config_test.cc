@@ -52,6 +52,24 @@ TEST(ParseLayerJson, OneObjectWithoutComments) {
   EXPECT_FALSE(parse_layer_json("{\"x\": 1e400}"));
 }
 
+// nlohmann quotes the token it last read: for an unterminated string, nearly the whole payload.
+// The reason goes to the log, the history and the hub's config status: it is cut, and printable.
+TEST(ParseLayerJson, AParseErrorIsCutAndPrintable) {
+  auto long_token = parse_layer_json("{\"hub\": \"" + std::string(10000, 'a'));
+  ASSERT_FALSE(long_token);
+  const std::string& m = long_token.status().message();
+  EXPECT_LT(m.size(), 300u) << m.size();
+  EXPECT_EQ(m.compare(0, 15, "not valid JSON:"), 0) << m;
+  EXPECT_EQ(m.substr(m.size() - 3), "...") << m;
+
+  auto latin1 = parse_layer_json("{\"hub\": \"M\xFCller\"}");
+  ASSERT_FALSE(latin1);
+  const std::string& n = latin1.status().message();
+  EXPECT_TRUE(std::all_of(n.begin(), n.end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7F;
+  })) << n;
+}
+
 // Only a hand-edited state file holds such a layer (a push of it is refused): `config show` lists
 // it as not usable and the agent leaves it out, where it was merged into nothing silently before.
 TEST(ParseLayerJson, ALayerNestedTooDeepIsRefusedWithAMessage) {

@@ -437,12 +437,11 @@ TEST_F(RemoteConfigMachine, StartAfterACompletedStartKeepsTheAppliedLayers) {
   EXPECT_EQ(s.last_good, (LayerSet{{Scope::kDevice, v2}}));  // through a start: known good
 }
 
-// 7.
 // A layer nested deeper than kMaxConfigNesting is refused when pushed, so only a hand edit of
 // the state file holds one. At start it is dropped with its reason, the others stay applied;
 // it used to be left out of the merge silently while `config show` listed it as applied.
 TEST_F(RemoteConfigMachine, ALayerNestedTooDeepInTheStateFileIsDroppedWithItsReasonAtStart) {
-  // 40 levels: deeper than the bound, shallow enough to sign (signing dumps it recursively).
+  // 41 levels: deeper than the bound, shallow enough to sign (signing dumps it recursively).
   json deep = json::array();
   for (int i = 0; i < 38; ++i) deep = json::array({std::move(deep)});
   const AppliedLayer store = applied_layer(kStoreTarget, 3, {{"hub", {{"x", std::move(deep)}}}});
@@ -464,6 +463,7 @@ TEST_F(RemoteConfigMachine, ALayerNestedTooDeepInTheStateFileIsDroppedWithItsRea
   EXPECT_TRUE(contains(r.reason, "store v3: payload: nested deeper than 32 levels")) << r.reason;
 }
 
+// 7.
 TEST_F(RemoteConfigMachine, LocalKeyReadableByOthersRollsNothingBack) {
   auto key = platform::crypto::generate_p256_key();
   ASSERT_TRUE(key);

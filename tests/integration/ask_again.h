@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ inline std::vector<events::SeqRange> ask_agent_again(HubSubscriber& via, const A
   request.incarnation = incarnation;
   request.ranges = have.missing(1, last);
   if (request.ranges.size() > events::kMaxResendRanges) {
+    std::printf("asking for the first %zu of %zu missing ranges only (a box takes no more)\n",
+                events::kMaxResendRanges, request.ranges.size());
     request.ranges.resize(events::kMaxResendRanges);
   }
   if (request.ranges.empty()) return {};
