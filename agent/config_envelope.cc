@@ -60,11 +60,11 @@ Result<ConfigEnvelope> parse_envelope(std::string_view text) {
   }
   e.version = v->get<int64_t>();
   std::string payload_b64, sig_b64;
-  for (Status s : {text_member("issued_at", true, &e.issued_at),
-                   text_member("expires_at", false, &e.expires_at),
-                   text_member("payload", true, &payload_b64),
-                   text_member("key_id", true, &e.key_id), text_member("target", true, &e.target),
-                   text_member("sig", true, &sig_b64)}) {
+  for (Status s :
+       {text_member("issued_at", true, &e.issued_at),
+        text_member("expires_at", false, &e.expires_at), text_member("payload", true, &payload_b64),
+        text_member("key_id", true, &e.key_id), text_member("target", true, &e.target),
+        text_member("sig", true, &sig_b64)}) {
     if (!s) return s;
   }
   if (!is_valid_name(e.key_id)) return bad("key_id: 1-64 of A-Z a-z 0-9 . _ -");
@@ -95,8 +95,7 @@ Result<TrustedKeys> load_trusted_keys(const std::map<std::string, std::string>& 
   for (const auto& [id, file] : files) {
     auto pem = platform::read_file(file);
     if (!pem) {
-      return Status::invalid_argument("remote_config.trusted_keys." + id + ": cannot read " +
-                                      file);
+      return Status::invalid_argument("remote_config.trusted_keys." + id + ": cannot read " + file);
     }
     keys[id] = std::move(*pem);
   }
@@ -127,10 +126,11 @@ bool is_valid_target(std::string_view target) {
   return is_valid_name(target.substr(0, slash)) && is_valid_name(target.substr(slash + 1));
 }
 
-std::string printable(std::string_view text) {
+std::string printable(std::string_view text, size_t max_bytes) {
   std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
+  const std::string_view shown = text.substr(0, max_bytes);
+  out.reserve(shown.size());
+  for (unsigned char c : shown) {
     if (c >= 0x20 && c < 0x7f) {
       out.push_back(static_cast<char>(c));
     } else {
@@ -139,6 +139,7 @@ std::string printable(std::string_view text) {
       out += buf;
     }
   }
+  if (shown.size() < text.size()) out += "...";
   return out;
 }
 

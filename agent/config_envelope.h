@@ -29,10 +29,10 @@ struct ConfigEnvelope {
   int64_t version = 0;
   int64_t issued_at_ms = 0;
   std::optional<int64_t> expires_at_ms;
-  std::string issued_at;  // as sent
+  std::string issued_at;   // as sent
   std::string expires_at;  // as sent; empty when absent
-  std::string target;     // "fleet", "<store_id>" or "<store_id>/<device_id>"
-  std::string payload;    // the config JSON bytes (decoded from base64)
+  std::string target;      // "fleet", "<store_id>" or "<store_id>/<device_id>"
+  std::string payload;     // the config JSON bytes (decoded from base64)
   std::string key_id;
   std::string signature;  // DER (decoded from base64)
   std::string canonical;  // the bytes the signature covers
@@ -65,6 +65,7 @@ bool is_valid_target(std::string_view target);
 
 // `text` with control characters and bytes outside printable ASCII as \xNN: what a message from
 // outside may be logged as without forging lines.
-std::string printable(std::string_view text);
+// With `max_bytes`: only the first that many bytes of `text`, and "..." when it was longer.
+std::string printable(std::string_view text, size_t max_bytes = std::string_view::npos);
 
 }  // namespace edgesync::agent

@@ -76,10 +76,7 @@ Result<json> parse_layer_json(std::string_view text) {
     // Not only parse_error: "1e400" is out_of_range. nlohmann quotes the token it last read,
     // which need not be text and can be most of the payload (an unterminated string): the
     // reason goes to the log, the history and the hub, so it is cut.
-    constexpr size_t kMaxShown = 200;
-    const std::string what = e.what();
-    return Status::invalid_argument("not valid JSON: " + printable(what.substr(0, kMaxShown)) +
-                                    (what.size() > kMaxShown ? "..." : ""));
+    return Status::invalid_argument("not valid JSON: " + printable(e.what(), 200));
   }
   if (!j.is_object()) return Status::invalid_argument("must be a JSON object");
   return j;

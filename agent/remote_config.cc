@@ -360,8 +360,7 @@ void RemoteConfig::unverified(Scope scope, const std::string& reason) {
   ++state_.unverified_dropped;
   // Anybody may publish there: the reason (which can quote the message) is cut short before
   // it goes into every health and status message.
-  std::string shown = printable(reason.substr(0, kMaxUnverifiedReason));
-  if (reason.size() > kMaxUnverifiedReason) shown += "...";
+  std::string shown = printable(reason, kMaxUnverifiedReason);
   state_.last_unverified =
       ConfigRecord{platform::unix_ms(), "dropped", scope_name(scope), 0, std::move(shown), ""};
   const auto now = std::chrono::steady_clock::now();
